@@ -1,0 +1,67 @@
+// Batched C[b] = act(op(A[b]) · op(B[b]) + bias), op = optional transpose, expressed through strides.
+// Each invocation computes a 4×4 block of C in registers (workgroup barriers are slow on llvmpipe).
+// act: 0 none, 1 relu, 2 exact gelu. Batch strides of 0 broadcast an operand (e.g. a weight) over the batch.
+
+struct P {
+  M: u32, N: u32, K: u32, hasBias: u32,
+  sAb: u32, sAm: u32, sAk: u32, act: u32,
+  sBb: u32, sBk: u32, sBn: u32, _pad: u32,
+}
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> A: array<f32>;
+@group(0) @binding(2) var<storage, read> B: array<f32>;
+@group(0) @binding(3) var<storage, read> Bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> C: array<f32>;
+
+fn erf_(x: f32) -> f32 {
+  let t = 1.0 / (1.0 + 0.3275911 * abs(x));
+  let y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * exp(-x * x);
+  return select(-y, y, x >= 0.0);
+}
+
+fn activate(x: f32) -> f32 {
+  switch p.act {
+    case 1u: { return max(x, 0.0); }
+    case 2u: { return 0.5 * x * (1.0 + erf_(x * 0.70710678118654752)); }
+    default: { return x; }
+  }
+}
+
+@compute @workgroup_size(8, 8, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let n0 = gid.x * 4u;
+  let m0 = gid.y * 4u;
+  let b = gid.z;
+  if (m0 >= p.M || n0 >= p.N) { return; }
+  let aBase = b * p.sAb;
+  let bBase = b * p.sBb;
+  // clamp indices so loads stay in bounds; out-of-range results are simply not stored
+  var am: array<u32, 4>;
+  var bn: array<u32, 4>;
+  for (var i = 0u; i < 4u; i++) {
+    am[i] = aBase + min(m0 + i, p.M - 1u) * p.sAm;
+    bn[i] = bBase + min(n0 + i, p.N - 1u) * p.sBn;
+  }
+  var acc: array<vec4<f32>, 4>;
+  for (var k = 0u; k < p.K; k++) {
+    let ak = k * p.sAk;
+    let bk = k * p.sBk;
+    let bv = vec4<f32>(B[bn[0] + bk], B[bn[1] + bk], B[bn[2] + bk], B[bn[3] + bk]);
+    acc[0] += A[am[0] + ak] * bv;
+    acc[1] += A[am[1] + ak] * bv;
+    acc[2] += A[am[2] + ak] * bv;
+    acc[3] += A[am[3] + ak] * bv;
+  }
+  let cBase = b * p.M * p.N;
+  for (var i = 0u; i < 4u; i++) {
+    let m = m0 + i;
+    if (m >= p.M) { break; }
+    for (var j = 0u; j < 4u; j++) {
+      let n = n0 + j;
+      if (n >= p.N) { break; }
+      var v = acc[i][j];
+      if (p.hasBias != 0u) { v += Bias[n]; }
+      C[cBase + m * p.N + n] = activate(v);
+    }
+  }
+}

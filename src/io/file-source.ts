@@ -1,0 +1,100 @@
+// Node-only ByteSource over a local file, and checkpoint-folder helpers.
+// Safetensors format: https://github.com/huggingface/safetensors
+// Reads are positional (FileHandle.read at an offset) so multi-GB checkpoints
+// are never held in memory whole; only the tensors asked for are read.
+
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import {
+  INDEX_FILE,
+  SINGLE_FILE,
+  SafetensorsCheckpoint,
+  SafetensorsFile,
+  checkRange,
+  type ByteSource,
+  type Bytes,
+  type CheckpointFolder,
+} from './safetensors.ts';
+
+export class FileSource implements ByteSource {
+  readonly label: string;
+  private handle: Promise<fsp.FileHandle> | undefined;
+  private cachedSize: number | undefined;
+
+  constructor(readonly path: string) {
+    this.label = path;
+  }
+
+  /** Opened on first use, so constructing a FileSource never fails or leaks. */
+  private open(): Promise<fsp.FileHandle> {
+    this.handle ??= fsp.open(this.path, 'r');
+    return this.handle;
+  }
+
+  async size(): Promise<number> {
+    this.cachedSize ??= (await (await this.open()).stat()).size;
+    return this.cachedSize;
+  }
+
+  async read(offset: number, length: number): Promise<Bytes> {
+    checkRange(offset, length);
+    const fh = await this.open();
+    // A fresh Uint8Array (not a pooled Buffer) starts at byteOffset 0, so typed views over it are aligned.
+    const out = new Uint8Array(length);
+    let done = 0;
+    while (done < length) {
+      // read() may return fewer bytes than asked; loop until full or end of file.
+      const { bytesRead } = await fh.read(out, done, length - done, offset + done);
+      if (bytesRead === 0) {
+        throw new Error(`${this.path}: unexpected end of file reading ${length} bytes at offset ${offset} (got ${done})`);
+      }
+      done += bytesRead;
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    const h = this.handle;
+    this.handle = undefined;
+    // A handle that never opened (e.g. missing file) has nothing to close.
+    const fh = await h?.catch(() => undefined);
+    await fh?.close();
+  }
+}
+
+/** A checkpoint folder on local disk. */
+export function dirFolder(dir: string): CheckpointFolder {
+  return {
+    label: dir,
+    source: (fileName) => new FileSource(path.join(dir, fileName)),
+    async readText(fileName) {
+      try {
+        return await fsp.readFile(path.join(dir, fileName), 'utf8');
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+        throw e;
+      }
+    },
+  };
+}
+
+/** Opens one .safetensors file from disk. */
+export function openSafetensorsFile(file: string): Promise<SafetensorsFile> {
+  return SafetensorsFile.open(new FileSource(file), file);
+}
+
+/**
+ * Opens the checkpoint in a local folder: model.safetensors.index.json (sharded)
+ * if present, else model.safetensors. `dir` may also name a .safetensors or
+ * .index.json file directly.
+ */
+export async function openCheckpointDir(dir: string): Promise<SafetensorsCheckpoint> {
+  const st = await fsp.stat(dir);
+  if (st.isFile()) return SafetensorsCheckpoint.open(dirFolder(path.dirname(dir)), path.basename(dir));
+  const files = await fsp.readdir(dir);
+  for (const entry of [INDEX_FILE, SINGLE_FILE]) {
+    if (files.includes(entry)) return SafetensorsCheckpoint.open(dirFolder(dir), entry);
+  }
+  const shown = files.length ? files.sort().slice(0, 20).join(', ') + (files.length > 20 ? ', ...' : '') : '(empty)';
+  throw new Error(`${dir}: no ${INDEX_FILE} or ${SINGLE_FILE} here; the folder holds: ${shown}`);
+}

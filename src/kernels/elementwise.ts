@@ -1,0 +1,312 @@
+// Element-wise ops, declared as data: each unary op is a WGSL expression for its forward and one for its
+// backward, from which the kernels are generated. Binary ops broadcast (numpy rules, rank ≤ 6) and reduce
+// their gradients back to each input's shape with `sumTo`.
+
+import { Tensor, type Shape, numel } from '../tensor.js';
+import { f32, type Runtime } from '../runtime.js';
+import { record } from '../train/tape.js';
+
+const WG = 256;
+const MAX_RANK = 6;
+
+/** Flat index of this invocation over a 2-D grid of 256-wide workgroups. */
+const INDEX = `let i = gid.x + gid.y * nwg.x * ${WG}u;`;
+
+export function launch1d(rt: Runtime, n: number): [number, number] {
+  return rt.grid(Math.ceil(n / WG));
+}
+
+// ---- unary ----
+
+interface UnaryDef {
+  /** y from x (and params a, b). */
+  fwd: string;
+  /** dx from x, y, dy (and params a, b); null when the op is not differentiable. */
+  bwd: string | null;
+  /** Extra WGSL functions the expressions use. */
+  lib?: string;
+}
+
+const ERF = `
+// erf with |error| < 1.5e-7 (Abramowitz & Stegun 7.1.26): exact GELU needs erf, which WGSL lacks.
+fn erf_(x: f32) -> f32 {
+  let t = 1.0 / (1.0 + 0.3275911 * abs(x));
+  let y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * exp(-x * x);
+  return select(-y, y, x >= 0.0);
+}`;
+
+export const UNARY = {
+  neg: { fwd: '-x', bwd: '-dy' },
+  relu: { fwd: 'max(x, 0.0)', bwd: 'select(0.0, dy, x > 0.0)' },
+  // exact (erf) GELU, as MusicGen's decoder uses
+  gelu: { fwd: '0.5 * x * (1.0 + erf_(x * 0.70710678118654752))', bwd: 'dy * (0.5 * (1.0 + erf_(x * 0.70710678118654752)) + x * 0.39894228040143268 * exp(-0.5 * x * x))', lib: ERF },
+  // ELU with alpha = a
+  elu: { fwd: 'select(a * (exp(x) - 1.0), x, x > 0.0)', bwd: 'select(dy * (y + a), dy, x > 0.0)' },
+  tanh: { fwd: 'tanh(x)', bwd: 'dy * (1.0 - y * y)' },
+  sigmoid: { fwd: '1.0 / (1.0 + exp(-x))', bwd: 'dy * y * (1.0 - y)' },
+  exp: { fwd: 'exp(x)', bwd: 'dy * y' },
+  log: { fwd: 'log(x)', bwd: 'dy / x' },
+  sqrt: { fwd: 'sqrt(x)', bwd: 'dy * 0.5 / y' },
+  square: { fwd: 'x * x', bwd: 'dy * 2.0 * x' },
+  abs: { fwd: 'abs(x)', bwd: 'dy * sign(x)' },
+  /** a·x + b */
+  affine: { fwd: 'a * x + b', bwd: 'a * dy' },
+  /** x^a */
+  pow: { fwd: 'pow(x, a)', bwd: 'dy * a * pow(x, a - 1.0)' },
+  clamp: { fwd: 'clamp(x, a, b)', bwd: 'select(0.0, dy, x >= a && x <= b)' },
+} satisfies Record<string, UnaryDef>;
+export type UnaryOp = keyof typeof UNARY;
+
+function unaryForwardCode(op: UnaryOp): string {
+  const d: UnaryDef = UNARY[op];
+  return `${d.lib ?? ''}
+struct P { n: u32, a: f32, b: f32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  ${INDEX}
+  if (i >= p.n) { return; }
+  let x = X[i]; let a = p.a; let b = p.b;
+  Y[i] = ${d.fwd};
+}`;
+}
+
+function unaryBackwardCode(op: UnaryOp): string {
+  const d: UnaryDef = UNARY[op];
+  return `${d.lib ?? ''}
+struct P { n: u32, a: f32, b: f32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read> Y: array<f32>;
+@group(0) @binding(3) var<storage, read> DY: array<f32>;
+@group(0) @binding(4) var<storage, read_write> DX: array<f32>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  ${INDEX}
+  if (i >= p.n) { return; }
+  let x = X[i]; let y = Y[i]; let dy = DY[i]; let a = p.a; let b = p.b;
+  _ = x; _ = y;
+  DX[i] = ${d.bwd};
+}`;
+}
+
+function checkF32(name: string, ...ts: Tensor[]): void {
+  for (const t of ts) if (t.dtype !== 'f32') throw new Error(`${name}: expects f32 tensors, got ${t.dtype}`);
+}
+
+/** Applies a unary op; `a` and `b` are the op's scalar parameters where it has them. */
+export function unary(op: UnaryOp, x: Tensor, a = 0, b = 0): Tensor {
+  checkF32(op, x);
+  const rt = x.rt;
+  const y = Tensor.empty(x.shape, 'f32', rt);
+  rt.dispatch({
+    shader: `unary_${op}`,
+    code: unaryForwardCode(op),
+    params: [x.size, f32(a), f32(b)],
+    bindings: [x.binding(), y.binding()],
+    workgroups: launch1d(rt, x.size),
+  });
+  return record(op, y, [x], (dy) => {
+    const dx = Tensor.empty(x.shape, 'f32', rt);
+    rt.dispatch({
+      shader: `unary_${op}_bwd`,
+      code: unaryBackwardCode(op),
+      params: [x.size, f32(a), f32(b)],
+      bindings: [x.binding(), y.binding(), dy.binding(), dx.binding()],
+      workgroups: launch1d(rt, x.size),
+    });
+    return [dx];
+  }, [y]);
+}
+
+export const relu = (x: Tensor): Tensor => unary('relu', x);
+export const gelu = (x: Tensor): Tensor => unary('gelu', x);
+export const elu = (x: Tensor, alpha = 1): Tensor => unary('elu', x, alpha);
+export const tanh = (x: Tensor): Tensor => unary('tanh', x);
+export const sigmoid = (x: Tensor): Tensor => unary('sigmoid', x);
+export const exp = (x: Tensor): Tensor => unary('exp', x);
+export const log = (x: Tensor): Tensor => unary('log', x);
+export const sqrt = (x: Tensor): Tensor => unary('sqrt', x);
+export const neg = (x: Tensor): Tensor => unary('neg', x);
+export const square = (x: Tensor): Tensor => unary('square', x);
+/** s·x + t */
+export const affine = (x: Tensor, s: number, t = 0): Tensor => unary('affine', x, s, t);
+export const scale = (x: Tensor, s: number): Tensor => unary('affine', x, s, 0);
+
+// ---- binary, broadcasting ----
+
+export type BinaryOp = 'add' | 'sub' | 'mul' | 'div' | 'maximum';
+const BINARY_EXPR: Record<BinaryOp, string> = {
+  add: 'a + b', sub: 'a - b', mul: 'a * b', div: 'a / b', maximum: 'max(a, b)',
+};
+
+export function broadcastShapes(a: Shape, b: Shape): number[] {
+  const r = Math.max(a.length, b.length);
+  const out: number[] = [];
+  for (let i = 0; i < r; i++) {
+    const da = a[a.length - r + i] ?? 1;
+    const db = b[b.length - r + i] ?? 1;
+    if (da !== db && da !== 1 && db !== 1) {
+      throw new Error(`cannot broadcast [${a.join(', ')}] with [${b.join(', ')}]`);
+    }
+    out.push(da === 1 ? db : da);
+  }
+  return out;
+}
+
+/** Strides of `shape` seen through the broadcast `out` shape (0 along broadcast dims), padded to MAX_RANK. */
+function broadcastStrides(shape: Shape, out: Shape): number[] {
+  const r = out.length;
+  const strides = new Array<number>(r).fill(0);
+  let s = 1;
+  for (let i = r - 1; i >= 0; i--) {
+    const d = shape[shape.length - r + i] ?? 1;
+    strides[i] = d === 1 ? 0 : s;
+    s *= d;
+  }
+  return pad(strides, 0);
+}
+
+function pad(xs: number[], fill: number): number[] {
+  if (xs.length > MAX_RANK) throw new Error(`rank ${xs.length} > ${MAX_RANK} is not supported`);
+  return [...new Array<number>(MAX_RANK - xs.length).fill(fill), ...xs];
+}
+
+function binaryCode(op: BinaryOp): string {
+  return `
+struct P { n: u32, d0: u32, d1: u32, d2: u32, d3: u32, d4: u32, d5: u32,
+           a0: u32, a1: u32, a2: u32, a3: u32, a4: u32, a5: u32,
+           b0: u32, b1: u32, b2: u32, b3: u32, b4: u32, b5: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> A: array<f32>;
+@group(0) @binding(2) var<storage, read> B: array<f32>;
+@group(0) @binding(3) var<storage, read_write> C: array<f32>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  ${INDEX}
+  if (i >= p.n) { return; }
+  var r = i;
+  let c5 = r % p.d5; r = r / p.d5;
+  let c4 = r % p.d4; r = r / p.d4;
+  let c3 = r % p.d3; r = r / p.d3;
+  let c2 = r % p.d2; r = r / p.d2;
+  let c1 = r % p.d1; r = r / p.d1;
+  let c0 = r;
+  let ia = c0 * p.a0 + c1 * p.a1 + c2 * p.a2 + c3 * p.a3 + c4 * p.a4 + c5 * p.a5;
+  let ib = c0 * p.b0 + c1 * p.b1 + c2 * p.b2 + c3 * p.b3 + c4 * p.b4 + c5 * p.b5;
+  let a = A[ia]; let b = B[ib];
+  C[i] = ${BINARY_EXPR[op]};
+}`;
+}
+
+function sameShape(a: Shape, b: Shape): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+export function binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
+  checkF32(op, a, b);
+  const rt = a.rt;
+  const shape = broadcastShapes(a.shape, b.shape);
+  const c = Tensor.empty(shape, 'f32', rt);
+  rt.dispatch({
+    shader: `binary_${op}`,
+    code: binaryCode(op),
+    params: [c.size, ...pad(shape, 1), ...broadcastStrides(a.shape, shape), ...broadcastStrides(b.shape, shape)],
+    bindings: [a.binding(), b.binding(), c.binding()],
+    workgroups: launch1d(rt, c.size),
+  });
+  return record(op, c, [a, b], (g) => {
+    switch (op) {
+      case 'add': return [sumTo(g, a.shape), sumTo(g, b.shape)];
+      case 'sub': return [sumTo(g, a.shape), sumTo(neg(g), b.shape)];
+      case 'mul': return [sumTo(mul(g, b), a.shape), sumTo(mul(g, a), b.shape)];
+      case 'div': return [sumTo(div(g, b), a.shape), sumTo(neg(div(mul(g, c), b)), b.shape)];
+      case 'maximum': {
+        const ma = binary('sub', a, c); // 0 where a won
+        const maskA = unary('clamp', affine(unary('abs', ma), -1e30, 1), 0, 1); // 1 where a == c
+        return [sumTo(mul(g, maskA), a.shape), sumTo(mul(g, affine(maskA, -1, 1)), b.shape)];
+      }
+    }
+  });
+}
+
+export const add = (a: Tensor, b: Tensor): Tensor => binary('add', a, b);
+export const sub = (a: Tensor, b: Tensor): Tensor => binary('sub', a, b);
+export const mul = (a: Tensor, b: Tensor): Tensor => binary('mul', a, b);
+export const div = (a: Tensor, b: Tensor): Tensor => binary('div', a, b);
+export const maximum = (a: Tensor, b: Tensor): Tensor => binary('maximum', a, b);
+
+// ---- sumTo: the reduction broadcasting's backward needs ----
+
+const SUM_TO_CODE = `
+struct P { n: u32, r: u32,
+           o0: u32, o1: u32, o2: u32, o3: u32, o4: u32, o5: u32,
+           q0: u32, q1: u32, q2: u32, q3: u32, q4: u32, q5: u32,
+           s0: u32, s1: u32, s2: u32, s3: u32, s4: u32, s5: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  ${INDEX}
+  if (i >= p.n) { return; }
+  // coordinates of this output element (kept dims; reduced dims have size 1 here)
+  var r = i;
+  let c5 = r % p.o5; r = r / p.o5;
+  let c4 = r % p.o4; r = r / p.o4;
+  let c3 = r % p.o3; r = r / p.o3;
+  let c2 = r % p.o2; r = r / p.o2;
+  let c1 = r % p.o1; r = r / p.o1;
+  let c0 = r;
+  let base = c0 * p.s0 + c1 * p.s1 + c2 * p.s2 + c3 * p.s3 + c4 * p.s4 + c5 * p.s5;
+  var acc = 0.0;
+  for (var k = 0u; k < p.r; k++) {
+    // coordinates along the reduced dims (kept dims have size 1 here)
+    var q = k;
+    let e5 = q % p.q5; q = q / p.q5;
+    let e4 = q % p.q4; q = q / p.q4;
+    let e3 = q % p.q3; q = q / p.q3;
+    let e2 = q % p.q2; q = q / p.q2;
+    let e1 = q % p.q1; q = q / p.q1;
+    let e0 = q;
+    acc += X[base + e0 * p.s0 + e1 * p.s1 + e2 * p.s2 + e3 * p.s3 + e4 * p.s4 + e5 * p.s5];
+  }
+  Y[i] = acc;
+}`;
+
+/** Sums `x` over the dims where `shape` (right-aligned) has 1 or is missing: the adjoint of broadcasting. */
+export function sumTo(x: Tensor, shape: Shape): Tensor {
+  if (sameShape(x.shape, shape)) return x;
+  checkF32('sumTo', x);
+  const rt = x.rt;
+  const r = x.rank;
+  const target = [...new Array<number>(r - shape.length).fill(1), ...shape];
+  const kept: number[] = [];
+  const reduced: number[] = [];
+  for (let i = 0; i < r; i++) {
+    if (target[i] === x.shape[i]) { kept.push(x.shape[i]); reduced.push(1); }
+    else if (target[i] === 1) { kept.push(1); reduced.push(x.shape[i]); }
+    else throw new Error(`sumTo: cannot reduce [${x.shape.join(', ')}] to [${shape.join(', ')}]`);
+  }
+  const strides: number[] = new Array<number>(r);
+  let s = 1;
+  for (let i = r - 1; i >= 0; i--) { strides[i] = s; s *= x.shape[i]; }
+  const y = Tensor.empty(shape, 'f32', rt);
+  rt.dispatch({
+    shader: 'sum_to',
+    code: SUM_TO_CODE,
+    params: [y.size, numel(reduced), ...pad(kept, 1), ...pad(reduced, 1), ...pad(strides, 0)],
+    bindings: [x.binding(), y.binding()],
+    workgroups: launch1d(rt, y.size),
+  });
+  return record('sumTo', y, [x], (g) => [expandTo(g, x.shape)]);
+}
+
+/** Broadcasts `x` to `shape` (materialised). */
+export function expandTo(x: Tensor, shape: Shape): Tensor {
+  if (sameShape(x.shape, shape)) return x;
+  const zeros = Tensor.zeros(shape, 'f32', x.rt);
+  return add(zeros, x);
+}

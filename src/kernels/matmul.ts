@@ -1,0 +1,86 @@
+// Batched matmul with optional transposes, bias and a fused activation (shaders/matmul.wgsl).
+// When gradients are recorded the activation runs as its own op, so its backward sees the pre-activation.
+
+import { Tensor } from '../tensor.js';
+import { isRecording, record } from '../train/tape.js';
+import { unary, sumTo } from './elementwise.js';
+
+export type Activation = 'none' | 'relu' | 'gelu';
+const ACT_ID: Record<Activation, number> = { none: 0, relu: 1, gelu: 2 };
+
+export interface MatmulOptions {
+  /** Use Aᵀ: A is [..., K, M]. */
+  transA?: boolean;
+  /** Use Bᵀ: B is [..., N, K] (a PyTorch Linear weight [out, in]). */
+  transB?: boolean;
+  /** Added to every row: [N]. */
+  bias?: Tensor;
+  act?: Activation;
+}
+
+/**
+ * C = act(op(A)·op(B) + bias). A is [...batch, M, K] (or [..., K, M] with transA); B is [...batch, K, N] (or
+ * [..., N, K] with transB). Either operand may be 2-D and shared by the other's batch. C is [...batch, M, N].
+ */
+export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
+  const { transA = false, transB = false, bias, act = 'none' } = opts;
+  if (a.dtype !== 'f32' || b.dtype !== 'f32') throw new Error('matmul: expects f32 tensors');
+  if (a.rank < 2 || b.rank < 2) throw new Error(`matmul: ranks ${a.rank} and ${b.rank}; both need ≥ 2`);
+  const aBatched = a.rank > 2;
+  const bBatched = b.rank > 2;
+  const batchDims = aBatched ? a.shape.slice(0, -2) : b.shape.slice(0, -2);
+  if (aBatched && bBatched && (b.rank !== a.rank || b.shape.slice(0, -2).some((d, i) => d !== batchDims[i]))) {
+    throw new Error(`matmul: batch dims of [${a.shape.join(', ')}] and [${b.shape.join(', ')}] differ`);
+  }
+  const [ar, ac] = a.shape.slice(-2);
+  const [br, bc] = b.shape.slice(-2);
+  const M = transA ? ac : ar;
+  const K = transA ? ar : ac;
+  const Kb = transB ? bc : br;
+  const N = transB ? br : bc;
+  if (K !== Kb) {
+    throw new Error(`matmul: inner dims differ: [${a.shape.join(', ')}]${transA ? 'ᵀ' : ''} · [${b.shape.join(', ')}]${transB ? 'ᵀ' : ''}`);
+  }
+  if (bias && (bias.rank !== 1 || bias.shape[0] !== N)) throw new Error(`matmul: bias [${bias.shape.join(', ')}] for N = ${N}`);
+  const batch = batchDims.reduce((x, y) => x * y, 1);
+  const fuseAct = act !== 'none' && !(isRecording() && (a.requiresGrad || b.requiresGrad || !!bias?.requiresGrad));
+  const rt = a.rt;
+  const c = Tensor.empty([...batchDims, M, N], 'f32', rt);
+
+  // A shared B with a plain A folds the batch into M: one big matmul instead of many small ones.
+  const fold = aBatched && !bBatched && !transA;
+  const Mk = fold ? M * batch : M;
+  const nb = fold ? 1 : batch;
+  const params = [
+    Mk, N, K, bias ? 1 : 0,
+    /* sAb */ fold || !aBatched ? 0 : M * K, /* sAm */ transA ? 1 : K, /* sAk */ transA ? M : 1, fuseAct ? ACT_ID[act] : 0,
+    /* sBb */ bBatched ? K * N : 0, /* sBk */ transB ? 1 : N, /* sBn */ transB ? K : 1, 0,
+  ];
+  rt.dispatch({
+    shader: 'matmul',
+    params,
+    bindings: [a.binding(), b.binding(), (bias ?? a).binding(), c.binding()],
+    workgroups: [Math.ceil(N / 32), Math.ceil(Mk / 32), nb],
+  });
+  const inputs = bias ? [a, b, bias] : [a, b];
+  const out = record('matmul', c, inputs, (dC) => {
+    let dA = transA
+      ? matmul(b, dC, { transA: transB, transB: true })
+      : matmul(dC, b, { transB: !transB });
+    if (!aBatched && dA.rank > 2) dA = sumTo(dA, a.shape);
+    // with a shared B, fold the batch into the rows so dB comes out summed over it
+    const a2 = fold ? a.reshape([-1, K]) : a;
+    const dC2 = fold ? dC.reshape([-1, N]) : dC;
+    let dB = transB
+      ? matmul(dC2, a2, { transA: true, transB: transA })
+      : matmul(a2, dC2, { transA: !transA });
+    if (!bBatched && dB.rank > 2) dB = sumTo(dB, b.shape);
+    return bias ? [dA, dB, sumTo(dC, [N])] : [dA, dB];
+  });
+  return act !== 'none' && !fuseAct ? unary(act, out) : out;
+}
+
+/** PyTorch's Linear: x·Wᵀ + b with W [out, in]. */
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor, act: Activation = 'none'): Tensor {
+  return matmul(x, weight, { transB: true, bias, act });
+}

@@ -1,0 +1,307 @@
+// The WebGPU runtime: one device, a pool of storage buffers, a pipeline cache, and one command encoder that
+// records many dispatches before a single submit. Nothing here reads back unless asked (`Tensor.read()`).
+
+import { requestGpu, type DeviceOptions, type GpuContext } from './device.js';
+import { WGSL } from './kernels/wgsl.generated.js';
+
+/** A uniform value: plain numbers are u32; wrap floats and signed ints. */
+export class F32 { constructor(readonly v: number) {} }
+export class I32 { constructor(readonly v: number) {} }
+export const f32 = (v: number): F32 => new F32(v);
+export const i32 = (v: number): I32 => new I32(v);
+export type Param = number | F32 | I32;
+
+export interface Binding {
+  buffer: GPUBuffer;
+  /** Bytes of the binding (the tensor's data, rounded up to 4). */
+  size: number;
+}
+
+export interface Dispatch {
+  /** Name of a file in shaders/ (without .wgsl), or a key for `code`. */
+  shader: string;
+  /** Full WGSL source when the kernel is generated; `shader` is then its cache key. */
+  code?: string;
+  entry?: string;
+  /** Uniform params, bound at @binding(0) when present. */
+  params?: Param[];
+  /** Storage bindings in order after the params: inputs (read) then outputs (read_write). */
+  bindings: Binding[];
+  workgroups: [number, number?, number?];
+}
+
+/** Size classes of the pool: powers of two and 1.5× powers of two, so at most a third is wasted. */
+function sizeClass(bytes: number): number {
+  const b = Math.max(256, bytes);
+  const p = 2 ** Math.ceil(Math.log2(b));
+  return (p * 3) / 4 >= b ? (p * 3) / 4 : p;
+}
+
+const UNIFORM_STRIDE = 256;
+const UNIFORM_SLOTS = 4096;
+const MAX_DISPATCHES_PER_SUBMIT = 4000;
+
+export interface RuntimeStats {
+  submits: number;
+  dispatches: number;
+  liveBuffers: number;
+  liveBytes: number;
+  pooledBuffers: number;
+  pooledBytes: number;
+  buffersCreated: number;
+}
+
+export class Runtime {
+  readonly device: GPUDevice;
+  readonly ctx: GpuContext;
+  readonly limits: GPUSupportedLimits;
+  readonly stats: RuntimeStats = {
+    submits: 0, dispatches: 0, liveBuffers: 0, liveBytes: 0, pooledBuffers: 0, pooledBytes: 0, buffersCreated: 0,
+  };
+  /** Cap on bytes kept in the free pool; beyond it freed buffers are destroyed. */
+  poolCapBytes = 2 ** 30;
+
+  private pipelines = new Map<string, GPUComputePipeline>();
+  private free = new Map<number, GPUBuffer[]>();
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private pendingDispatches = 0;
+  private toDestroy: GPUBuffer[] = [];
+  private uniformBuffer: GPUBuffer;
+  private uniformData = new ArrayBuffer(UNIFORM_STRIDE * UNIFORM_SLOTS);
+  private uniformSlot = 0;
+  private errors: string[] = [];
+
+  private constructor(ctx: GpuContext) {
+    this.ctx = ctx;
+    this.device = ctx.device;
+    this.limits = ctx.device.limits;
+    this.uniformBuffer = this.device.createBuffer({
+      size: UNIFORM_STRIDE * UNIFORM_SLOTS,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+    this.device.addEventListener('uncapturederror', (ev) => {
+      this.errors.push((ev as GPUUncapturedErrorEvent).error.message);
+    });
+  }
+
+  static async create(opts: DeviceOptions = {}): Promise<Runtime> {
+    return new Runtime(await requestGpu(opts));
+  }
+
+  // ---- buffers ----
+
+  /** A storage buffer of at least `bytes`, from the pool when one of its size class is free. */
+  alloc(bytes: number): GPUBuffer {
+    const cls = sizeClass(bytes);
+    if (cls > this.limits.maxBufferSize) {
+      throw new Error(`cannot allocate ${bytes} bytes: the adapter's maxBufferSize is ${this.limits.maxBufferSize}`);
+    }
+    const list = this.free.get(cls);
+    let buf = list?.pop();
+    if (buf) {
+      this.stats.pooledBuffers--;
+      this.stats.pooledBytes -= cls;
+    } else {
+      buf = this.device.createBuffer({
+        size: cls,
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+      });
+      this.stats.buffersCreated++;
+    }
+    this.stats.liveBuffers++;
+    this.stats.liveBytes += cls;
+    return buf;
+  }
+
+  /** Gives a buffer back to the pool. Safe while recorded work still uses it: the queue runs in order. */
+  release(buf: GPUBuffer): void {
+    const cls = buf.size;
+    this.stats.liveBuffers--;
+    this.stats.liveBytes -= cls;
+    if (this.stats.pooledBytes + cls > this.poolCapBytes) {
+      this.toDestroy.push(buf); // destroyed after the next submit, which may still use it
+      return;
+    }
+    let list = this.free.get(cls);
+    if (!list) this.free.set(cls, (list = []));
+    list.push(buf);
+    this.stats.pooledBuffers++;
+    this.stats.pooledBytes += cls;
+  }
+
+  /** Frees every pooled buffer (e.g. after loading a model). */
+  trimPool(): void {
+    for (const list of this.free.values()) for (const b of list) this.toDestroy.push(b);
+    this.free.clear();
+    this.stats.pooledBuffers = 0;
+    this.stats.pooledBytes = 0;
+    if (!this.encoder) this.destroyPending();
+  }
+
+  /**
+   * Uploads `data` into `buf` at `offset`. With nothing recorded, a plain queue write; otherwise the bytes go
+   * through a staging buffer copied inside the encoder, so work recorded earlier still sees the old contents
+   * and nothing is submitted early.
+   */
+  write(buf: GPUBuffer, offset: number, data: ArrayBufferView): void {
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    if (!this.encoder) {
+      this.device.queue.writeBuffer(buf, offset, bytes as Uint8Array<ArrayBuffer>);
+      return;
+    }
+    const size = Math.ceil(bytes.byteLength / 4) * 4;
+    const staging = this.device.createBuffer({ size, usage: GPUBufferUsage.COPY_SRC, mappedAtCreation: true });
+    new Uint8Array(staging.getMappedRange()).set(bytes);
+    staging.unmap();
+    this.copy(staging, 0, buf, offset, size);
+    this.toDestroy.push(staging);
+  }
+
+  // ---- pipelines and dispatch ----
+
+  pipeline(shader: string, code?: string, entry = 'main'): GPUComputePipeline {
+    const key = `${shader}:${entry}`;
+    let p = this.pipelines.get(key);
+    if (p) return p;
+    const source = code ?? WGSL[shader];
+    if (source === undefined) throw new Error(`unknown shader "${shader}" (not in shaders/)`);
+    const module = this.device.createShaderModule({ code: source, label: shader });
+    p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: entry }, label: key });
+    this.pipelines.set(key, p);
+    return p;
+  }
+
+  private computePass(): GPUComputePassEncoder {
+    if (!this.encoder) this.encoder = this.device.createCommandEncoder();
+    if (!this.pass) this.pass = this.encoder.beginComputePass();
+    return this.pass;
+  }
+
+  private commandEncoder(): GPUCommandEncoder {
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+    if (!this.encoder) this.encoder = this.device.createCommandEncoder();
+    return this.encoder;
+  }
+
+  /** Records one kernel launch; nothing is submitted until `flush()` (or a readback). */
+  dispatch(d: Dispatch): void {
+    if (this.uniformSlot >= UNIFORM_SLOTS || this.pendingDispatches >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
+    const pipeline = this.pipeline(d.shader, d.code, d.entry);
+    const entries: GPUBindGroupEntry[] = [];
+    let binding = 0;
+    if (d.params && d.params.length > 0) {
+      const slot = this.uniformSlot++;
+      const view = new DataView(this.uniformData, slot * UNIFORM_STRIDE, UNIFORM_STRIDE);
+      d.params.forEach((p, i) => {
+        if (p instanceof F32) view.setFloat32(i * 4, p.v, true);
+        else if (p instanceof I32) view.setInt32(i * 4, p.v, true);
+        else view.setUint32(i * 4, p, true);
+      });
+      const size = Math.max(16, Math.ceil((d.params.length * 4) / 16) * 16);
+      entries.push({ binding: binding++, resource: { buffer: this.uniformBuffer, offset: slot * UNIFORM_STRIDE, size } });
+    }
+    for (const b of d.bindings) {
+      entries.push({ binding: binding++, resource: { buffer: b.buffer, offset: 0, size: Math.max(4, Math.ceil(b.size / 4) * 4) } });
+    }
+    const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    const pass = this.computePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    const [x, y = 1, z = 1] = d.workgroups;
+    if (x > 0 && y > 0 && z > 0) pass.dispatchWorkgroups(x, y, z);
+    this.pendingDispatches++;
+    this.stats.dispatches++;
+  }
+
+  /** Splits n workgroups over x and y so no dimension passes the 65535 limit. */
+  grid(workgroups: number): [number, number] {
+    const max = this.limits.maxComputeWorkgroupsPerDimension;
+    if (workgroups <= max) return [Math.max(1, workgroups), 1];
+    const y = Math.ceil(workgroups / max);
+    return [Math.ceil(workgroups / y), y];
+  }
+
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    this.commandEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+  }
+
+  /** Zeroes the first `bytes` of a buffer (recorded in order). */
+  clear(buf: GPUBuffer, bytes: number): void {
+    if (bytes > 0) this.commandEncoder().clearBuffer(buf, 0, bytes);
+  }
+
+  /** Submits everything recorded so far, in one command buffer. */
+  flush(): void {
+    if (this.uniformSlot > 0) {
+      this.device.queue.writeBuffer(this.uniformBuffer, 0, this.uniformData, 0, this.uniformSlot * UNIFORM_STRIDE);
+    }
+    if (this.encoder) {
+      if (this.pass) this.pass.end();
+      this.device.queue.submit([this.encoder.finish()]);
+      this.stats.submits++;
+    }
+    this.encoder = null;
+    this.pass = null;
+    this.pendingDispatches = 0;
+    this.uniformSlot = 0;
+    this.destroyPending();
+  }
+
+  private destroyPending(): void {
+    for (const b of this.toDestroy) b.destroy();
+    this.toDestroy = [];
+  }
+
+  /** Copies `bytes` of `buf` to the CPU: one submit and one map. */
+  async readBuffer(buf: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
+    const size = Math.max(4, Math.ceil(bytes / 4) * 4);
+    const staging = this.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    this.copy(buf, 0, staging, 0, size);
+    this.flush();
+    await staging.mapAsync(GPUMapMode.READ);
+    const out = staging.getMappedRange().slice(0, bytes);
+    staging.unmap();
+    staging.destroy();
+    this.throwErrors();
+    return out;
+  }
+
+  /** Waits for all submitted work (and reports any validation error Dawn raised meanwhile). */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    this.throwErrors();
+  }
+
+  private throwErrors(): void {
+    if (this.errors.length > 0) {
+      const msg = this.errors.join('\n');
+      this.errors = [];
+      throw new Error(`WebGPU error: ${msg}`);
+    }
+  }
+
+  destroy(): void {
+    this.flush();
+    this.trimPool();
+    this.uniformBuffer.destroy();
+    this.device.destroy();
+  }
+}
+
+let current: Runtime | null = null;
+
+/** The process-wide runtime, created on first use. */
+export async function initRuntime(opts: DeviceOptions = {}): Promise<Runtime> {
+  if (!current) current = await Runtime.create(opts);
+  return current;
+}
+
+export function runtime(): Runtime {
+  if (!current) throw new Error('WebGPU runtime not initialised: call `await initRuntime()` first');
+  return current;
+}

@@ -1,0 +1,113 @@
+// Shared test helpers: the runtime, fixture loading, and a comparison that prints the first values that differ.
+
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import { initRuntime, type Runtime } from '../src/runtime.js';
+import { Tensor } from '../src/tensor.js';
+import { openSafetensorsFile } from '../src/io/file-source.js';
+import type { SafetensorsFile } from '../src/io/safetensors.js';
+import '../src/ops.js';
+
+export const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
+
+export function gpu(): Promise<Runtime> {
+  return initRuntime();
+}
+
+export class Fixture {
+  constructor(readonly file: SafetensorsFile) {}
+
+  static async open(path: string): Promise<Fixture> {
+    return new Fixture(await openSafetensorsFile(join(FIXTURES, path)));
+  }
+
+  has(name: string): boolean {
+    return this.file.has(name);
+  }
+
+  shape(name: string): number[] {
+    return [...this.file.info(name).shape];
+  }
+
+  f32(name: string): Promise<Float32Array> {
+    return this.file.readF32(name);
+  }
+
+  i32(name: string): Promise<Int32Array> {
+    return this.file.readI32(name);
+  }
+
+  /** Uploads a fixture tensor (f32, or i32 where the file holds integers). */
+  async tensor(name: string, requiresGrad = false): Promise<Tensor> {
+    const info = this.file.info(name);
+    const isInt = info.dtype.startsWith('I') || info.dtype.startsWith('U');
+    const data = isInt ? await this.i32(name) : await this.f32(name);
+    const t = Tensor.from(data, info.shape, isInt ? 'i32' : 'f32');
+    t.requiresGrad = requiresGrad;
+    return t;
+  }
+}
+
+export interface Tolerance {
+  rtol?: number;
+  atol?: number;
+}
+
+/** |a − e| ≤ atol + rtol·|e| everywhere; on failure lists the first mismatches and the worst one. */
+export function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  label: string,
+  { rtol = 1e-4, atol = 1e-5 }: Tolerance = {},
+): void {
+  assert.equal(actual.length, expected.length, `${label}: length ${actual.length} ≠ expected ${expected.length}`);
+  const bad: string[] = [];
+  let worst = 0;
+  let worstAt = -1;
+  for (let i = 0; i < expected.length; i++) {
+    const a = actual[i];
+    const e = expected[i];
+    const err = Math.abs(a - e);
+    const ok = err <= atol + rtol * Math.abs(e) || (Number.isNaN(a) && Number.isNaN(e)) || a === e;
+    if (!ok) {
+      if (bad.length < 5) bad.push(`[${i}] ${a} vs ${e}`);
+      if (!(err <= worst)) { worst = err; worstAt = i; }
+    }
+  }
+  if (bad.length > 0) {
+    assert.fail(`${label}: differs (rtol ${rtol}, atol ${atol}): ${bad.join(', ')}; worst |Δ| ${worst} at ${worstAt}`);
+  }
+}
+
+export function assertShape(t: Tensor, shape: readonly number[], label: string): void {
+  assert.deepEqual([...t.shape], [...shape], `${label}: shape`);
+}
+
+/**
+ * Runs a case written by tools/fixtures/common.py `grad_case`: y = fn(x0, x1, ...), compared with the fixture's
+ * y, then backward with its gy, each xi.grad compared with gxi (where the fixture has one).
+ */
+export async function checkGradCase(
+  fx: Fixture,
+  name: string,
+  fn: (...xs: Tensor[]) => Tensor,
+  tol: Tolerance = {},
+  gradTol: Tolerance = tol,
+): Promise<void> {
+  const { backward } = await import('../src/train/tape.js');
+  const xs: Tensor[] = [];
+  for (let i = 0; fx.has(`${name}.x${i}`); i++) xs.push(await fx.tensor(`${name}.x${i}`, fx.has(`${name}.gx${i}`)));
+  const y = fn(...xs);
+  assertShape(y, fx.shape(`${name}.y`), `${name}.y`);
+  assertClose(await y.toArray(), await fx.f32(`${name}.y`), `${name}.y`, tol);
+  const gy = await fx.tensor(`${name}.gy`);
+  backward(y, gy);
+  for (let i = 0; i < xs.length; i++) {
+    if (!fx.has(`${name}.gx${i}`)) continue;
+    const g = xs[i].grad;
+    assert.ok(g, `${name}: no gradient for input ${i}`);
+    assertClose(await g.toArray(), await fx.f32(`${name}.gx${i}`), `${name}.gx${i}`, gradTol);
+  }
+  for (const t of [...xs, y, gy]) t.dispose();
+}

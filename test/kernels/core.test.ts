@@ -1,0 +1,67 @@
+// Element-wise, matmul and shape kernels against PyTorch (tools/fixtures/kernels_core.py).
+
+import { Fixture, checkGradCase, gpu } from '../helpers.js';
+import * as ops from '../../src/ops.js';
+import type { Tensor } from '../../src/tensor.js';
+
+describe('kernels: element-wise, matmul, shape', () => {
+  let fx: Fixture;
+  before(async () => {
+    await gpu();
+    fx = await Fixture.open('kernels/core.safetensors');
+  });
+
+  const unary: Record<string, (x: Tensor) => Tensor> = {
+    neg: ops.neg, relu: ops.relu, gelu: ops.gelu, elu: (x) => ops.elu(x, 1), tanh: ops.tanh, sigmoid: ops.sigmoid,
+    exp: ops.exp, log: ops.log, sqrt: ops.sqrt, square: ops.square, affine: (x) => ops.affine(x, 0.5, -2),
+  };
+  for (const [name, fn] of Object.entries(unary)) {
+    it(`unary ${name} forward and backward`, () => checkGradCase(fx, `unary.${name}`, fn, { rtol: 1e-5, atol: 1e-6 }));
+  }
+
+  for (const name of ['add', 'sub', 'mul', 'div'] as const) {
+    it(`binary ${name} with broadcasting, forward and backward`, () =>
+      checkGradCase(fx, `binary.${name}`, (a, b) => ops.binary(name, a, b), { rtol: 1e-5, atol: 1e-6 }));
+  }
+  it('binary add broadcasting both ways across ranks', () =>
+    checkGradCase(fx, 'binary.add_rank', ops.add, { rtol: 1e-5, atol: 1e-6 }));
+  it('sumTo and its backward', () =>
+    checkGradCase(fx, 'sum_to', (x) => ops.reshape(ops.sumTo(x, [1, 4, 1]), [4, 1]), { rtol: 1e-5, atol: 1e-5 }));
+
+  const mm: Record<string, (...xs: Tensor[]) => Tensor> = {
+    plain: (a, b) => ops.matmul(a, b),
+    tb: (a, b) => ops.matmul(a, b, { transB: true }),
+    ta: (a, b) => ops.matmul(a, b, { transA: true }),
+    ta_tb: (a, b) => ops.matmul(a, b, { transA: true, transB: true }),
+    batched: (a, b) => ops.matmul(a, b),
+    batched_tb: (a, b) => ops.matmul(a, b, { transB: true }),
+    shared_weight: (a, b, bias) => ops.linear(a, b, bias),
+    shared_ta: (a, b) => ops.matmul(a, b, { transA: true }),
+    relu: (a, b, bias) => ops.linear(a, b, bias, 'relu'),
+    gelu: (a, b, bias) => ops.linear(a, b, bias, 'gelu'),
+    big: (a, b) => ops.matmul(a, b),
+  };
+  for (const [name, fn] of Object.entries(mm)) {
+    it(`matmul ${name}, forward and backward`, () => checkGradCase(fx, `mm.${name}`, fn, { rtol: 1e-4, atol: 1e-5 }));
+  }
+
+  it('matmul with a fused activation (no gradient recorded) matches too', async () => {
+    for (const act of ['relu', 'gelu'] as const) {
+      await checkGradCaseForwardOnly(fx, `mm.${act}`, (a, b, bias) => ops.linear(a, b, bias, act));
+    }
+  });
+
+  it('permute', () => checkGradCase(fx, 'permute', (x) => ops.permute(x, [2, 0, 3, 1])));
+  it('narrow', () => checkGradCase(fx, 'narrow', (x) => ops.narrow(x, 1, 2, 3)));
+  it('pad with zeros', () => checkGradCase(fx, 'pad', (x) => ops.padZeros(x, 1, 2, 3)));
+  it('concat', () => checkGradCase(fx, 'concat', (a, b, c) => ops.concat([a, b, c], 1)));
+});
+
+async function checkGradCaseForwardOnly(fx: Fixture, name: string, fn: (...xs: Tensor[]) => Tensor): Promise<void> {
+  const { assertClose } = await import('../helpers.js');
+  const xs: Tensor[] = [];
+  for (let i = 0; fx.has(`${name}.x${i}`); i++) xs.push(await fx.tensor(`${name}.x${i}`));
+  const y = fn(...xs);
+  assertClose(await y.toArray(), await fx.f32(`${name}.y`), `${name}.y (fused)`, { rtol: 1e-4, atol: 1e-5 });
+  for (const t of [...xs, y]) t.dispose();
+}
