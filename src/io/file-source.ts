@@ -44,7 +44,8 @@ export class FileSource implements ByteSource {
     let done = 0;
     while (done < length) {
       // read() may return fewer bytes than asked; loop until full or end of file.
-      const { bytesRead } = await fh.read(out, done, length - done, offset + done);
+      // Node caps one read at 2 GiB - 1; stay well below.
+      const { bytesRead } = await fh.read(out, done, Math.min(length - done, 1 << 30), offset + done);
       if (bytesRead === 0) {
         throw new Error(`${this.path}: unexpected end of file reading ${length} bytes at offset ${offset} (got ${done})`);
       }

@@ -534,9 +534,16 @@ export class SafetensorsCheckpoint implements TensorReader {
         throw new Error(`${where}: invalid shard file name ${JSON.stringify(s)}`);
       }
     }
-    const shards = await Promise.all(
+    const settled = await Promise.allSettled(
       (shardNames as string[]).map((s) => SafetensorsFile.open(folder.source(s), joinLabel(folder.label, s))),
     );
+    const shards = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
+      // Do not leak the file handles of the shards that did open.
+      await Promise.all(shards.map((f) => f.close()));
+      throw failed.reason;
+    }
     const byName = new Map((shardNames as string[]).map((s, i) => [s, shards[i]!] as const));
     const owner = new Map<string, SafetensorsFile>();
     for (const [tensor, shardName] of Object.entries(weightMap)) {

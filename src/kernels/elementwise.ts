@@ -118,7 +118,7 @@ export function unary(op: UnaryOp, x: Tensor, a = 0, b = 0): Tensor {
       workgroups: launch1d(rt, x.size),
     });
     return [dx];
-  }, [y]);
+  });
 }
 
 export const relu = (x: Tensor): Tensor => unary('relu', x);

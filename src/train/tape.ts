@@ -23,7 +23,7 @@ export function isRecording(): boolean {
 
 /**
  * Attaches a backward rule to `out` if any input needs a gradient. `saved` are extra tensors the rule reads
- * (inputs are kept alive anyway). Returns `out`.
+ * (inputs are kept alive anyway; the rule may read `out` itself through its closure). Returns `out`.
  */
 export function record(
   name: string,
@@ -33,10 +33,12 @@ export function record(
   saved: Tensor[] = [],
 ): Tensor {
   if (!recording || !inputs.some((t) => t.requiresGrad)) return out;
+  // the output lives as long as its node, so it is never "saved" (that would be a reference cycle)
+  const kept = saved.filter((t) => t !== out);
   for (const t of inputs) t.retain();
-  for (const t of saved) t.retain();
+  for (const t of kept) t.retain();
   out.requiresGrad = true;
-  out.node = { name, inputs, backward, saved };
+  out.node = { name, inputs, backward, saved: kept };
   return out;
 }
 

@@ -447,6 +447,11 @@ describe('safetensors: local files', () => {
     await rejects(openCheckpointDir(dir), /weight_map puts tensor "ghost" in model-00002-of-00002\.safetensors, but that shard has no such tensor/);
   });
 
+  it('reports a shard the index names but the folder lacks', async () => {
+    await fsp.rm(path.join(dir, 'model-00002-of-00002.safetensors'));
+    await rejects(openCheckpointDir(dir), /ENOENT.*model-00002-of-00002\.safetensors/);
+  });
+
   it('works over any folder abstraction (in memory)', async () => {
     const files = new Map<string, Uint8Array>();
     for (const n of await fsp.readdir(dir)) files.set(n, await fsp.readFile(path.join(dir, n)));
