@@ -6,5 +6,16 @@ import { add } from './kernels/elementwise.js';
 export * from './kernels/elementwise.js';
 export * from './kernels/matmul.js';
 export * from './kernels/shape.js';
+export * from './kernels/conv.js';
+export * from './kernels/lstm.js';
+export * from './kernels/norm.js';
+export * from './kernels/softmax.js';
+export * from './kernels/reduce.js';
+export * from './kernels/loss.js';
+export * from './kernels/attention.js';
+export * from './kernels/embedding.js';
+export * from './kernels/rvq.js';
+export * from './kernels/adam.js';
+export * from './kernels/sample.js';
 
 setGradAdder(add);

@@ -310,3 +310,35 @@ export function expandTo(x: Tensor, shape: Shape): Tensor {
   const zeros = Tensor.zeros(shape, 'f32', x.rt);
   return add(zeros, x);
 }
+
+// ---- casts ----
+
+const CAST_CODE = (from: string, to: string): string => `
+struct P { n: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> X: array<${from}>;
+@group(0) @binding(2) var<storage, read_write> Y: array<${to}>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  ${INDEX}
+  if (i >= p.n) { return; }
+  Y[i] = ${to}(X[i]);
+}`;
+
+/** Converts between i32 and f32 (f32 → i32 truncates toward zero). Not differentiable. */
+export function cast(x: Tensor, dtype: 'f32' | 'i32'): Tensor {
+  if (x.dtype === dtype) return x;
+  if (x.dtype === 'f16') throw new Error('cast: f16 tensors are storage only here');
+  const rt = x.rt;
+  const y = Tensor.empty(x.shape, dtype, rt);
+  rt.dispatch({
+    shader: `cast_${x.dtype}_${dtype}`,
+    code: CAST_CODE(x.dtype, dtype),
+    params: [x.size],
+    bindings: [x.binding(), y.binding()],
+    workgroups: launch1d(rt, x.size),
+  });
+  return y;
+}
+
+export const castToF32 = (x: Tensor): Tensor => cast(x, 'f32');

@@ -1,0 +1,87 @@
+// Transposed 1-D convolution (PyTorch ConvTranspose1d), written as a gather so no two invocations write the
+// same output:
+//   Y[b, o, t] = bias[o] + Σ_{i in o's group, k : t + pad = stride·m + k·dil, 0 ≤ m < T} X[b, i, m] · W[i, o − g·CoutG, k]
+// X [B, Cin, T], W [Cin, CoutG, K], Y [B, Cout, Tout] (Tout given, so output_padding and trimming are free).
+// Also the input gradient of conv1d (same weight layout, with conv1d's dY as X).
+//
+// Output steps are split by phase r = (t + pad) mod stride: for one phase the kernel taps that contribute are
+// the same for every step (k·dil ≡ r), so the tap loop is uniform and skips the others without waste. Within a
+// phase, steps are q = r + stride·m; each invocation computes 4 output channels × 4 values of m (64 apart), so
+// neighbouring invocations read neighbouring input samples. Grid: x tiles of 256 m's, y = stride × groups ×
+// channel blocks of 4, z batch.
+
+struct P {
+  T: u32, Tout: u32, Cin: u32, Cout: u32,
+  CinG: u32, CoutG: u32, K: u32, stride: u32,
+  dil: u32, pad: u32, coBlocks: u32, hasBias: u32,
+  mLo: u32, nM: u32, _p0: u32, _p1: u32,
+}
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read> W: array<f32>;
+@group(0) @binding(3) var<storage, read> Bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> Y: array<f32>;
+
+@compute @workgroup_size(64, 1, 1)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let r = wg.y % p.stride;
+  let rest = wg.y / p.stride;
+  let g = rest / p.coBlocks;
+  let oc0 = (rest % p.coBlocks) * 4u;
+  let b = wg.z;
+  let mi = wg.x * 256u + lid.x;
+  if (mi >= p.nM) { return; }
+  let m0 = i32(p.mLo + mi);
+
+  var wCol: array<u32, 4>;
+  for (var c = 0u; c < 4u; c++) {
+    wCol[c] = min(oc0 + c, p.CoutG - 1u) * p.K;
+  }
+  let T = i32(p.T);
+  let xBatch = (b * p.Cin + g * p.CinG) * p.T;
+  let s = i32(p.stride);
+
+  var acc: array<vec4<f32>, 4>;
+  for (var k = 0u; k < p.K; k++) {
+    let kd = k * p.dil;
+    if (kd % p.stride != r) { continue; }
+    // input index m − off for every step of this phase (off ≥ 0: kd ≥ r and kd ≡ r)
+    let i0 = m0 - i32((kd - r) / p.stride);
+    let interior = i0 >= 0 && i0 + 192 < T;
+    for (var i = 0u; i < p.CinG; i++) {
+      let xRow = xBatch + i * p.T;
+      var xv: vec4<f32>;
+      if (interior) {
+        let q = xRow + u32(i0);
+        xv = vec4<f32>(X[q], X[q + 64u], X[q + 128u], X[q + 192u]);
+      } else {
+        for (var j = 0; j < 4; j++) {
+          let ii = i0 + 64 * j;
+          let v = X[xRow + u32(clamp(ii, 0, T - 1))];
+          xv[j] = select(0.0, v, ii >= 0 && ii < T);
+        }
+      }
+      let wRow = (g * p.CinG + i) * p.CoutG * p.K + k;
+      acc[0] += W[wRow + wCol[0]] * xv;
+      acc[1] += W[wRow + wCol[1]] * xv;
+      acc[2] += W[wRow + wCol[2]] * xv;
+      acc[3] += W[wRow + wCol[3]] * xv;
+    }
+  }
+
+  for (var c = 0u; c < 4u; c++) {
+    let oc = oc0 + c;
+    if (oc >= p.CoutG) { break; }
+    let o = g * p.CoutG + oc;
+    var bv = 0.0;
+    if (p.hasBias != 0u) { bv = Bias[o]; }
+    let yRow = (b * p.Cout + o) * p.Tout;
+    for (var j = 0; j < 4; j++) {
+      if (mi + 64u * u32(j) >= p.nM) { break; }
+      let t = i32(r) + s * (m0 + 64 * j) - i32(p.pad);
+      if (t >= 0 && t < i32(p.Tout)) {
+        Y[yRow + u32(t)] = acc[c][j] + bv;
+      }
+    }
+  }
+}

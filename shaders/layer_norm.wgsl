@@ -1,0 +1,62 @@
+// LayerNorm over the last axis (PyTorch nn.LayerNorm): y = (x − mean)·rstd·w + b, rstd = 1/sqrt(var + eps),
+// var biased. One workgroup of 64 per row; the row is read three times (mean, then variance about the mean —
+// two passes, as PyTorch, for accuracy — then the output). Saves mean and rstd per row for the backward.
+// flags: bit 0 has weight, bit 1 has bias (absent ones are bound to X and never read).
+
+struct P { rows: u32, C: u32, eps: f32, flags: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read> W: array<f32>;
+@group(0) @binding(3) var<storage, read> B: array<f32>;
+@group(0) @binding(4) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(5) var<storage, read_write> Mean: array<f32>;
+@group(0) @binding(6) var<storage, read_write> Rstd: array<f32>;
+
+const WG = 64u;
+var<workgroup> red_a: array<f32, 64>;
+var<workgroup> red_b: array<f32, 8>;
+
+// Sum over the workgroup, returned to every invocation, with two barriers: 8 invocations each add 8 of the 64
+// partials (neighbouring lanes read neighbouring words), then every invocation adds those 8. 64 invocations
+// rather than 256: on llvmpipe each barrier switches between every 8-lane group, and 64 made the row kernels
+// ~5× faster there; 64 per row still gives a GPU plenty of rows in flight.
+fn wg_sum(v: f32, t: u32) -> f32 {
+  red_a[t] = v;
+  workgroupBarrier();
+  if (t < 8u) {
+    var s = 0.0;
+    for (var k = 0u; k < 8u; k++) { s += red_a[k * 8u + t]; }
+    red_b[t] = s;
+  }
+  workgroupBarrier();
+  var s = 0.0;
+  for (var k = 0u; k < 8u; k++) { s += red_b[k]; }
+  return s;
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) t: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= p.rows) { return; }
+  let C = p.C;
+  let base = row * C;
+  var s = 0.0;
+  for (var c = t; c < C; c += WG) { s += X[base + c]; }
+  let mean = wg_sum(s, t) / f32(C);
+  var q = 0.0;
+  for (var c = t; c < C; c += WG) { let d = X[base + c] - mean; q += d * d; }
+  let rstd = inverseSqrt(wg_sum(q, t) / f32(C) + p.eps);
+  let hasW = (p.flags & 1u) != 0u;
+  let hasB = (p.flags & 2u) != 0u;
+  for (var c = t; c < C; c += WG) {
+    var y = (X[base + c] - mean) * rstd;
+    if (hasW) { y *= W[c]; }
+    if (hasB) { y += B[c]; }
+    Y[base + c] = y;
+  }
+  if (t == 0u) {
+    Mean[row] = mean;
+    Rstd[row] = rstd;
+  }
+}

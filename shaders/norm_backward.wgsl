@@ -1,0 +1,60 @@
+// dx of LayerNorm and RMSNorm (llm.c style), one workgroup of 64 per row. With n = (x − mean)·rstd (mean = 0
+// for RMSNorm) and dn = dy·w: dx = rstd·(dn − mean(dn) − n·mean(dn·n)); RMSNorm drops the mean(dn) term.
+// Both sums come out of one vec2 reduction. flags: bit 0 has weight, bit 1 RMS (Mean is then bound to Rstd
+// and not read). The weight and bias gradients are column sums: norm_param_grad.wgsl.
+
+struct P { rows: u32, C: u32, flags: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read> W: array<f32>;
+@group(0) @binding(3) var<storage, read> DY: array<f32>;
+@group(0) @binding(4) var<storage, read> Mean: array<f32>;
+@group(0) @binding(5) var<storage, read> Rstd: array<f32>;
+@group(0) @binding(6) var<storage, read_write> DX: array<f32>;
+
+const WG = 64u;
+var<workgroup> red_a: array<vec2<f32>, 64>;
+var<workgroup> red_b: array<vec2<f32>, 8>;
+
+// Sum over the workgroup, returned to every invocation, with two barriers (see layer_norm.wgsl).
+fn wg_sum2(v: vec2<f32>, t: u32) -> vec2<f32> {
+  red_a[t] = v;
+  workgroupBarrier();
+  if (t < 8u) {
+    var s = vec2<f32>(0.0);
+    for (var k = 0u; k < 8u; k++) { s += red_a[k * 8u + t]; }
+    red_b[t] = s;
+  }
+  workgroupBarrier();
+  var s = vec2<f32>(0.0);
+  for (var k = 0u; k < 8u; k++) { s += red_b[k]; }
+  return s;
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) t: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= p.rows) { return; }
+  let C = p.C;
+  let base = row * C;
+  let hasW = (p.flags & 1u) != 0u;
+  let rms = (p.flags & 2u) != 0u;
+  let mean = select(Mean[row], 0.0, rms);
+  let rstd = Rstd[row];
+  var acc = vec2<f32>(0.0);
+  for (var c = t; c < C; c += WG) {
+    let n = (X[base + c] - mean) * rstd;
+    var dn = DY[base + c];
+    if (hasW) { dn *= W[c]; }
+    acc += vec2<f32>(dn, dn * n);
+  }
+  let m = wg_sum2(acc, t) / f32(C);
+  let mdn = select(m.x, 0.0, rms);
+  for (var c = t; c < C; c += WG) {
+    let n = (X[base + c] - mean) * rstd;
+    var dn = DY[base + c];
+    if (hasW) { dn *= W[c]; }
+    DX[base + c] = rstd * (dn - mdn - n * m.y);
+  }
+}

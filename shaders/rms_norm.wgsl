@@ -1,0 +1,42 @@
+// RMSNorm over the last axis as T5's T5LayerNorm: y = x·rstd·w, rstd = 1/sqrt(mean(x²) + eps) — no mean
+// subtraction, no bias. One workgroup of 64 per row. Saves rstd per row for the backward.
+
+struct P { rows: u32, C: u32, eps: f32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read> W: array<f32>;
+@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(4) var<storage, read_write> Rstd: array<f32>;
+
+const WG = 64u;
+var<workgroup> red_a: array<f32, 64>;
+var<workgroup> red_b: array<f32, 8>;
+
+// Sum over the workgroup, returned to every invocation, with two barriers (see layer_norm.wgsl).
+fn wg_sum(v: f32, t: u32) -> f32 {
+  red_a[t] = v;
+  workgroupBarrier();
+  if (t < 8u) {
+    var s = 0.0;
+    for (var k = 0u; k < 8u; k++) { s += red_a[k * 8u + t]; }
+    red_b[t] = s;
+  }
+  workgroupBarrier();
+  var s = 0.0;
+  for (var k = 0u; k < 8u; k++) { s += red_b[k]; }
+  return s;
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) t: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= p.rows) { return; }
+  let C = p.C;
+  let base = row * C;
+  var q = 0.0;
+  for (var c = t; c < C; c += WG) { let x = X[base + c]; q += x * x; }
+  let rstd = inverseSqrt(wg_sum(q, t) / f32(C) + p.eps);
+  for (var c = t; c < C; c += WG) { Y[base + c] = X[base + c] * rstd * W[c]; }
+  if (t == 0u) { Rstd[row] = rstd; }
+}

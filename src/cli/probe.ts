@@ -1,0 +1,149 @@
+// `npm run probe -- --model DIR --inputs IN.safetensors --output OUT.safetensors`
+// Runs each network on whichever inputs are present and writes the outputs under fixed names, so a converted
+// model can be checked against PyTorch (tools/fixtures/models.py writes the matching reference files).
+
+import { Command } from 'commander';
+import { Tensor, tidy } from '../tensor.js';
+import { initRuntime } from '../runtime.js';
+import * as ops from '../ops.js';
+import { encodeSafetensors, type TensorReader, type TensorToWrite } from '../io/safetensors.js';
+import { dirFolder, openSafetensorsFile } from '../io/file-source.js';
+import { Musicgen } from '../model/musicgen.js';
+import { extractChroma } from '../model/chroma.js';
+import { writeFileAtomic } from '../io/atomic.js';
+
+export type ProbeOutputs = Record<string, TensorToWrite>;
+
+async function f32Out(t: Tensor): Promise<TensorToWrite> {
+  return { dtype: 'F32', shape: [...t.shape], data: (await t.read()) as Float32Array };
+}
+
+/** Rows of channel c among interleaved stereo codebooks (L0 R0 L1 R1 …). */
+function channelRows(rows: number, channels: number, c: number): number[] {
+  return Array.from({ length: rows / channels }, (_, k) => k * channels + c);
+}
+
+async function upload(inputs: TensorReader, name: string): Promise<Tensor> {
+  const info = inputs.info(name);
+  const isInt = info.dtype.startsWith('I') || info.dtype.startsWith('U');
+  return Tensor.from(isInt ? await inputs.readI32(name) : await inputs.readF32(name), info.shape, isInt ? 'i32' : 'f32');
+}
+
+/** Runs the model in `modelDir` on the inputs present; returns the outputs by name. */
+export async function probe(modelDir: string, inputs: TensorReader): Promise<ProbeOutputs> {
+  const model = await Musicgen.load(dirFolder(modelDir));
+  try {
+    return await runProbe(model, inputs);
+  } finally {
+    model.dispose();
+  }
+}
+
+async function runProbe(model: Musicgen, inputs: TensorReader): Promise<ProbeOutputs> {
+  const out: ProbeOutputs = {};
+  const C = model.audioChannels;
+  const hasText = inputs.has('text.input_ids') && inputs.has('text.attention_mask');
+
+  if (hasText) {
+    const ids = await upload(inputs, 'text.input_ids');
+    const mask = await upload(inputs, 'text.attention_mask');
+    const hidden = model.textHidden(ids, mask);
+    out['text.hidden'] = await f32Out(hidden);
+    for (const t of [ids, mask, hidden]) t.dispose();
+  }
+
+  if (inputs.has('audio.wav')) {
+    const info = inputs.info('audio.wav');
+    const wav = await inputs.readF32('audio.wav');
+    const channels = info.shape.length === 1 ? 1 : info.shape[0];
+    const N = info.shape[info.shape.length - 1];
+    if (channels !== C) throw new Error(`audio.wav has ${channels} channel(s); the model makes ${C}`);
+    // a stereo model encodes each channel with its mono EnCodec and interleaves the codebooks
+    const perChannel: Int32Array[] = [];
+    for (let c = 0; c < channels; c++) {
+      const audio = Tensor.from(wav.subarray(c * N, (c + 1) * N), [1, 1, N]);
+      const codes = model.encodec.encode(audio);
+      perChannel.push((await codes.read()) as Int32Array);
+      audio.dispose();
+      codes.dispose();
+    }
+    const K = model.encodec.numQuantizers;
+    const T = perChannel[0].length / K;
+    const codes = new Int32Array(K * C * T);
+    for (let k = 0; k < K; k++) for (let c = 0; c < C; c++) codes.set(perChannel[c].subarray(k * T, (k + 1) * T), (k * C + c) * T);
+    out['encodec.codes'] = { dtype: 'I32', shape: [K * C, T], data: codes };
+    if (channels === 1) {
+      const chroma = extractChroma(wav, { sampleRate: model.sampleRate });
+      out['chroma.onehot'] = { dtype: 'F32', shape: [chroma.frames, 12], data: chroma.onehot };
+    }
+  }
+
+  if (inputs.has('encodec.codes')) {
+    const [rows, T] = inputs.info('encodec.codes').shape;
+    const codes = await inputs.readI32('encodec.codes');
+    const decoded: Float32Array[] = [];
+    for (let c = 0; c < C; c++) {
+      const sel = channelRows(rows, C, c);
+      const mine = new Int32Array(sel.length * T);
+      sel.forEach((r, i) => mine.set(codes.subarray(r * T, (r + 1) * T), i * T));
+      const codeTensor = Tensor.from(mine, [1, sel.length, T], 'i32');
+      const audio = model.encodec.decode(codeTensor);
+      decoded.push((await audio.read()) as Float32Array);
+      codeTensor.dispose();
+      audio.dispose();
+    }
+    const N = decoded[0].length;
+    const data = new Float32Array(C * N);
+    decoded.forEach((d, c) => data.set(d, c * N));
+    out['encodec.decoded'] = { dtype: 'F32', shape: C === 1 ? [N] : [C, N], data };
+  }
+
+  if (inputs.has('lm.codes')) {
+    if (!hasText) throw new Error('lm.codes needs text.input_ids and text.attention_mask');
+    const ids = await upload(inputs, 'text.input_ids');
+    const mask = await upload(inputs, 'text.attention_mask');
+    const codes = await upload(inputs, 'lm.codes');
+    const B = codes.shape[0];
+    let chroma: Tensor | undefined;
+    if (model.isMelody && inputs.has('chroma.onehot')) {
+      const one = await inputs.readF32('chroma.onehot');
+      const frames = inputs.info('chroma.onehot').shape[0];
+      const batch = new Float32Array(B * one.length);
+      for (let b = 0; b < B; b++) batch.set(one, b * one.length);
+      chroma = Tensor.from(batch, [B, frames, 12]);
+    }
+    const logits = tidy(() => {
+      const maskF = ops.castToF32(mask);
+      const states = model.projectText(model.textHidden(ids, mask), maskF);
+      return model.lm.forward(codes, model.conditioning(states, maskF, chroma));
+    });
+    out['lm.logits'] = await f32Out(logits);
+    for (const t of [ids, mask, codes, logits, ...(chroma ? [chroma] : [])]) t.dispose();
+  }
+  await model.rt.sync();
+  return out;
+}
+
+async function main(): Promise<void> {
+  const program = new Command()
+    .name('probe')
+    .description('Runs each network of a MusicGen folder on the inputs present and writes the outputs (see README)')
+    .requiredOption('--model <dir>', 'model folder (transformers format)')
+    .requiredOption('--inputs <file>', 'inputs .safetensors')
+    .requiredOption('--output <file>', 'outputs .safetensors to write')
+    .parse();
+  const opts = program.opts<{ model: string; inputs: string; output: string }>();
+  await initRuntime();
+  const inputs = await openSafetensorsFile(opts.inputs);
+  const out = await probe(opts.model, inputs);
+  await writeFileAtomic(opts.output, encodeSafetensors(out));
+  console.log(`wrote ${Object.keys(out).length} outputs to ${opts.output}: ${Object.keys(out).join(', ')}`);
+}
+
+const invokedDirectly = process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/'));
+if (invokedDirectly) {
+  main().then(() => process.exit(0), (e: unknown) => {
+    console.error(`probe: ${(e as Error).message}`);
+    process.exit(1);
+  });
+}

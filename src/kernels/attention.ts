@@ -1,0 +1,236 @@
+// Scaled dot-product attention (shaders/attention*.wgsl) with its backward, and a preallocated KV cache for
+// decoding. Flash-attention style: the forward streams the keys with an online softmax and saves only the
+// row log-sum-exp; the backward recomputes the probabilities from it. Masked-out rows (every key masked: the
+// unconditional text branch) give zeros, not NaN. The head dim is compiled into the shaders (one pipeline
+// per head size) so their per-row registers have fixed sizes.
+
+import { Tensor, keep } from '../tensor.js';
+import { f32, type Runtime } from '../runtime.js';
+import { record } from '../train/tape.js';
+import { launch1d, sumTo } from './elementwise.js';
+import { narrow } from './shape.js';
+import { WGSL } from './wgsl.generated.js';
+
+export interface AttentionOptions {
+  /** Query i sees keys j ≤ i + (tk − Tq): the queries are the last Tq positions (KV-cache decoding). */
+  causal?: boolean;
+  /** [B, Tk] (or [B, ≥ tk]), f32 or i32: 1 keep, 0 masked. Gets no gradient. */
+  keyMask?: Tensor;
+  /** Added to the scores: [H, Tq, tk] (shared by the batch; its gradient is summed over B) or [B, H, Tq, tk]. */
+  bias?: Tensor;
+  /** Score scale; default 1/√D (T5 uses 1). */
+  scale?: number;
+  /**
+   * Number of valid keys when k and v are longer along dim 2 (a preallocated KV cache [B, H, maxT, D]): only
+   * the first `tk` rows are read. Default: all of them.
+   */
+  tk?: number;
+}
+
+/** Head dims the shaders are compiled for go up to this (private arrays of D floats per invocation). */
+const MAX_HEAD_DIM = 256;
+/** Split the keys of a row only while each split keeps at least this many keys... */
+const MIN_KEYS_PER_SPLIT = 16;
+/** ...and only until rows × splits reaches this many invocations (decoding has few rows and many keys). */
+const TARGET_INVOCATIONS = 4096;
+
+const specialised = new Map<string, string>();
+
+/** The shader `name` with its `const D` line set to the head dim; cached per (shader, D). */
+function shaderFor(name: string, D: number): { shader: string; code: string } {
+  const key = `${name}_d${D}`;
+  let code = specialised.get(key);
+  if (code === undefined) {
+    const src = WGSL[name];
+    if (src === undefined) throw new Error(`unknown shader "${name}"`);
+    code = src.replace(/const D: u32 = \d+u;/, `const D: u32 = ${D}u;`);
+    if (code === src && D !== 64) throw new Error(`shader "${name}" has no "const D: u32 = …u;" line`);
+    specialised.set(key, code);
+  }
+  return { shader: key, code };
+}
+
+function grid64(rt: Runtime, n: number): [number, number] {
+  return rt.grid(Math.ceil(n / 64));
+}
+
+function shapeStr(t: Tensor): string {
+  return `[${t.shape.join(', ')}]`;
+}
+
+/**
+ * softmax(scale·q·kᵀ + bias, masked) · v for q [B, H, Tq, D], k and v [B, H, Tk, D] (or [B, H, maxT, D] with
+ * `tk`) → [B, H, Tq, D]. Differentiable in q, k, v and bias.
+ */
+export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
+  const { causal = false, keyMask, bias } = opts;
+  for (const [name, t] of [['q', q], ['k', k], ['v', v]] as const) {
+    if (t.dtype !== 'f32' || t.rank !== 4) throw new Error(`attention: ${name} must be f32 [B, H, T, D], got ${t.dtype} ${shapeStr(t)}`);
+  }
+  const [B, H, Tq, D] = q.shape;
+  const kvT = k.shape[2];
+  if (k.shape[0] !== B || k.shape[1] !== H || k.shape[3] !== D || v.shape.some((d, i) => d !== k.shape[i])) {
+    throw new Error(`attention: q ${shapeStr(q)}, k ${shapeStr(k)}, v ${shapeStr(v)} do not match`);
+  }
+  if (D < 1 || D > MAX_HEAD_DIM) throw new Error(`attention: head dim ${D} is outside 1…${MAX_HEAD_DIM}`);
+  const Tk = opts.tk ?? kvT;
+  if (!Number.isInteger(Tk) || Tk < 0 || Tk > kvT) throw new Error(`attention: tk = ${Tk} with ${kvT} key rows`);
+  const scale = opts.scale ?? 1 / Math.sqrt(D);
+  if (keyMask) {
+    if (keyMask.dtype === 'f16' || keyMask.rank !== 2 || keyMask.shape[0] !== B || keyMask.shape[1] < Tk) {
+      throw new Error(`attention: keyMask must be f32/i32 [${B}, ${Tk}], got ${keyMask.dtype} ${shapeStr(keyMask)}`);
+    }
+  }
+  let biasBatchStride = 0;
+  if (bias) {
+    const tail = [H, Tq, Tk];
+    const ok = bias.dtype === 'f32' && (
+      (bias.rank === 3 && bias.shape.every((d, i) => d === tail[i])) ||
+      (bias.rank === 4 && bias.shape[0] === B && bias.shape.slice(1).every((d, i) => d === tail[i])));
+    if (!ok) throw new Error(`attention: bias must be f32 [${tail.join(', ')}] or [${B}, ${tail.join(', ')}], got ${shapeStr(bias)}`);
+    if (bias.rank === 4) biasBatchStride = H * Tq * Tk;
+  }
+  const rt = q.rt;
+  const rows = B * H * Tq;
+  const out = Tensor.empty([B, H, Tq, D], 'f32', rt);
+  const lse = Tensor.empty([rows], 'f32', rt);
+  const maskBinding = (keyMask ?? q).binding();
+  const biasBinding = (bias ?? q).binding();
+  const maskParams = [keyMask ? 1 : 0, keyMask ? keyMask.shape[1] : 0];
+
+  let nsplit = 1;
+  if (rows < TARGET_INVOCATIONS && Tk >= 2 * MIN_KEYS_PER_SPLIT) {
+    nsplit = Math.min(Math.floor(Tk / MIN_KEYS_PER_SPLIT), Math.ceil(TARGET_INVOCATIONS / rows));
+  }
+  const chunk = Math.max(1, Math.ceil(Tk / nsplit));
+  nsplit = Math.max(1, Math.ceil(Tk / chunk)); // no empty trailing split
+  const params = [rows, H, Tq, Tk, kvT, nsplit, chunk, causal ? 1 : 0, ...maskParams, bias ? 1 : 0, biasBatchStride, f32(scale)];
+  if (rows > 0) {
+    if (nsplit === 1) {
+      rt.dispatch({
+        ...shaderFor('attention', D),
+        params,
+        bindings: [q.binding(), k.binding(), v.binding(), maskBinding, biasBinding, out.binding(), lse.binding()],
+        workgroups: grid64(rt, rows),
+      });
+    } else {
+      const part = Tensor.empty([rows * nsplit, D], 'f32', rt);
+      const partLse = Tensor.empty([rows * nsplit], 'f32', rt);
+      rt.dispatch({
+        ...shaderFor('attention', D),
+        params,
+        bindings: [q.binding(), k.binding(), v.binding(), maskBinding, biasBinding, part.binding(), partLse.binding()],
+        workgroups: grid64(rt, rows * nsplit),
+      });
+      rt.dispatch({
+        shader: 'attention_combine',
+        params: [rows, D, nsplit],
+        bindings: [part.binding(), partLse.binding(), out.binding(), lse.binding()],
+        workgroups: grid64(rt, rows * D),
+      });
+      part.dispose();
+      partLse.dispose();
+    }
+  }
+
+  const inputs = bias ? [q, k, v, bias] : [q, k, v];
+  // the output itself is alive whenever its gradient arrives (the next op or the caller holds it): not saved,
+  // which would make it keep itself alive
+  const saved = keyMask ? [lse, keyMask] : [lse];
+  const y = record('attention', out, inputs, (dO) => {
+    const dQ = Tensor.empty(q.shape, 'f32', rt);
+    const delta = Tensor.empty([rows], 'f32', rt);
+    const wantBias = !!bias?.requiresGrad;
+    const dS = Tensor.empty(wantBias ? [B, H, Tq, Tk] : [1], 'f32', rt);
+    const common = [H, Tq, Tk, kvT, causal ? 1 : 0, ...maskParams, bias ? 1 : 0, biasBatchStride];
+    rt.dispatch({
+      ...shaderFor('attention_bwd_dq', D),
+      params: [rows, ...common, wantBias ? 1 : 0, f32(scale)],
+      bindings: [q.binding(), k.binding(), v.binding(), out.binding(), dO.binding(), lse.binding(), maskBinding,
+        biasBinding, dQ.binding(), delta.binding(), dS.binding()],
+      workgroups: grid64(rt, rows),
+    });
+    let dK: Tensor | null = null;
+    let dV: Tensor | null = null;
+    if (k.requiresGrad || v.requiresGrad) {
+      dK = Tensor.empty(k.shape, 'f32', rt);
+      dV = Tensor.empty(v.shape, 'f32', rt);
+      const keyRows = B * H * kvT;
+      rt.dispatch({
+        ...shaderFor('attention_bwd_dkv', D),
+        params: [keyRows, ...common, f32(scale)],
+        bindings: [q.binding(), k.binding(), v.binding(), dO.binding(), lse.binding(), delta.binding(), maskBinding,
+          biasBinding, dK.binding(), dV.binding()],
+        workgroups: grid64(rt, keyRows),
+      });
+    }
+    const grads: (Tensor | null)[] = [dQ, dK, dV];
+    if (bias) grads.push(wantBias ? (bias.rank === 3 ? sumTo(dS, bias.shape) : dS) : null);
+    return grads;
+  }, saved);
+  lse.dispose(); // the graph node, if any, holds its own reference
+  return y;
+}
+
+/**
+ * Keys and values of past positions for decoding, preallocated once as [B, H, maxT, D] and filled in place:
+ * a decode step appends its new keys/values (a GPU copy of only the new rows) and attends over the first
+ * `length` rows without copying the cache. Lives until `dispose()` (it is kept out of `tidy` scopes).
+ */
+export class KVCache {
+  readonly k: Tensor;
+  readonly v: Tensor;
+  length = 0;
+
+  constructor(readonly B: number, readonly H: number, readonly maxT: number, readonly D: number, rt?: Runtime) {
+    this.k = keep(Tensor.empty([B, H, maxT, D], 'f32', rt));
+    this.v = keep(Tensor.empty([B, H, maxT, D], 'f32', rt));
+  }
+
+  /** Writes k, v [B, H, Tnew, D] at positions length … length + Tnew − 1 and advances `length`. */
+  append(k: Tensor, v: Tensor): void {
+    const { B, H, D, maxT } = this;
+    for (const [name, t] of [['k', k], ['v', v]] as const) {
+      if (t.dtype !== 'f32' || t.rank !== 4 || t.shape[0] !== B || t.shape[1] !== H || t.shape[3] !== D || t.shape[2] !== k.shape[2]) {
+        throw new Error(`KVCache.append: ${name} ${shapeStr(t)} does not fit [${B}, ${H}, Tnew, ${D}]`);
+      }
+    }
+    const Tnew = k.shape[2];
+    if (this.length + Tnew > maxT) throw new Error(`KVCache.append: ${this.length} + ${Tnew} positions exceed maxT = ${maxT}`);
+    if (k.size > 0) {
+      const rt = this.k.rt;
+      rt.dispatch({
+        shader: 'attention_kv_append',
+        params: [k.size, Tnew, maxT, this.length, D],
+        bindings: [k.binding(), v.binding(), this.k.binding(), this.v.binding()],
+        workgroups: launch1d(rt, k.size),
+      });
+    }
+    this.length += Tnew;
+  }
+
+  /** Attention of q [B, H, Tq, D] over the cached positions (q's positions are the last Tq of them when causal). */
+  attend(q: Tensor, opts: Omit<AttentionOptions, 'tk'> = {}): Tensor {
+    return attention(q, this.k, this.v, { ...opts, tk: this.length });
+  }
+
+  /** A copy of the cached keys [B, H, length, D] (for inspection; `attend` reads the cache in place). */
+  keys(): Tensor {
+    return narrow(this.k, 2, 0, this.length);
+  }
+
+  /** A copy of the cached values [B, H, length, D]. */
+  values(): Tensor {
+    return narrow(this.v, 2, 0, this.length);
+  }
+
+  /** Forgets the cached positions (the buffers stay allocated). */
+  reset(): void {
+    this.length = 0;
+  }
+
+  dispose(): void {
+    this.k.dispose();
+    this.v.dispose();
+  }
+}

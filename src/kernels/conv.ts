@@ -1,0 +1,318 @@
+// 1-D padding, convolution and transposed convolution over [B, C, T] (PyTorch semantics), each with its
+// backward, plus weight normalisation for loading weight-normed convs (EnCodec's SEANet).
+//
+// Three kernels cover the six directions: conv1d (a gather over input samples) is also convTranspose1d's input
+// gradient; conv_transpose1d (a gather split by stride phase) is also conv1d's input gradient; and
+// conv1d_grad_weight (a correlation of the two, chunked over time) gives both weight gradients.
+
+import { Tensor } from '../tensor.js';
+import { f32, i32, type Runtime } from '../runtime.js';
+import { record } from '../train/tape.js';
+import { launch1d, sumTo } from './elementwise.js';
+import { narrow } from './shape.js';
+
+// ---- padding ----
+
+export type PadMode = 'zero' | 'constant' | 'reflect' | 'replicate';
+const PAD_MODE_ID: Record<PadMode, number> = { zero: 0, constant: 0, reflect: 1, replicate: 2 };
+
+function checkF32(name: string, ...ts: (Tensor | undefined)[]): void {
+  for (const t of ts) if (t && t.dtype !== 'f32') throw new Error(`${name}: expects f32 tensors, got ${t.dtype}`);
+}
+
+function shapeStr(t: Tensor): string {
+  return `[${t.shape.join(', ')}]`;
+}
+
+/**
+ * torch.nn.functional.pad on the last axis with (left, right) ≥ 0. 'zero' is 'constant' with value 0;
+ * 'reflect' mirrors without repeating the edge and (as in PyTorch) needs left, right < T; 'replicate' repeats
+ * the edge sample. Differentiable in x (reflect and replicate fold the copied gradients back).
+ */
+export function pad1d(x: Tensor, left: number, right: number, mode: PadMode = 'zero', value = 0): Tensor {
+  checkF32('pad1d', x);
+  if (x.rank < 1) throw new Error('pad1d: needs at least one dim');
+  if (!Number.isInteger(left) || !Number.isInteger(right) || left < 0 || right < 0) {
+    throw new Error(`pad1d: pads (${left}, ${right}) must be integers ≥ 0`);
+  }
+  const T = x.shape[x.rank - 1];
+  if (mode === 'reflect' && (left >= T || right >= T)) {
+    throw new Error(`pad1d: reflect padding (${left}, ${right}) must be < the input length ${T} (use encodecPad1d)`);
+  }
+  if (mode === 'replicate' && T === 0 && left + right > 0) throw new Error('pad1d: replicate needs a non-empty input');
+  const rt = x.rt;
+  const Tout = T + left + right;
+  const y = Tensor.empty([...x.shape.slice(0, -1), Tout], 'f32', rt);
+  const params = (n: number) => [n, T, Tout, left, PAD_MODE_ID[mode], f32(mode === 'constant' ? value : 0)];
+  if (y.size > 0) {
+    rt.dispatch({
+      shader: 'pad1d', params: params(y.size), bindings: [x.binding(), y.binding()], workgroups: launch1d(rt, y.size),
+    });
+  }
+  return record('pad1d', y, [x], (gy) => {
+    const gx = Tensor.empty(x.shape, 'f32', rt);
+    if (gx.size > 0) {
+      rt.dispatch({
+        shader: 'pad1d', entry: 'backward', params: params(gx.size),
+        bindings: [gy.binding(), gx.binding()], workgroups: launch1d(rt, gx.size),
+      });
+    }
+    return [gx];
+  });
+}
+
+/**
+ * EnCodec's `_pad1d` (transformers EncodecConv1d): like pad1d, but reflect padding also works on inputs no
+ * longer than the pad: the input is first zero-padded on the right by `max(left, right) − T + 1`, reflected,
+ * and that many samples are cut from the end. Differentiable in x.
+ */
+export function encodecPad1d(x: Tensor, left: number, right: number, mode: PadMode = 'zero', value = 0): Tensor {
+  if (mode !== 'reflect') return pad1d(x, left, right, mode, value);
+  const T = x.shape[x.rank - 1];
+  const maxPad = Math.max(left, right);
+  if (T > maxPad) return pad1d(x, left, right, 'reflect');
+  const extra = maxPad - T + 1;
+  const x1 = pad1d(x, 0, extra, 'zero');
+  const padded = pad1d(x1, left, right, 'reflect');
+  const y = narrow(padded, -1, 0, padded.shape[padded.rank - 1] - extra);
+  // the recorded graph (if any) holds its own references to the intermediates
+  x1.dispose();
+  padded.dispose();
+  return y;
+}
+
+// ---- raw kernels (nothing recorded) ----
+
+interface ConvGeometry {
+  B: number;
+  /** input channels and length */
+  Cin: number;
+  T: number;
+  /** output channels and length */
+  Cout: number;
+  Tout: number;
+  groups: number;
+  K: number;
+  stride: number;
+  dilation: number;
+}
+
+/** Y[b,o,t] = bias + Σ W[o,i,k]·X[b,i,t·stride − padL + k·dil]; W [Cout, Cin/groups, K]. */
+function conv1dRaw(rt: Runtime, x: Tensor, w: Tensor, bias: Tensor | undefined, geo: ConvGeometry, padL: number): Tensor {
+  const { B, Cin, T, Cout, Tout, groups, K, stride, dilation } = geo;
+  const CinG = Cin / groups;
+  const CoutG = Cout / groups;
+  const y = Tensor.empty([B, Cout, Tout], 'f32', rt);
+  if (y.size === 0) return y;
+  const coBlocks = Math.ceil(CoutG / 4);
+  const wy = groups * coBlocks;
+  checkGrid('conv1d', rt, Math.ceil(Tout / 256), wy, B);
+  rt.dispatch({
+    shader: 'conv1d',
+    params: [T, Tout, Cin, Cout, CinG, CoutG, K, stride, dilation, i32(padL), coBlocks, bias ? 1 : 0],
+    bindings: [x.binding(), w.binding(), (bias ?? w).binding(), y.binding()],
+    workgroups: [Math.ceil(Tout / 256), wy, B],
+  });
+  return y;
+}
+
+/** Y[b,o,t] = bias + Σ_{t+pad = stride·m + k·dil} X[b,i,m]·W[i,o,k]; W [Cin, Cout/groups, K]. */
+function convTranspose1dRaw(
+  rt: Runtime, x: Tensor, w: Tensor, bias: Tensor | undefined, geo: ConvGeometry, pad: number,
+): Tensor {
+  const { B, Cin, T, Cout, Tout, groups, K, stride, dilation } = geo;
+  const CinG = Cin / groups;
+  const CoutG = Cout / groups;
+  const y = Tensor.empty([B, Cout, Tout], 'f32', rt);
+  if (y.size === 0) return y;
+  const coBlocks = Math.ceil(CoutG / 4);
+  const mLo = Math.floor(pad / stride);
+  const nM = Math.floor((Tout - 1 + pad) / stride) - mLo + 1;
+  const wy = stride * groups * coBlocks;
+  checkGrid('convTranspose1d', rt, Math.ceil(nM / 256), wy, B);
+  rt.dispatch({
+    shader: 'conv_transpose1d',
+    params: [T, Tout, Cin, Cout, CinG, CoutG, K, stride, dilation, pad, coBlocks, bias ? 1 : 0, mLo, nM, 0, 0],
+    bindings: [x.binding(), w.binding(), (bias ?? w).binding(), y.binding()],
+    workgroups: [Math.ceil(nM / 256), wy, B],
+  });
+  return y;
+}
+
+/**
+ * D[o, i, k] = Σ_b Σ_t A[b, o, t] · X[b, g·IG + i, t·stride − padL + k·dil]: conv1d's weight gradient with
+ * A = dY, X = input (and convTranspose1d's with A = input, X = dY). A [B, O, TA], X [B, I, TX] → [O, I/groups, K].
+ */
+function convGradWeightRaw(
+  rt: Runtime, a: Tensor, x: Tensor, groups: number, K: number, stride: number, dilation: number, padL: number,
+): Tensor {
+  const [B, O, TA] = a.shape;
+  const [, I, TX] = x.shape;
+  const OG = O / groups;
+  const IG = I / groups;
+  const N = IG * K;
+  const oBlocks = Math.ceil(OG / 32);
+  const wx = Math.ceil(N / 32);
+  const wy = groups * oBlocks;
+  // Long signals with few weights (EnCodec's first layers) have little parallelism over the weights: split the
+  // time sum into chunks (at least 64 steps each) so there are ~256 workgroups, then add the chunks up.
+  const chunks = Math.max(1, Math.min(Math.ceil(256 / (wx * wy)), Math.ceil(TA / 64)));
+  const chunk = Math.max(1, Math.ceil(TA / chunks));
+  const nChunks = Math.max(1, Math.ceil(TA / chunk));
+  checkGrid('conv weight gradient', rt, wx, wy, nChunks);
+  const d = Tensor.empty(nChunks === 1 ? [O, IG, K] : [nChunks, O * N], 'f32', rt);
+  if (TA === 0 || B === 0) {
+    rt.clear(d.buffer, d.bytes);
+  } else {
+    rt.dispatch({
+      shader: 'conv1d_grad_weight',
+      params: [TA, TX, O, I, OG, IG, K, stride, dilation, i32(padL), oBlocks, chunk, B, 0, 0, 0],
+      bindings: [a.binding(), x.binding(), d.binding()],
+      workgroups: [wx, wy, nChunks],
+    });
+  }
+  if (nChunks === 1) return d;
+  const summed = sumTo(d, [O * N]);
+  d.dispose();
+  const out = summed.reshape([O, IG, K]);
+  summed.dispose();
+  return out;
+}
+
+function checkGrid(name: string, rt: Runtime, x: number, y: number, z: number): void {
+  const max = rt.limits.maxComputeWorkgroupsPerDimension;
+  if (x > max || y > max || z > max) throw new Error(`${name}: grid [${x}, ${y}, ${z}] exceeds ${max} per dimension`);
+}
+
+/** Σ over batch and time of dY [B, C, T] → [C]: the bias gradient. */
+function biasGrad(gy: Tensor): Tensor {
+  const C = gy.shape[1];
+  const s = sumTo(gy, [1, C, 1]);
+  const out = s.reshape([C]);
+  if (s !== gy) s.dispose();
+  return out;
+}
+
+// ---- convolutions ----
+
+export interface Conv1dOptions {
+  stride?: number;
+  dilation?: number;
+  groups?: number;
+  /** zeros on both sides */
+  padding?: number;
+}
+
+function checkConvArgs(name: string, x: Tensor, weight: Tensor, bias: Tensor | undefined, groups: number): void {
+  checkF32(name, x, weight, bias);
+  if (x.rank !== 3) throw new Error(`${name}: x must be [B, C, T], got ${shapeStr(x)}`);
+  if (weight.rank !== 3) throw new Error(`${name}: weight must be 3-D, got ${shapeStr(weight)}`);
+  if (!Number.isInteger(groups) || groups < 1) throw new Error(`${name}: groups ${groups}`);
+  if (bias && bias.rank !== 1) throw new Error(`${name}: bias must be 1-D, got ${shapeStr(bias)}`);
+}
+
+function positiveInt(name: string, what: string, v: number, min: number): void {
+  if (!Number.isInteger(v) || v < min) throw new Error(`${name}: ${what} must be an integer ≥ ${min}, got ${v}`);
+}
+
+/**
+ * PyTorch's conv1d: x [B, Cin, T], weight [Cout, Cin/groups, K], bias [Cout] → [B, Cout, Tout] with
+ * Tout = ⌊(T + 2·padding − dilation·(K − 1) − 1) / stride⌋ + 1. Differentiable in x, weight and bias.
+ */
+export function conv1d(x: Tensor, weight: Tensor, bias?: Tensor, opts: Conv1dOptions = {}): Tensor {
+  const { stride = 1, dilation = 1, groups = 1, padding = 0 } = opts;
+  checkConvArgs('conv1d', x, weight, bias, groups);
+  positiveInt('conv1d', 'stride', stride, 1);
+  positiveInt('conv1d', 'dilation', dilation, 1);
+  positiveInt('conv1d', 'padding', padding, 0);
+  const [B, Cin, T] = x.shape;
+  const [Cout, CinG, K] = weight.shape;
+  if (Cin % groups !== 0 || Cout % groups !== 0 || CinG * groups !== Cin) {
+    throw new Error(`conv1d: x ${shapeStr(x)} and weight ${shapeStr(weight)} do not fit groups = ${groups}`);
+  }
+  if (bias && bias.shape[0] !== Cout) throw new Error(`conv1d: bias ${shapeStr(bias)} for ${Cout} output channels`);
+  const Tout = Math.floor((T + 2 * padding - dilation * (K - 1) - 1) / stride) + 1;
+  if (Tout < 1 || K < 1) {
+    throw new Error(`conv1d: input length ${T} (padding ${padding}) is shorter than the kernel span ${dilation * (K - 1) + 1}`);
+  }
+  const rt = x.rt;
+  const geo: ConvGeometry = { B, Cin, T, Cout, Tout, groups, K, stride, dilation };
+  const y = conv1dRaw(rt, x, weight, bias, geo, padding);
+  const inputs = bias ? [x, weight, bias] : [x, weight];
+  return record('conv1d', y, inputs, (gy) => [
+    // dX is a transposed conv of dY with the same weight, cut to the input length
+    x.requiresGrad
+      ? convTranspose1dRaw(rt, gy, weight, undefined, { ...geo, Cin: Cout, T: Tout, Cout: Cin, Tout: T }, padding)
+      : null,
+    weight.requiresGrad ? convGradWeightRaw(rt, gy, x, groups, K, stride, dilation, padding) : null,
+    ...(bias ? [bias.requiresGrad ? biasGrad(gy) : null] : []),
+  ]);
+}
+
+export interface ConvTranspose1dOptions {
+  stride?: number;
+  /** trimmed from both ends of the full output */
+  padding?: number;
+  /** added to the end of the output (< stride or < dilation, as PyTorch) */
+  outputPadding?: number;
+  dilation?: number;
+  groups?: number;
+}
+
+/**
+ * PyTorch's conv_transpose1d: x [B, Cin, T], weight [Cin, Cout/groups, K], bias [Cout] → [B, Cout, Tout] with
+ * Tout = (T − 1)·stride − 2·padding + dilation·(K − 1) + outputPadding + 1. Differentiable in x, weight, bias.
+ */
+export function convTranspose1d(x: Tensor, weight: Tensor, bias?: Tensor, opts: ConvTranspose1dOptions = {}): Tensor {
+  const { stride = 1, padding = 0, outputPadding = 0, dilation = 1, groups = 1 } = opts;
+  checkConvArgs('convTranspose1d', x, weight, bias, groups);
+  positiveInt('convTranspose1d', 'stride', stride, 1);
+  positiveInt('convTranspose1d', 'dilation', dilation, 1);
+  positiveInt('convTranspose1d', 'padding', padding, 0);
+  positiveInt('convTranspose1d', 'outputPadding', outputPadding, 0);
+  if (outputPadding >= Math.max(stride, dilation)) {
+    throw new Error(`convTranspose1d: outputPadding ${outputPadding} must be < stride or dilation`);
+  }
+  const [B, Cin, T] = x.shape;
+  const [Cw, CoutG, K] = weight.shape;
+  if (Cw !== Cin || Cin % groups !== 0) {
+    throw new Error(`convTranspose1d: x ${shapeStr(x)} and weight ${shapeStr(weight)} do not fit groups = ${groups}`);
+  }
+  const Cout = CoutG * groups;
+  if (bias && bias.shape[0] !== Cout) throw new Error(`convTranspose1d: bias ${shapeStr(bias)} for ${Cout} output channels`);
+  const Tout = (T - 1) * stride - 2 * padding + dilation * (K - 1) + outputPadding + 1;
+  if (Tout < 1 || K < 1 || T < 1) throw new Error(`convTranspose1d: output length ${Tout} for input length ${T}`);
+  const rt = x.rt;
+  const geo: ConvGeometry = { B, Cin, T, Cout, Tout, groups, K, stride, dilation };
+  const y = convTranspose1dRaw(rt, x, weight, bias, geo, padding);
+  const inputs = bias ? [x, weight, bias] : [x, weight];
+  return record('convTranspose1d', y, inputs, (gy) => [
+    // dX is a conv of dY with the same weight (seen as [Cin, Cout/groups, K] conv weight), T long
+    x.requiresGrad ? conv1dRaw(rt, gy, weight, undefined, { ...geo, Cin: Cout, T: Tout, Cout: Cin, Tout: T }, padding) : null,
+    weight.requiresGrad ? convGradWeightRaw(rt, x, gy, groups, K, stride, dilation, padding) : null,
+    ...(bias ? [bias.requiresGrad ? biasGrad(gy) : null] : []),
+  ]);
+}
+
+// ---- weight normalisation ----
+
+/**
+ * PyTorch weight_norm with dim = 0: w = g · v / ‖v‖, the norm over all dims but the first. `v` is the flat
+ * weight (e.g. conv [Cout, Cin, K], or transposed conv [Cin, Cout, K]: its first dim is Cin then), `g` has one
+ * value per first-dim row (stored as [rows, 1, 1]). Done once at load on the CPU; the norm is summed in doubles.
+ */
+export function weightNorm(g: ArrayLike<number>, v: ArrayLike<number>): Float32Array {
+  const rows = g.length;
+  if (rows === 0 || v.length % rows !== 0) {
+    throw new Error(`weightNorm: ${v.length} weights do not split into ${rows} rows`);
+  }
+  const n = v.length / rows;
+  const out = new Float32Array(v.length);
+  for (let r = 0; r < rows; r++) {
+    let ss = 0;
+    for (let i = r * n; i < (r + 1) * n; i++) ss += v[i] * v[i];
+    const s = g[r] / Math.sqrt(ss);
+    for (let i = r * n; i < (r + 1) * n; i++) out[i] = v[i] * s;
+  }
+  return out;
+}

@@ -1,0 +1,254 @@
+// EnCodec (the 32 kHz model MusicGen uses): a port of transformers' modeling_encodec.py. SEANet encoder and
+// decoder of weight-normalised, non-causal convs (reflect padding), residual blocks and a 2-layer LSTM with a
+// skip, and the residual vector quantiser. Weight norm is folded at load (g·v/‖v‖).
+
+import { Tensor, tidy, keep } from '../tensor.js';
+import * as ops from '../ops.js';
+import type { Weights } from './weights.js';
+
+/** config.json's `audio_encoder` (EncodecConfig) fields used here. */
+export interface EncodecConfig {
+  sampling_rate: number;
+  audio_channels: number;
+  num_filters: number;
+  num_residual_layers: number;
+  upsampling_ratios: number[];
+  hidden_size: number;
+  kernel_size: number;
+  last_kernel_size: number;
+  residual_kernel_size: number;
+  dilation_growth_rate: number;
+  compress: number;
+  num_lstm_layers: number;
+  codebook_size: number;
+  codebook_dim?: number;
+  target_bandwidths: number[];
+  pad_mode?: string;
+  use_causal_conv?: boolean;
+  use_conv_shortcut?: boolean;
+  norm_type?: string;
+  normalize?: boolean;
+}
+
+export const hopLength = (cfg: EncodecConfig): number => cfg.upsampling_ratios.reduce((a, b) => a * b, 1);
+export const frameRate = (cfg: EncodecConfig): number => Math.ceil(cfg.sampling_rate / hopLength(cfg));
+/** Quantisers at the highest target bandwidth (EncodecConfig.num_quantizers). */
+export function numQuantizers(cfg: EncodecConfig): number {
+  const bits = Math.ceil(Math.log2(cfg.codebook_size));
+  return Math.floor((1000 * Math.max(...cfg.target_bandwidths)) / (frameRate(cfg) * bits));
+}
+
+type Layer = { forward(x: Tensor): Tensor; parameters(): Tensor[] };
+
+class EncodecConv1d implements Layer {
+  constructor(
+    readonly weight: Tensor, readonly bias: Tensor,
+    readonly stride: number, readonly dilation: number, readonly padMode: 'reflect' | 'zero',
+  ) {}
+
+  static async load(w: Weights, cfg: EncodecConfig, cin: number, cout: number, k: number, stride = 1, dilation = 1): Promise<EncodecConv1d> {
+    if (cfg.use_causal_conv) throw new Error('EnCodec: causal convs (the 24/48 kHz models) are not supported; MusicGen uses the non-causal 32 kHz model');
+    if (cfg.norm_type && cfg.norm_type !== 'weight_norm') throw new Error(`EnCodec: norm_type "${cfg.norm_type}" is not supported`);
+    const conv = w.pp('conv');
+    const weight = await conv.getWeightNorm([cout, cin, k]);
+    const bias = await conv.get('bias', [cout]);
+    return new EncodecConv1d(weight, bias, stride, dilation, cfg.pad_mode === 'reflect' || !cfg.pad_mode ? 'reflect' : 'zero');
+  }
+
+  forward(x: Tensor): Tensor {
+    const k = (this.weight.shape[2] - 1) * this.dilation + 1;
+    const paddingTotal = k - this.stride;
+    const length = x.shape[2];
+    // extra right padding so the last window is complete (transformers' _get_extra_padding_for_conv1d)
+    const nFrames = Math.ceil((length - k + paddingTotal) / this.stride + 1) - 1;
+    const extra = nFrames * this.stride + k - paddingTotal - length;
+    const right = Math.floor(paddingTotal / 2);
+    const left = paddingTotal - right;
+    const padded = this.padMode === 'reflect'
+      ? ops.encodecPad1d(x, left, right + extra, 'reflect')
+      : ops.pad1d(x, left, right + extra, 'zero');
+    return ops.conv1d(padded, this.weight, this.bias, { stride: this.stride, dilation: this.dilation });
+  }
+
+  parameters(): Tensor[] { return [this.weight, this.bias]; }
+}
+
+class EncodecConvTranspose1d implements Layer {
+  constructor(readonly weight: Tensor, readonly bias: Tensor, readonly stride: number) {}
+
+  static async load(w: Weights, cin: number, cout: number, k: number, stride: number): Promise<EncodecConvTranspose1d> {
+    const conv = w.pp('conv');
+    return new EncodecConvTranspose1d(await conv.getWeightNorm([cin, cout, k]), await conv.get('bias', [cout]), stride);
+  }
+
+  forward(x: Tensor): Tensor {
+    const y = ops.convTranspose1d(x, this.weight, this.bias, { stride: this.stride });
+    const paddingTotal = this.weight.shape[2] - this.stride;
+    const right = Math.floor(paddingTotal / 2);
+    const left = paddingTotal - right;
+    return ops.narrow(y, 2, left, y.shape[2] - left - right);
+  }
+
+  parameters(): Tensor[] { return [this.weight, this.bias]; }
+}
+
+class Elu implements Layer {
+  forward(x: Tensor): Tensor { return ops.elu(x, 1); }
+  parameters(): Tensor[] { return []; }
+}
+
+class EncodecResnetBlock implements Layer {
+  constructor(readonly block: Layer[], readonly shortcut: Layer | null) {}
+
+  static async load(w: Weights, cfg: EncodecConfig, dim: number, dilations: [number, number]): Promise<EncodecResnetBlock> {
+    const kernels = [cfg.residual_kernel_size, 1];
+    const hidden = Math.floor(dim / cfg.compress);
+    const block: Layer[] = [];
+    for (let i = 0; i < kernels.length; i++) {
+      const cin = i === 0 ? dim : hidden;
+      const cout = i === kernels.length - 1 ? dim : hidden;
+      block.push(new Elu()); // block.{2i} has no weights
+      block.push(await EncodecConv1d.load(w.pp(`block.${2 * i + 1}`), cfg, cin, cout, kernels[i], 1, dilations[i]));
+    }
+    const shortcut = cfg.use_conv_shortcut ? await EncodecConv1d.load(w.pp('shortcut'), cfg, dim, dim, 1) : null;
+    return new EncodecResnetBlock(block, shortcut);
+  }
+
+  forward(x: Tensor): Tensor {
+    let h = x;
+    for (const l of this.block) h = l.forward(h);
+    return ops.add(this.shortcut ? this.shortcut.forward(x) : x, h);
+  }
+
+  parameters(): Tensor[] { return [...this.block.flatMap((l) => l.parameters()), ...(this.shortcut?.parameters() ?? [])]; }
+}
+
+class EncodecLSTM implements Layer {
+  constructor(readonly layers: { wIh: Tensor; wHh: Tensor; bIh: Tensor; bHh: Tensor }[]) {}
+
+  static async load(w: Weights, cfg: EncodecConfig, dim: number): Promise<EncodecLSTM> {
+    const lstm = w.pp('lstm');
+    const layers = [];
+    for (let l = 0; l < cfg.num_lstm_layers; l++) {
+      layers.push({
+        wIh: await lstm.get(`weight_ih_l${l}`, [4 * dim, dim]),
+        wHh: await lstm.get(`weight_hh_l${l}`, [4 * dim, dim]),
+        bIh: await lstm.get(`bias_ih_l${l}`, [4 * dim]),
+        bHh: await lstm.get(`bias_hh_l${l}`, [4 * dim]),
+      });
+    }
+    return new EncodecLSTM(layers);
+  }
+
+  /** x [B, C, T] → lstm(x) + x */
+  forward(x: Tensor): Tensor {
+    const seq = ops.permute(x, [2, 0, 1]); // T B C
+    let h = seq;
+    for (const l of this.layers) h = ops.lstm(h, l.wIh, l.wHh, l.bIh, l.bHh).y;
+    return ops.permute(ops.add(h, seq), [1, 2, 0]); // B C T
+  }
+
+  parameters(): Tensor[] { return this.layers.flatMap((l) => [l.wIh, l.wHh, l.bIh, l.bHh]); }
+}
+
+/** Runs a list of layers in order; `layers.{i}` in the checkpoint. */
+class Sequential implements Layer {
+  constructor(readonly layers: Layer[]) {}
+  forward(x: Tensor): Tensor {
+    let h = x;
+    for (const l of this.layers) h = l.forward(h);
+    return h;
+  }
+  parameters(): Tensor[] { return this.layers.flatMap((l) => l.parameters()); }
+}
+
+async function loadEncoder(w: Weights, cfg: EncodecConfig): Promise<Sequential> {
+  const layers: Layer[] = [];
+  const at = (): Weights => w.pp(`layers.${layers.length}`);
+  const nf = cfg.num_filters;
+  layers.push(await EncodecConv1d.load(at(), cfg, cfg.audio_channels, nf, cfg.kernel_size));
+  let scaling = 1;
+  for (const ratio of [...cfg.upsampling_ratios].reverse()) {
+    const dim = scaling * nf;
+    for (let j = 0; j < cfg.num_residual_layers; j++) {
+      layers.push(await EncodecResnetBlock.load(at(), cfg, dim, [cfg.dilation_growth_rate ** j, 1]));
+    }
+    layers.push(new Elu());
+    layers.push(await EncodecConv1d.load(at(), cfg, dim, dim * 2, ratio * 2, ratio));
+    scaling *= 2;
+  }
+  layers.push(await EncodecLSTM.load(at(), cfg, scaling * nf));
+  layers.push(new Elu());
+  layers.push(await EncodecConv1d.load(at(), cfg, scaling * nf, cfg.hidden_size, cfg.last_kernel_size));
+  return new Sequential(layers);
+}
+
+async function loadDecoder(w: Weights, cfg: EncodecConfig): Promise<Sequential> {
+  const layers: Layer[] = [];
+  const at = (): Weights => w.pp(`layers.${layers.length}`);
+  const nf = cfg.num_filters;
+  let scaling = 2 ** cfg.upsampling_ratios.length;
+  layers.push(await EncodecConv1d.load(at(), cfg, cfg.hidden_size, scaling * nf, cfg.kernel_size));
+  layers.push(await EncodecLSTM.load(at(), cfg, scaling * nf));
+  for (const ratio of cfg.upsampling_ratios) {
+    const dim = scaling * nf;
+    layers.push(new Elu());
+    layers.push(await EncodecConvTranspose1d.load(at(), dim, dim / 2, ratio * 2, ratio));
+    for (let j = 0; j < cfg.num_residual_layers; j++) {
+      layers.push(await EncodecResnetBlock.load(at(), cfg, dim / 2, [cfg.dilation_growth_rate ** j, 1]));
+    }
+    scaling /= 2;
+  }
+  layers.push(new Elu());
+  layers.push(await EncodecConv1d.load(at(), cfg, nf, cfg.audio_channels, cfg.last_kernel_size));
+  return new Sequential(layers);
+}
+
+export class EncodecModel {
+  constructor(
+    readonly cfg: EncodecConfig,
+    readonly encoder: Sequential,
+    readonly decoder: Sequential,
+    /** [K, codebook_size, D]: the quantiser's codebooks, stacked. */
+    readonly codebooks: Tensor,
+  ) {}
+
+  get numQuantizers(): number { return this.codebooks.shape[0]; }
+  get hopLength(): number { return hopLength(this.cfg); }
+
+  /** `w` at `audio_encoder`. */
+  static async load(w: Weights, cfg: EncodecConfig): Promise<EncodecModel> {
+    if (cfg.normalize) throw new Error('EnCodec: input normalisation (the 48 kHz model) is not supported');
+    const encoder = await loadEncoder(w.pp('encoder'), cfg);
+    const decoder = await loadDecoder(w.pp('decoder'), cfg);
+    const K = numQuantizers(cfg);
+    const D = cfg.codebook_dim ?? cfg.hidden_size;
+    const books: Tensor[] = [];
+    for (let k = 0; k < K; k++) {
+      const q = w.pp(`quantizer.layers.${k}.codebook`);
+      books.push(await q.get('embed', [cfg.codebook_size, D]));
+      for (const unused of ['inited', 'cluster_size', 'embed_avg']) q.skip(unused); // k-means training state
+    }
+    const codebooks = keep(tidy(() => ops.concat(books.map((b) => b.reshape([1, cfg.codebook_size, D])), 0)));
+    for (const b of books) b.dispose();
+    return new EncodecModel(cfg, encoder, decoder, codebooks);
+  }
+
+  /** audio [B, C, N] → codes i32 [B, K, T] at the full bandwidth */
+  encode(audio: Tensor): Tensor {
+    return tidy(() => ops.rvqEncode(this.encoder.forward(audio), this.codebooks, this.numQuantizers));
+  }
+
+  /** codes i32 [B, K, T] → audio [B, C, T·hop] */
+  decode(codes: Tensor): Tensor {
+    return tidy(() => this.decoder.forward(ops.rvqDecode(codes, this.codebooks)));
+  }
+
+  parameters(): Tensor[] {
+    return [...this.encoder.parameters(), ...this.decoder.parameters(), this.codebooks];
+  }
+
+  dispose(): void {
+    for (const t of this.parameters()) t.dispose();
+  }
+}

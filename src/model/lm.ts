@@ -1,0 +1,220 @@
+// The MusicGen language model over EnCodec codes: a port of transformers' MusicgenForCausalLM
+// (modeling_musicgen.py) and MusicgenMelodyForCausalLM (modeling_musicgen_melody.py).
+//   input  = Σ_k embed_tokens[k](codes[:, k]) + sinusoidal positions
+//   block  = x + SelfAttn(LN(x)) [+ CrossAttn(LN(x), text)] + FFN(LN(x)),  FFN = fc2(gelu(fc1(·)))
+//   logits = lm_heads[k](LN(x)) for each codebook k
+// Text models attend to the projected T5 states; melody models have no cross-attention: the conditioning
+// (projected chroma, then projected text) is prepended to the code embeddings and its logits are dropped.
+
+import { Tensor, tidy, keep } from '../tensor.js';
+import * as ops from '../ops.js';
+import type { Weights } from './weights.js';
+
+/** config.json's `decoder` fields the LM uses (MusicgenDecoderConfig / MusicgenMelodyDecoderConfig). */
+export interface DecoderConfig {
+  vocab_size: number;
+  hidden_size: number;
+  num_hidden_layers: number;
+  num_attention_heads: number;
+  ffn_dim: number;
+  num_codebooks: number;
+  pad_token_id: number;
+  bos_token_id?: number;
+  audio_channels?: number;
+  activation_function?: string;
+  scale_embedding?: boolean;
+  max_position_embeddings?: number;
+}
+
+/** Per-layer decoding state: the self-attention KV cache and the cross-attention keys/values of the text. */
+export interface LayerCache {
+  self: ops.KVCache;
+  crossK?: Tensor;
+  crossV?: Tensor;
+}
+
+/** Conditioning for one forward pass. */
+export interface Conditioning {
+  /** Text models: projected T5 states [B, S, D] and their mask [B, S] (f32 1/0). */
+  encoderStates?: Tensor;
+  encoderMask?: Tensor;
+  /** Melody models: the prefix [B, P, D] put before the code embeddings. */
+  prefix?: Tensor;
+}
+
+function layerNormLoad(w: Weights, D: number): Promise<[Tensor, Tensor]> {
+  return Promise.all([w.get('weight', [D]), w.get('bias', [D])]);
+}
+
+class MusicgenAttention {
+  constructor(
+    readonly heads: number,
+    readonly q: Tensor, readonly k: Tensor, readonly v: Tensor, readonly out: Tensor,
+  ) {}
+
+  static async load(w: Weights, D: number, heads: number): Promise<MusicgenAttention> {
+    const get = (n: string): Promise<Tensor> => w.get(`${n}.weight`, [D, D]);
+    return new MusicgenAttention(heads, await get('q_proj'), await get('k_proj'), await get('v_proj'), await get('out_proj'));
+  }
+
+  /** [B, T, D] → [B, H, T, Dh] */
+  splitHeads(x: Tensor): Tensor {
+    const [B, T, D] = x.shape;
+    return ops.permute(ops.reshape(x, [B, T, this.heads, D / this.heads]), [0, 2, 1, 3]);
+  }
+
+  project(x: Tensor, w: Tensor): Tensor {
+    return this.splitHeads(ops.linear(x, w));
+  }
+
+  /** [B, H, T, Dh] → out_proj([B, T, D]) */
+  merge(y: Tensor): Tensor {
+    const [B, H, T, Dh] = y.shape;
+    return ops.linear(ops.reshape(ops.permute(y, [0, 2, 1, 3]), [B, T, H * Dh]), this.out);
+  }
+
+  /** Causal self-attention; with a cache, x holds only the new positions and its keys/values are appended. */
+  selfAttend(x: Tensor, cache?: ops.KVCache): Tensor {
+    const q = this.project(x, this.q);
+    const k = this.project(x, this.k);
+    const v = this.project(x, this.v);
+    if (!cache) return this.merge(ops.attention(q, k, v, { causal: true }));
+    cache.append(k, v);
+    return this.merge(cache.attend(q, { causal: true }));
+  }
+
+  /** Attention to the text states (keys/values computed once per generation when cached). */
+  crossAttend(x: Tensor, states: Tensor, mask: Tensor | undefined, cache?: LayerCache): Tensor {
+    const q = this.project(x, this.q);
+    let k: Tensor;
+    let v: Tensor;
+    if (cache?.crossK && cache.crossV) [k, v] = [cache.crossK, cache.crossV];
+    else {
+      k = this.project(states, this.k);
+      v = this.project(states, this.v);
+      if (cache) [cache.crossK, cache.crossV] = [keep(k), keep(v)];
+    }
+    return this.merge(ops.attention(q, k, v, { keyMask: mask }));
+  }
+}
+
+class MusicgenDecoderLayer {
+  constructor(
+    readonly selfAttnNorm: [Tensor, Tensor], readonly selfAttn: MusicgenAttention,
+    readonly crossNorm: [Tensor, Tensor] | null, readonly crossAttn: MusicgenAttention | null,
+    readonly finalNorm: [Tensor, Tensor], readonly fc1: Tensor, readonly fc2: Tensor,
+  ) {}
+
+  static async load(w: Weights, cfg: DecoderConfig, crossAttention: boolean): Promise<MusicgenDecoderLayer> {
+    const D = cfg.hidden_size;
+    const H = cfg.num_attention_heads;
+    return new MusicgenDecoderLayer(
+      await layerNormLoad(w.pp('self_attn_layer_norm'), D),
+      await MusicgenAttention.load(w.pp('self_attn'), D, H),
+      crossAttention ? await layerNormLoad(w.pp('encoder_attn_layer_norm'), D) : null,
+      crossAttention ? await MusicgenAttention.load(w.pp('encoder_attn'), D, H) : null,
+      await layerNormLoad(w.pp('final_layer_norm'), D),
+      await w.get('fc1.weight', [cfg.ffn_dim, D]),
+      await w.get('fc2.weight', [D, cfg.ffn_dim]),
+    );
+  }
+
+  forward(x: Tensor, cond: Conditioning, cache?: LayerCache): Tensor {
+    let h = ops.add(x, this.selfAttn.selfAttend(ops.layerNorm(x, ...this.selfAttnNorm, 1e-5), cache?.self));
+    if (this.crossAttn && this.crossNorm && cond.encoderStates) {
+      const normed = ops.layerNorm(h, ...this.crossNorm, 1e-5);
+      h = ops.add(h, this.crossAttn.crossAttend(normed, cond.encoderStates, cond.encoderMask, cache));
+    }
+    const ff = ops.linear(ops.linear(ops.layerNorm(h, ...this.finalNorm, 1e-5), this.fc1, undefined, 'gelu'), this.fc2);
+    return ops.add(h, ff);
+  }
+
+  parameters(): Tensor[] {
+    const attn = (a: MusicgenAttention | null): Tensor[] => (a ? [a.q, a.k, a.v, a.out] : []);
+    return [...this.selfAttnNorm, ...attn(this.selfAttn), ...(this.crossNorm ?? []), ...attn(this.crossAttn),
+      ...this.finalNorm, this.fc1, this.fc2];
+  }
+}
+
+/** sinusoidal position embeddings for positions [offset, offset + T), as transformers computes them in float32 */
+export function sinusoidalPositions(offset: number, T: number, D: number): Float32Array {
+  const f = Math.fround;
+  const half = Math.floor(D / 2);
+  const step = f(Math.log(10000) / (half - 1));
+  const freqs = Array.from({ length: half }, (_, i) => f(Math.exp(f(i * -step))));
+  const out = new Float32Array(T * D);
+  for (let t = 0; t < T; t++) {
+    for (let i = 0; i < half; i++) {
+      const arg = f((offset + t) * freqs[i]);
+      out[t * D + i] = Math.cos(arg);
+      out[t * D + half + i] = Math.sin(arg);
+    }
+  }
+  return out;
+}
+
+export class MusicgenLM {
+  constructor(
+    readonly cfg: DecoderConfig,
+    /** The K codebook tables stacked: [K, vocab + 1, D]. */
+    readonly embedTokens: Tensor,
+    readonly layers: MusicgenDecoderLayer[],
+    readonly norm: [Tensor, Tensor],
+    /** The K heads stacked: [K·vocab, D]. */
+    readonly heads: Tensor,
+  ) {}
+
+  get numCodebooks(): number { return this.cfg.num_codebooks; }
+  get padId(): number { return this.cfg.pad_token_id; }
+
+  /** `w` at `decoder`; `crossAttention` false for melody models. */
+  static async load(w: Weights, cfg: DecoderConfig, crossAttention: boolean): Promise<MusicgenLM> {
+    const { num_codebooks: K, vocab_size: V, hidden_size: D } = cfg;
+    const dec = w.pp('model.decoder');
+    const tables: Tensor[] = [];
+    for (let k = 0; k < K; k++) tables.push(await dec.get(`embed_tokens.${k}.weight`, [V + 1, D]));
+    const heads: Tensor[] = [];
+    for (let k = 0; k < K; k++) heads.push(await w.get(`lm_heads.${k}.weight`, [V, D]));
+    // older conversions carry the (recomputed) sinusoidal table: not needed, never fatal
+    dec.skip('embed_positions.weights');
+    const layers: MusicgenDecoderLayer[] = [];
+    for (let i = 0; i < cfg.num_hidden_layers; i++) {
+      layers.push(await MusicgenDecoderLayer.load(dec.pp(`layers.${i}`), cfg, crossAttention));
+    }
+    const norm = await layerNormLoad(dec.pp('layer_norm'), D);
+    const stack = (ts: Tensor[], shape: number[]): Tensor => {
+      const s = keep(tidy(() => ops.reshape(ops.concat(ts.map((t) => t.reshape([1, ...t.shape])), 0), shape)));
+      for (const t of ts) t.dispose();
+      return s;
+    };
+    return new MusicgenLM(cfg, stack(tables, [K, V + 1, D]), layers, norm, stack(heads, [K * V, D]));
+  }
+
+  /**
+   * codes i32 [B, K, T] → logits [B, K, T, V]. `offset` is the position of codes[..., 0] (the prefix length
+   * counts for melody models). With `caches`, only the new positions are passed and the caches grow.
+   */
+  forward(codes: Tensor, cond: Conditioning, offset = 0, caches?: LayerCache[]): Tensor {
+    const [B, K, T] = codes.shape;
+    const { hidden_size: D, vocab_size: V } = this.cfg;
+    if (K !== this.numCodebooks) throw new Error(`LM: codes have ${K} codebooks, the model ${this.numCodebooks}`);
+    let x = ops.embeddingSum(this.embedTokens, codes); // B T D
+    const prefixLength = cond.prefix ? cond.prefix.shape[1] : 0;
+    if (cond.prefix) x = ops.concat([cond.prefix, x], 1); // B P+T D
+    const total = x.shape[1];
+    x = ops.add(x, Tensor.from(sinusoidalPositions(offset, total, D), [total, D]));
+    for (let i = 0; i < this.layers.length; i++) x = this.layers[i].forward(x, cond, caches?.[i]);
+    x = ops.layerNorm(x, ...this.norm, 1e-5);
+    if (prefixLength > 0) x = ops.narrow(x, 1, prefixLength, T); // the prefix's logits are dropped
+    const logits = ops.linear(x, this.heads); // B T K·V
+    return ops.permute(ops.reshape(logits, [B, T, K, V]), [0, 2, 1, 3]); // B K T V
+  }
+
+  parameters(): Tensor[] {
+    return [this.embedTokens, ...this.layers.flatMap((l) => l.parameters()), ...this.norm, this.heads];
+  }
+
+  dispose(): void {
+    for (const t of this.parameters()) t.dispose();
+  }
+}

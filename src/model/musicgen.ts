@@ -1,0 +1,172 @@
+// A whole MusicGen checkpoint in the transformers layout (`facebook/musicgen-*`): T5 text encoder and its
+// projection, EnCodec, the LM, and for melody models the chroma projection. Loads from any CheckpointFolder
+// (a local folder in Node, a URL in the browser). The conditioning helpers build exactly what transformers'
+// MusicgenForConditionalGeneration / MusicgenMelodyForConditionalGeneration feed the decoder.
+
+import { Tensor, tidy } from '../tensor.js';
+import { runtime, type Runtime } from '../runtime.js';
+import * as ops from '../ops.js';
+import { SafetensorsCheckpoint, type CheckpointFolder } from '../io/safetensors.js';
+import { Weights } from './weights.js';
+import { T5Encoder, type T5Config } from './t5.js';
+import { EncodecModel, type EncodecConfig } from './encodec.js';
+import { MusicgenLM, type Conditioning, type DecoderConfig } from './lm.js';
+import { TextTokenizer } from './tokenizer.js';
+
+export interface MusicgenConfig {
+  model_type: 'musicgen' | 'musicgen_melody';
+  text_encoder: T5Config;
+  audio_encoder: EncodecConfig;
+  decoder: DecoderConfig;
+  /** melody models */
+  num_chroma?: number;
+  chroma_length?: number;
+}
+
+export interface LoadProgress {
+  (done: number, total: number, what: string): void;
+}
+
+async function readJson(folder: CheckpointFolder, name: string, required: true): Promise<Record<string, unknown>>;
+async function readJson(folder: CheckpointFolder, name: string, required: false): Promise<Record<string, unknown> | null>;
+async function readJson(folder: CheckpointFolder, name: string, required: boolean): Promise<Record<string, unknown> | null> {
+  const text = await folder.readText(name);
+  if (text === null) {
+    if (!required) return null;
+    throw new Error(`${folder.label}: missing ${name} (a MusicGen folder in the transformers format has config.json, model.safetensors or model.safetensors.index.json, and tokenizer.json)`);
+  }
+  try {
+    return JSON.parse(text) as Record<string, unknown>;
+  } catch (e) {
+    throw new Error(`${folder.label}/${name}: not valid JSON (${(e as Error).message})`);
+  }
+}
+
+export class Musicgen {
+  private constructor(
+    readonly cfg: MusicgenConfig,
+    readonly tokenizer: TextTokenizer,
+    readonly t5: T5Encoder,
+    /** enc_to_dec_proj: T5 width → decoder width (absent when they are equal). */
+    readonly textProj: { weight: Tensor; bias: Tensor } | null,
+    /** audio_enc_to_dec_proj (melody models): 12 → decoder width. */
+    readonly chromaProj: { weight: Tensor; bias: Tensor } | null,
+    readonly encodec: EncodecModel,
+    readonly lm: MusicgenLM,
+    readonly rt: Runtime,
+  ) {}
+
+  get isMelody(): boolean { return this.cfg.model_type === 'musicgen_melody'; }
+  get sampleRate(): number { return this.cfg.audio_encoder.sampling_rate; }
+  /** 1 mono, 2 stereo (codebooks interleaved L/R in the LM, decoded by a mono EnCodec each). */
+  get audioChannels(): number { return this.cfg.decoder.audio_channels ?? 1; }
+  get frameRate(): number { return Math.ceil(this.sampleRate / this.encodec.hopLength); }
+
+  static async load(folder: CheckpointFolder, opts: { rt?: Runtime; onProgress?: LoadProgress } = {}): Promise<Musicgen> {
+    const rt = opts.rt ?? runtime();
+    const cfg = (await readJson(folder, 'config.json', true)) as unknown as MusicgenConfig;
+    if (cfg.model_type !== 'musicgen' && cfg.model_type !== 'musicgen_melody') {
+      throw new Error(`${folder.label}/config.json: model_type "${String(cfg.model_type)}" is not musicgen or musicgen_melody`);
+    }
+    const tokJson = await readJson(folder, 'tokenizer.json', true);
+    const tokCfg = (await readJson(folder, 'tokenizer_config.json', false)) ?? {};
+    const tokenizer = TextTokenizer.fromJson(tokJson, tokCfg);
+    const reader = await SafetensorsCheckpoint.open(folder);
+    const names = reader.names();
+    let loaded = 0;
+    const progressReader = opts.onProgress
+      ? new Proxy(reader, {
+        get(target, prop, receiver) {
+          const v = Reflect.get(target, prop, receiver) as unknown;
+          if (prop === 'readRawChunks') {
+            return (name: string, chunk: number) => {
+              opts.onProgress!(++loaded, names.length, name);
+              return target.readRawChunks(name, chunk);
+            };
+          }
+          return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+        },
+      })
+      : reader;
+    const w = new Weights(progressReader, rt);
+    try {
+      const t5 = await T5Encoder.load(w.pp('text_encoder'), cfg.text_encoder);
+      const D = cfg.decoder.hidden_size;
+      const proj = async (name: string, din: number) => w.has(`${name}.weight`)
+        ? { weight: await w.get(`${name}.weight`, [D, din]), bias: await w.get(`${name}.bias`, [D]) }
+        : null;
+      const textProj = await proj('enc_to_dec_proj', cfg.text_encoder.d_model);
+      if (!textProj && cfg.text_encoder.d_model !== D) throw new Error(`${folder.label}: enc_to_dec_proj.weight is missing`);
+      const isMelody = cfg.model_type === 'musicgen_melody';
+      const chromaProj = isMelody ? await proj('audio_enc_to_dec_proj', cfg.num_chroma ?? 12) : null;
+      const encodec = await EncodecModel.load(w.pp('audio_encoder'), cfg.audio_encoder);
+      const lm = await MusicgenLM.load(w.pp('decoder'), cfg.decoder, !isMelody);
+      const unused = w.unused();
+      if (unused.length > 0) {
+        // a checkpoint with weights nothing reads is another architecture: say so rather than run it wrong
+        throw new Error(`${folder.label}: ${unused.length} tensors were not used, e.g. ${unused.slice(0, 5).join(', ')}`);
+      }
+      await rt.sync();
+      return new Musicgen(cfg, tokenizer, t5, textProj, chromaProj, encodec, lm, rt);
+    } finally {
+      await reader.close();
+    }
+  }
+
+  /** T5's last hidden state [B, L, d_text] (before the projection). */
+  textHidden(inputIds: Tensor, attentionMask: Tensor): Tensor {
+    return this.t5.forward(inputIds, attentionMask);
+  }
+
+  /** Projected text states, zeroed where the mask is 0: [B, L, D]. `mask` f32 [B, L]. */
+  projectText(hidden: Tensor, mask: Tensor): Tensor {
+    return tidy(() => {
+      const h = this.textProj ? ops.linear(hidden, this.textProj.weight, this.textProj.bias) : hidden;
+      return ops.mul(h, ops.reshape(mask, [...mask.shape, 1]));
+    });
+  }
+
+  /**
+   * Melody models' prefix: [projected chroma repeated (ceil) and cut to chroma_length, projected text].
+   * `chroma` f32 [B, frames, 12] one-hots.
+   */
+  melodyPrefix(chroma: Tensor, text: Tensor): Tensor {
+    if (!this.chromaProj) throw new Error('melodyPrefix: not a melody model');
+    return tidy(() => {
+      let audio = ops.linear(chroma, this.chromaProj!.weight, this.chromaProj!.bias); // B F D
+      const F = audio.shape[1];
+      const L = this.cfg.chroma_length ?? 235;
+      if (F < L) audio = ops.concat(new Array<Tensor>(Math.ceil(L / F)).fill(audio), 1);
+      audio = ops.narrow(audio, 1, 0, Math.min(L, audio.shape[1]));
+      return ops.concat([audio, text], 1);
+    });
+  }
+
+  /** The one-hot on chroma bin 0 (the chroma of silence): melody models' unconditional / absent melody. */
+  static silentChroma(batch: number, frames = 1, numChroma = 12): Float32Array {
+    const c = new Float32Array(batch * frames * numChroma);
+    for (let i = 0; i < batch * frames; i++) c[i * numChroma] = 1;
+    return c;
+  }
+
+  /** Builds the LM's conditioning from text states (and a melody prefix for melody models). */
+  conditioning(textStates: Tensor, textMask: Tensor, chroma?: Tensor): Conditioning {
+    if (!this.isMelody) return { encoderStates: textStates, encoderMask: textMask };
+    const B = textStates.shape[0];
+    const c = chroma ?? Tensor.from(Musicgen.silentChroma(B), [B, 1, this.cfg.num_chroma ?? 12]);
+    return { prefix: this.melodyPrefix(c, textStates) };
+  }
+
+  parameters(): Tensor[] {
+    const p = (x: { weight: Tensor; bias: Tensor } | null): Tensor[] => (x ? [x.weight, x.bias] : []);
+    return [...this.lm.parameters(), ...p(this.textProj), ...p(this.chromaProj)];
+  }
+
+  dispose(): void {
+    this.t5.dispose();
+    this.encodec.dispose();
+    this.lm.dispose();
+    for (const t of [...(this.textProj ? [this.textProj.weight, this.textProj.bias] : []), ...(this.chromaProj ? [this.chromaProj.weight, this.chromaProj.bias] : [])]) t.dispose();
+  }
+}
+

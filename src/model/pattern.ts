@@ -1,0 +1,48 @@
+// MusicGen's delay pattern (transformers' build_delay_pattern_mask): codebook k is delayed by k steps (stereo:
+// the L/R pair of each level shares a delay: 0,0,1,1,...). The decoder sequence starts with an all-pad column;
+// cells before a codebook's delay and after its last frame are forced to the pad id; prompt codes
+// (continuation) are forced too. Everything else is generated. Pure CPU, computed once per generation.
+
+export interface DelayPattern {
+  K: number;
+  /** Steps of the decoder sequence, the initial pad column included. */
+  length: number;
+  /** [K, length]: the forced value, or -1 where the model's token is kept. */
+  forced: Int32Array;
+  /** First column to generate (1 + prompt frames). */
+  start: number;
+  /** Audio frames the sequence yields per codebook. */
+  frames: number;
+  delays: number[];
+}
+
+/**
+ * `prompt` [K, Tp] codes (continuation) or null; `newTokens` steps to generate after the prompt.
+ * `channels` 2 for stereo models (interleaved codebooks).
+ */
+export function buildDelayPattern(K: number, channels: number, padId: number, newTokens: number, prompt: Int32Array | null = null, Tp = 0): DelayPattern {
+  const perChannel = K / channels;
+  const length = 1 + Tp + newTokens;
+  if (length < 2 * perChannel - 1) throw new Error(`too few steps (${newTokens}) for ${perChannel} delayed codebooks`);
+  const delays = Array.from({ length: K }, (_, k) => Math.floor(k / channels));
+  const forced = new Int32Array(K * length).fill(-1);
+  for (let k = 0; k < K; k++) {
+    const d = delays[k];
+    const row = forced.subarray(k * length, (k + 1) * length);
+    // prompt column j (j = 0 is the pad column) sits at step j + d
+    for (let j = 1; j <= Tp; j++) if (prompt) row[j + d] = prompt[k * Tp + j - 1];
+    for (let t = 0; t < length; t++) {
+      if (t <= d || t >= length - perChannel + 1 + d) row[t] = padId;
+    }
+  }
+  return { K, length, forced, start: 1 + Tp, frames: length - perChannel, delays };
+}
+
+/** Undoes the delay: sequence [K, length] → codes [K, frames] (frame f of codebook k is step f + d_k + 1). */
+export function undoDelay(p: DelayPattern, sequence: Int32Array): Int32Array {
+  const out = new Int32Array(p.K * p.frames);
+  for (let k = 0; k < p.K; k++) {
+    for (let f = 0; f < p.frames; f++) out[k * p.frames + f] = sequence[k * p.length + f + p.delays[k] + 1];
+  }
+  return out;
+}

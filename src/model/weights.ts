@@ -1,0 +1,119 @@
+// Loads checkpoint tensors onto the GPU by name, the way candle's VarBuilder does: `w.pp('layers.0')` prefixes
+// names, so a model's class tree mirrors the checkpoint's key tree; every shape is checked at load; every key
+// used is remembered, so the loader can say which keys a checkpoint has that nothing read.
+// Tensors are uploaded in chunks straight from the file: loading never holds a whole checkpoint in memory.
+
+import { Tensor, keep, type Shape } from '../tensor.js';
+import type { Runtime } from '../runtime.js';
+import type { TensorReader } from '../io/safetensors.js';
+import { toF32 } from '../io/safetensors.js';
+
+const CHUNK_BYTES = 8 << 20;
+
+export class Weights {
+  constructor(
+    readonly reader: TensorReader,
+    readonly rt: Runtime,
+    readonly prefix = '',
+    private readonly used: Set<string> = new Set(),
+  ) {}
+
+  /** The same checkpoint under `prefix.name`. */
+  pp(name: string | number): Weights {
+    return new Weights(this.reader, this.rt, this.key(String(name)), this.used);
+  }
+
+  key(name: string): string {
+    return this.prefix ? `${this.prefix}.${name}` : name;
+  }
+
+  has(name: string): boolean {
+    return this.reader.has(this.key(name));
+  }
+
+  shapeOf(name: string): readonly number[] {
+    return this.reader.info(this.key(name)).shape;
+  }
+
+  /** Marks keys as deliberately not loaded (e.g. a table that is recomputed). */
+  skip(name: string): void {
+    if (this.has(name)) this.used.add(this.key(name));
+  }
+
+  /** Uploads a float tensor as f32, checking its shape when one is given. Kept out of tidy scopes. */
+  async get(name: string, shape?: Shape): Promise<Tensor> {
+    const key = this.key(name);
+    const info = this.infoChecked(key, shape);
+    const t = keep(Tensor.empty(info.shape, 'f32', this.rt));
+    let offset = 0;
+    for await (const chunk of this.reader.readRawChunks(key, CHUNK_BYTES)) {
+      const values = info.dtype === 'F32' ? new Float32Array(chunk.buffer, chunk.byteOffset, chunk.byteLength / 4)
+        : toF32(chunk, info.dtype, key);
+      t.upload(values, offset);
+      offset += values.length;
+    }
+    this.used.add(key);
+    return t;
+  }
+
+  /** The first of `names` the checkpoint has (tied tables are saved under either name). */
+  async getAny(names: string[], shape?: Shape): Promise<Tensor> {
+    for (const n of names) if (this.has(n)) {
+      for (const other of names) this.skip(other);
+      return this.get(n, shape);
+    }
+    throw new Error(`none of ${names.map((n) => `"${this.key(n)}"`).join(', ')} is in ${this.reader.label}`);
+  }
+
+  /** Reads a tensor to the CPU as f32 (for work done once at load, like weight-norm folding). */
+  async readF32(name: string, shape?: Shape): Promise<Float32Array> {
+    const key = this.key(name);
+    this.infoChecked(key, shape);
+    this.used.add(key);
+    return this.reader.readF32(key);
+  }
+
+  /**
+   * A weight-normalised conv weight, folded: w = g · v / ‖v‖ (norm over all dims but the first). The hub's files
+   * name the pair `weight_g`/`weight_v`; current `transformers` writes `parametrizations.weight.original0/1`.
+   */
+  async getWeightNorm(shape: Shape): Promise<Tensor> {
+    const names = this.has('weight_g')
+      ? ['weight_g', 'weight_v']
+      : this.has('parametrizations.weight.original0')
+        ? ['parametrizations.weight.original0', 'parametrizations.weight.original1']
+        : null;
+    if (!names) {
+      if (this.has('weight')) return this.get('weight', shape);
+      throw new Error(`"${this.key('weight_g')}" / "${this.key('parametrizations.weight.original0')}" not found in ${this.reader.label}`);
+    }
+    const v = await this.readF32(names[1], shape);
+    const g = await this.readF32(names[0], [shape[0], ...shape.slice(1).map(() => 1)]);
+    const per = v.length / shape[0];
+    for (let o = 0; o < shape[0]; o++) {
+      let ss = 0;
+      for (let i = 0; i < per; i++) ss += v[o * per + i] ** 2;
+      const s = g[o] / Math.sqrt(ss);
+      for (let i = 0; i < per; i++) v[o * per + i] *= s;
+    }
+    return keep(Tensor.from(v, shape, 'f32', this.rt));
+  }
+
+  /** Checkpoint keys under this prefix that nothing loaded. */
+  unused(): string[] {
+    const p = this.prefix ? `${this.prefix}.` : '';
+    return this.reader.names().filter((n) => n.startsWith(p) && !this.used.has(n));
+  }
+
+  private infoChecked(key: string, shape?: Shape): { dtype: Parameters<typeof toF32>[1]; shape: readonly number[] } {
+    if (!this.reader.has(key)) {
+      const near = this.reader.names().filter((n) => n.split('.').pop() === key.split('.').pop()).slice(0, 3);
+      throw new Error(`tensor "${key}" is missing from ${this.reader.label}${near.length ? ` (similar: ${near.join(', ')})` : ''}`);
+    }
+    const info = this.reader.info(key);
+    if (shape && (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i]))) {
+      throw new Error(`tensor "${key}" in ${this.reader.label} has shape [${info.shape.join(', ')}], expected [${shape.join(', ')}]`);
+    }
+    return info;
+  }
+}

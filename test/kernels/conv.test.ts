@@ -1,0 +1,137 @@
+// Padding, conv1d, conv_transpose1d, weight norm and LSTM kernels against PyTorch (tools/fixtures/kernels_conv.py).
+// Tolerances: forward and gradients rtol 1e-4 / atol 1e-5 everywhere (weight gradients of the long cases sum
+// 450, 500 and 300 steps and still meet it); weightNorm, computed in doubles, rtol 1e-6 / atol 1e-7.
+
+import assert from 'node:assert/strict';
+import { Fixture, assertClose, assertShape, checkGradCase, gpu, type Tolerance } from '../helpers.js';
+import * as ops from '../../src/ops.js';
+import type { Tensor } from '../../src/tensor.js';
+import { backward } from '../../src/train/tape.js';
+
+const FWD = { rtol: 1e-4, atol: 1e-5 };
+const GRAD = { rtol: 1e-4, atol: 1e-5 };
+
+describe('kernels: pad1d, conv1d, convTranspose1d, weightNorm, lstm', () => {
+  let fx: Fixture;
+  before(async () => {
+    await gpu();
+    fx = await Fixture.open('kernels/conv.safetensors');
+  });
+
+  const pads: [string, number, number, ops.PadMode, number][] = [
+    ['zero', 3, 2, 'zero', 0],
+    ['constant', 1, 4, 'constant', 1.5],
+    ['reflect', 3, 6, 'reflect', 0],
+    ['reflect_max', 4, 4, 'reflect', 0],
+    ['replicate', 3, 5, 'replicate', 0],
+    ['replicate_one', 2, 3, 'replicate', 0],
+  ];
+  for (const [name, left, right, mode, value] of pads) {
+    it(`pad1d ${name} (${mode} ${left}, ${right}), forward and backward`, () =>
+      checkGradCase(fx, `pad.${name}`, (x) => ops.pad1d(x, left, right, mode, value), FWD, GRAD));
+  }
+  it('pad1d reflect refuses pads ≥ the length, as PyTorch', async () => {
+    const x = await fx.tensor('encodec_pad.short.x0');
+    let threw = false;
+    try { ops.pad1d(x, 6, 2, 'reflect'); } catch { threw = true; }
+    x.dispose();
+    if (!threw) throw new Error('pad1d reflect accepted a pad longer than the input');
+  });
+  const encodecPads: [string, number, number][] = [['long', 3, 3], ['short', 6, 2], ['short_right', 1, 5], ['equal', 4, 0]];
+  for (const [name, left, right] of encodecPads) {
+    it(`encodecPad1d reflect ${name} (${left}, ${right}), forward and backward`, () =>
+      checkGradCase(fx, `encodec_pad.${name}`, (x) => ops.encodecPad1d(x, left, right, 'reflect'), FWD, GRAD));
+  }
+
+  const convs: [string, ops.Conv1dOptions][] = [
+    ['k1', {}],
+    ['k3', { padding: 1 }],
+    ['k7', { padding: 3 }],
+    ['k7_nobias', {}],
+    ['dil3', { dilation: 3, padding: 3 }],
+    ['s2', { stride: 2, padding: 1 }],
+    ['s4', { stride: 4, padding: 2 }],
+    ['groups2', { groups: 2, padding: 1 }],
+    ['groups2_s2_dil3', { groups: 2, stride: 2, dilation: 3, padding: 2 }],
+    ['long', { padding: 2 }],
+    ['long_s2_dil2', { stride: 2, dilation: 2, padding: 2 }],
+    ['wide', { padding: 1 }],
+  ];
+  for (const [name, opts] of convs) {
+    it(`conv1d ${name} ${JSON.stringify(opts)}, forward and backward`, () =>
+      checkGradCase(fx, `conv.${name}`, (x, w, b?: Tensor) => ops.conv1d(x, w, b, opts), FWD, GRAD));
+  }
+
+  const convts: [string, ops.ConvTranspose1dOptions][] = [
+    ['s2', { stride: 2 }],
+    ['s4', { stride: 4 }],
+    ['s5', { stride: 5 }],
+    ['s8', { stride: 8 }],
+    ['s1_k3', { padding: 1 }],
+    ['s3_pad_outpad', { stride: 3, padding: 2, outputPadding: 1 }],
+    ['s2_dil2_groups2', { stride: 2, padding: 1, outputPadding: 1, dilation: 2, groups: 2 }],
+    ['long', { stride: 4 }],
+  ];
+  for (const [name, opts] of convts) {
+    it(`convTranspose1d ${name} ${JSON.stringify(opts)}, forward and backward`, () =>
+      checkGradCase(fx, `convt.${name}`, (x, w, b?: Tensor) => ops.convTranspose1d(x, w, b, opts), FWD, GRAD));
+  }
+
+  for (const name of ['conv', 'convt']) {
+    it(`weightNorm (dim 0) for a ${name} weight`, async () => {
+      const w = ops.weightNorm(await fx.f32(`wn.${name}.g`), await fx.f32(`wn.${name}.v`));
+      assertClose(w, await fx.f32(`wn.${name}.w`), `wn.${name}`, { rtol: 1e-6, atol: 1e-7 });
+    });
+  }
+
+  // the fixture's y is concat([y, h_T, c_T]) along time, so gradients flow into all three outputs
+  const lstmPacked = (...xs: Tensor[]): Tensor => {
+    const [x, wih, whh, bih, bhh, h0, c0] = xs;
+    const { y, h, c } = ops.lstm(x, wih, whh, bih, bhh, h0, c0);
+    const [B, H] = h.shape;
+    return ops.concat([y, ops.reshape(h, [1, B, H]), ops.reshape(c, [1, B, H])], 0);
+  };
+  for (const name of ['i5h5', 'i5h5_state', 'i6h4', 'i6h4_state', 'b5_h33']) {
+    it(`lstm ${name}, forward and backward through time`, () => gradCaseStatic(fx, `lstm.${name}`, lstmPacked, FWD, GRAD));
+  }
+  it('lstm without gradients (inference path) gives the same y, h and c', async () => {
+    for (const name of ['i5h5_state', 'b5_h33', 'i6h4']) {
+      const xs: Tensor[] = [];
+      for (let i = 0; fx.has(`lstm.${name}.x${i}`); i++) xs.push(await fx.tensor(`lstm.${name}.x${i}`));
+      const [x, wih, whh, bih, bhh, h0, c0] = xs;
+      const { y, h, c } = ops.lstm(x, wih, whh, bih, bhh, h0, c0);
+      const expected = await fx.f32(`lstm.${name}.y`);
+      const n = y.size;
+      const m = h.size;
+      assertClose(await y.toArray(), expected.subarray(0, n), `${name} y`, FWD);
+      assertClose(await h.toArray(), expected.subarray(n, n + m), `${name} h`, FWD);
+      assertClose(await c.toArray(), expected.subarray(n + m), `${name} c`, FWD);
+      for (const t of [...xs, y, h, c]) t.dispose();
+    }
+  });
+});
+
+/**
+ * checkGradCase with a statically imported `backward`. helpers.ts imports the tape dynamically, which under
+ * mocha + tsx loads a second copy of src/train/tape.ts whose gradient adder ops.ts never set, so any graph
+ * where a tensor feeds two ops (here the LSTM output feeds y, h and c) fails there with "autograd used before
+ * the op library was loaded".
+ */
+async function gradCaseStatic(
+  fx: Fixture, name: string, fn: (...xs: Tensor[]) => Tensor, tol: Tolerance, gradTol: Tolerance,
+): Promise<void> {
+  const xs: Tensor[] = [];
+  for (let i = 0; fx.has(`${name}.x${i}`); i++) xs.push(await fx.tensor(`${name}.x${i}`, fx.has(`${name}.gx${i}`)));
+  const y = fn(...xs);
+  assertShape(y, fx.shape(`${name}.y`), `${name}.y`);
+  assertClose(await y.toArray(), await fx.f32(`${name}.y`), `${name}.y`, tol);
+  const gy = await fx.tensor(`${name}.gy`);
+  backward(y, gy);
+  for (let i = 0; i < xs.length; i++) {
+    if (!fx.has(`${name}.gx${i}`)) continue;
+    const g = xs[i].grad;
+    assert.ok(g, `${name}: no gradient for input ${i}`);
+    assertClose(await g.toArray(), await fx.f32(`${name}.gx${i}`), `${name}.gx${i}`, gradTol);
+  }
+  for (const t of [...xs, y, gy]) t.dispose();
+}

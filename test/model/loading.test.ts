@@ -1,0 +1,75 @@
+// Loading checkpoints as published: both weight-norm namings, tied T5 tables under either name, the old
+// sinusoidal table; and errors that name the tensor or file at fault.
+
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { mkdtemp, cp, rm, writeFile, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { FIXTURES, Fixture, gpu } from '../helpers.js';
+import { probe } from '../../src/cli/probe.js';
+import { Musicgen } from '../../src/model/musicgen.js';
+import { dirFolder } from '../../src/io/file-source.js';
+import { encodeSafetensors, SafetensorsFile, BufferSource, type TensorToWrite } from '../../src/io/safetensors.js';
+
+/** Rewrites a model folder's checkpoint through `edit` into a temporary folder. */
+async function editedCopy(model: string, edit: (t: Record<string, TensorToWrite>) => void): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'mg-load-'));
+  await cp(join(FIXTURES, 'models', model), dir, { recursive: true });
+  const file = await SafetensorsFile.open(new BufferSource(await readFile(join(dir, 'model.safetensors'))));
+  const tensors: Record<string, TensorToWrite> = {};
+  for (const name of file.names()) {
+    const info = file.info(name);
+    tensors[name] = { dtype: 'F32', shape: [...info.shape], data: await file.readF32(name) };
+  }
+  edit(tensors);
+  await writeFile(join(dir, 'model.safetensors'), encodeSafetensors(tensors));
+  return dir;
+}
+
+describe('loading checkpoints', function () {
+  this.timeout(120_000);
+  before(() => gpu());
+
+  it('loads the hub naming (weight_g/weight_v, embed_tokens only, embed_positions table) to the same logits', async () => {
+    const inputs = await Fixture.open('probe/melody-mono.inputs.safetensors');
+    const a = await probe(join(FIXTURES, 'models', 'melody-mono'), inputs.file);
+    const b = await probe(join(FIXTURES, 'models', 'melody-mono-wg'), inputs.file);
+    for (const name of ['lm.logits', 'encodec.decoded', 'encodec.codes', 'text.hidden']) {
+      assert.deepEqual(Array.from(b[name].data as ArrayLike<number>), Array.from(a[name].data as ArrayLike<number>), name);
+    }
+    await inputs.file.close();
+  });
+
+  it('names a missing tensor', async () => {
+    const dir = await editedCopy('text-mono', (t) => { delete t['decoder.model.decoder.layers.1.fc2.weight']; });
+    await assert.rejects(Musicgen.load(dirFolder(dir)), /decoder\.model\.decoder\.layers\.1\.fc2\.weight.*missing/);
+    await rm(dir, { recursive: true });
+  });
+
+  it('names a misshapen tensor with both shapes', async () => {
+    const dir = await editedCopy('text-mono', (t) => {
+      const w = t['decoder.model.decoder.layers.0.fc1.weight']; // [128, 64]
+      t['decoder.model.decoder.layers.0.fc1.weight'] = { ...w, shape: [w.shape[1], w.shape[0]] };
+    });
+    await assert.rejects(Musicgen.load(dirFolder(dir)), /layers\.0\.fc1\.weight.*shape \[64, 128\], expected \[128, 64\]/);
+    await rm(dir, { recursive: true });
+  });
+
+  it('refuses a checkpoint with tensors nothing reads, naming them', async () => {
+    const dir = await editedCopy('text-mono', (t) => {
+      t['decoder.model.decoder.layers.2.fc1.weight'] = { dtype: 'F32', shape: [2], data: new Float32Array(2) };
+    });
+    await assert.rejects(Musicgen.load(dirFolder(dir)), /layers\.2\.fc1\.weight/);
+    await rm(dir, { recursive: true });
+  });
+
+  it('says which file a model folder lacks', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mg-load-'));
+    await cp(join(FIXTURES, 'models', 'text-mono'), dir, { recursive: true });
+    await rm(join(dir, 'tokenizer.json'));
+    await assert.rejects(Musicgen.load(dirFolder(dir)), /missing tokenizer\.json/);
+    await writeFile(join(dir, 'config.json'), '{ not json');
+    await assert.rejects(Musicgen.load(dirFolder(dir)), /config\.json: not valid JSON/);
+    await rm(dir, { recursive: true });
+  });
+});
