@@ -18,4 +18,6 @@ export * from './kernels/rvq.js';
 export * from './kernels/adam.js';
 export * from './kernels/sample.js';
 
+export * from './kernels/codes.js';
+
 setGradAdder(add);

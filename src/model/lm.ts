@@ -193,9 +193,11 @@ export class MusicgenLM {
   /**
    * codes i32 [B, K, T] → logits [B, K, T, V]. `offset` is the position of codes[..., 0] (the prefix length
    * counts for melody models). With `caches`, only the new positions are passed and the caches grow.
+   * `lastOnly` returns the logits of the last position only ([B, K, 1, V]), as decoding needs.
    */
-  forward(codes: Tensor, cond: Conditioning, offset = 0, caches?: LayerCache[]): Tensor {
-    const [B, K, T] = codes.shape;
+  forward(codes: Tensor, cond: Conditioning, offset = 0, caches?: LayerCache[], lastOnly = false): Tensor {
+    const [B, K, Tin] = codes.shape;
+    const T = lastOnly ? 1 : Tin;
     const { hidden_size: D, vocab_size: V } = this.cfg;
     if (K !== this.numCodebooks) throw new Error(`LM: codes have ${K} codebooks, the model ${this.numCodebooks}`);
     let x = ops.embeddingSum(this.embedTokens, codes); // B T D
@@ -205,7 +207,8 @@ export class MusicgenLM {
     x = ops.add(x, Tensor.from(sinusoidalPositions(offset, total, D), [total, D]));
     for (let i = 0; i < this.layers.length; i++) x = this.layers[i].forward(x, cond, caches?.[i]);
     x = ops.layerNorm(x, ...this.norm, 1e-5);
-    if (prefixLength > 0) x = ops.narrow(x, 1, prefixLength, T); // the prefix's logits are dropped
+    // the prefix's logits are dropped; decoding needs only the last position's
+    if (prefixLength > 0 || lastOnly) x = ops.narrow(x, 1, total - T, T);
     const logits = ops.linear(x, this.heads); // B T K·V
     return ops.permute(ops.reshape(logits, [B, T, K, V]), [0, 2, 1, 3]); // B K T V
   }
