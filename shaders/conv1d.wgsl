@@ -1,12 +1,17 @@
 // 1-D convolution (PyTorch Conv1d, cross-correlation) with stride, dilation, groups and zero padding:
 //   Y[b, o, t] = bias[o] + Σ_{i in o's group, k} W[o, i − g·CinG, k] · X[b, i, t·stride − padL + k·dil]
 // X [B, Cin, T], W [Cout, CinG, K], Y [B, Cout, Tout]; positions outside [0, T) read as zero, so padL and
-// Tout give any left/right zero padding. Also the input gradient of conv_transpose1d (same weight layout).
+// Tout give any left/right zero padding.
 //
-// Register tiling: each invocation computes 4 output channels × 4 time steps; the 4 steps are 64 apart, so the
+// Register tiling: each invocation computes CO output channels × 4 time steps; the 4 steps are 64 apart, so the
 // 64 invocations of a workgroup cover 256 consecutive steps and neighbouring invocations read neighbouring
-// samples (stride 1). The weights are the same across a workgroup (broadcast loads). Grid: x time tiles of
-// 256, y = groups × channel blocks of 4 (a block never straddles a group), z batch.
+// samples (stride 1). The weights are the same across the workgroup, so llvmpipe loads them once (uniform
+// loads) while every input sample is a per-lane gather: a large CO makes each gathered sample feed CO FMAs
+// (16 measured ~2× faster than 4 on llvmpipe). CO is 16 here; the wrapper substitutes 4 for layers with fewer
+// than 16 output channels per group. Grid: x time tiles of 256, y = groups × channel blocks of CO (a block
+// never straddles a group), z batch.
+
+const CO = 16u;
 
 struct P {
   T: u32, Tout: u32, Cin: u32, Cout: u32,
@@ -22,14 +27,14 @@ struct P {
 @compute @workgroup_size(64, 1, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let g = wg.y / p.coBlocks;
-  let oc0 = (wg.y % p.coBlocks) * 4u; // first output channel of the block, within the group
+  let oc0 = (wg.y % p.coBlocks) * CO; // first output channel of the block, within the group
   let b = wg.z;
   let t0 = wg.x * 256u + lid.x;
   if (t0 >= p.Tout) { return; }
 
-  // weight rows of the 4 channels (clamped to the group: extra channels compute but are not stored)
-  var wRow: array<u32, 4>;
-  for (var c = 0u; c < 4u; c++) {
+  // weight rows of the CO channels (clamped to the group: extra channels compute but are not stored)
+  var wRow: array<u32, CO>;
+  for (var c = 0u; c < CO; c++) {
     wRow[c] = (g * p.CoutG + min(oc0 + c, p.CoutG - 1u)) * p.CinG * p.K;
   }
   // input position of each step at k = 0
@@ -43,7 +48,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   let last = pos0[3] + i32((p.K - 1u) * p.dil);
   let interior = pos0[0] >= 0 && last < T;
 
-  var acc: array<vec4<f32>, 4>;
+  var acc: array<vec4<f32>, CO>;
   for (var i = 0u; i < p.CinG; i++) {
     let xRow = xBatch + i * p.T;
     let wOff = i * p.K;
@@ -61,14 +66,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
           xv[j] = select(0.0, v, s >= 0 && s < T);
         }
       }
-      acc[0] += W[wRow[0] + wOff + k] * xv;
-      acc[1] += W[wRow[1] + wOff + k] * xv;
-      acc[2] += W[wRow[2] + wOff + k] * xv;
-      acc[3] += W[wRow[3] + wOff + k] * xv;
+      for (var c = 0u; c < CO; c++) { acc[c] += W[wRow[c] + wOff + k] * xv; }
     }
   }
 
-  for (var c = 0u; c < 4u; c++) {
+  for (var c = 0u; c < CO; c++) {
     let oc = oc0 + c;
     if (oc >= p.CoutG) { break; }
     let o = g * p.CoutG + oc;

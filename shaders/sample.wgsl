@@ -295,7 +295,7 @@ fn draw(row: u32, tid: u32) -> u32 {
   }
   for (var k = g * 16u; k < tid; k++) { pre += red[k]; }
 
-  let bits = philox(vec4<u32>(row, p.step, 0u, SALT), vec2<u32>(0u, p.seedHi));
+  let bits = philox(vec4<u32>(row, p.step, 0u, SALT), vec2<u32>(p.seedLo, p.seedHi));
   let u = (f32(bits.x >> 8u) + 0.5) * (1.0 / 16777216.0); // in (0, 1)
   let goal = u * total;
   // The first token whose cumulative sum passes the target. Chunk sums round differently from the running

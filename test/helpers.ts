@@ -8,6 +8,7 @@ import { Tensor } from '../src/tensor.js';
 import { openSafetensorsFile } from '../src/io/file-source.js';
 import type { SafetensorsFile } from '../src/io/safetensors.js';
 import '../src/ops.js';
+import { backward } from '../src/train/tape.js';
 
 export const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
 
@@ -95,7 +96,6 @@ export async function checkGradCase(
   tol: Tolerance = {},
   gradTol: Tolerance = tol,
 ): Promise<void> {
-  const { backward } = await import('../src/train/tape.js');
   const xs: Tensor[] = [];
   for (let i = 0; fx.has(`${name}.x${i}`); i++) xs.push(await fx.tensor(`${name}.x${i}`, fx.has(`${name}.gx${i}`)));
   const y = fn(...xs);

@@ -15,7 +15,7 @@
 //    step. Masked logits may be -inf.
 
 import { Tensor } from '../tensor.js';
-import { f32 } from '../runtime.js';
+import { f32, type Param } from '../runtime.js';
 import { launch1d } from './elementwise.js';
 
 /** Largest vocabulary one workgroup holds (shaders/sample.wgsl MAXV). */
@@ -43,7 +43,7 @@ function checkU32(name: string, x: number): void {
   if (!Number.isInteger(x) || x < 0 || x >= U32) throw new Error(`sample: ${name} must be an integer in [0, 2^32), got ${x}`);
 }
 
-function filterParams(logits: Tensor, opts: FilterOptions, seed = 0, step = 0): { rows: number; V: number; params: (number | ReturnType<typeof f32>)[] } {
+function filterParams(logits: Tensor, opts: FilterOptions, seed = 0, step = 0): { rows: number; V: number; params: Param[] } {
   if (logits.dtype !== 'f32' || logits.rank < 1) throw new Error(`sample: logits must be f32 [..., V], got ${logits.dtype}[${logits.shape.join(', ')}]`);
   const V = logits.shape[logits.rank - 1];
   if (V < 1 || V > SAMPLE_MAX_VOCAB) throw new Error(`sample: vocabulary ${V} outside [1, ${SAMPLE_MAX_VOCAB}]`);

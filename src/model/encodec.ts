@@ -244,6 +244,46 @@ export class EncodecModel {
     return tidy(() => this.decoder.forward(ops.rvqDecode(codes, this.codebooks)));
   }
 
+  /**
+   * The same as `decode`, with the upsampling stack run over windows of `chunkFrames` latent frames (plus
+   * `overlap` frames of context each side, trimmed off), so long clips never need the full-rate activations
+   * at once (30 s at 64 channels is 245 MB, more than one storage binding holds). The first conv and the
+   * LSTM, whose state spans the whole clip, run on the whole (50 Hz) sequence. Returns host samples
+   * [B·C·T·hop] in the layout of `decode`'s output.
+   */
+  async decodeChunked(codes: Tensor, chunkFrames = 250, overlap = 16): Promise<Float32Array> {
+    const [B, , T] = codes.shape;
+    const C = this.cfg.audio_channels;
+    const hop = this.hopLength;
+    const split = 2; // decoder layers 0 (conv) and 1 (LSTM) see the whole clip
+    const head = tidy(() => {
+      let h = ops.rvqDecode(codes, this.codebooks);
+      for (const l of this.decoder.layers.slice(0, split)) h = l.forward(h);
+      return h; // B, Ch, T
+    });
+    const tail = new Sequential(this.decoder.layers.slice(split));
+    const out = new Float32Array(B * C * T * hop);
+    try {
+      for (let start = 0; start < T; start += chunkFrames) {
+        const len = Math.min(chunkFrames, T - start);
+        const from = Math.max(0, start - overlap);
+        const to = Math.min(T, start + len + overlap);
+        const piece = tidy(() => {
+          const y = tail.forward(ops.narrow(head, 2, from, to - from)); // B, C, (to - from)·hop
+          return ops.narrow(y, 2, (start - from) * hop, len * hop);
+        });
+        const data = (await piece.read()) as Float32Array;
+        piece.dispose();
+        for (let bc = 0; bc < B * C; bc++) {
+          out.set(data.subarray(bc * len * hop, (bc + 1) * len * hop), bc * T * hop + start * hop);
+        }
+      }
+    } finally {
+      head.dispose();
+    }
+    return out;
+  }
+
   parameters(): Tensor[] {
     return [...this.encoder.parameters(), ...this.decoder.parameters(), this.codebooks];
   }

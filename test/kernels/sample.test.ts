@@ -61,6 +61,7 @@ describe('kernels: sampling', () => {
     p095: { temperature: 1.3, topP: 0.95 },
     k50_p09: { temperature: 1, topK: 50, topP: 0.9 },
     k1: { temperature: 1, topK: 1 },
+    p_tiny: { temperature: 1, topP: 1e-9 },
   };
   for (const [name, opts] of Object.entries(configs)) {
     it(`filtered probabilities match transformers' warpers: ${name}`, async () => {
@@ -83,9 +84,10 @@ describe('kernels: sampling', () => {
   it('top-p with equal probabilities at the boundary removes the lowest indices first', async () => {
     const logits = await fx.tensor('ties_p.logits');
     const want = await fx.f32('ties_p.y');
-    // row 2 sits exactly on the ≤ boundary: cumulative 0.5 ≤ 1 − 0.5 removes the second token too
-    const rows = [{ topP: 0.6 }, { topP: 0.3 }, { topP: 0.5 }];
-    for (let r = 0; r < 3; r++) {
+    // row 2 sits exactly on the ≤ boundary: cumulative 0.5 ≤ 1 − 0.5 removes the second token too; row 3
+    // would remove all four (1 − 1e-9 rounds to 1): min_tokens_to_keep keeps the highest index
+    const rows = [{ topP: 0.6 }, { topP: 0.3 }, { topP: 0.5 }, { topP: 1e-9 }];
+    for (let r = 0; r < rows.length; r++) {
       const row = Tensor.from((await logits.read()).subarray(r * 2048, (r + 1) * 2048), [1, 2048]);
       const got = await filteredProbs(row, { temperature: 1, ...rows[r] }).read();
       assertClose(got, want.subarray(r * 2048, (r + 1) * 2048), `ties_p row ${r}`, { rtol: 0, atol: 1e-6 });

@@ -1,0 +1,16 @@
+// Public API. The same code runs in Node (WebGPU through the `webgpu` package) and in the browser.
+
+export { MusicGen, InputError, AbortError, planWindows } from './pipeline.js';
+export type { GenerateRequest, GenerateResult, Progress, LoadOptions, AudioData, NormalizationStrategy } from './pipeline.js';
+export { Musicgen } from './model/musicgen.js';
+export { generateCodes } from './model/generate.js';
+export { extractChroma } from './model/chroma.js';
+export { initRuntime, runtime, Runtime } from './runtime.js';
+export { Tensor, tidy, keep } from './tensor.js';
+export { decodeAudio } from './audio/decode.js';
+export { resample, prepareAudio } from './audio/resample.js';
+export { normalizeAudio, integratedLoudness } from './audio/normalize.js';
+export { encodeWav, encodeMp3 } from './audio/encode.js';
+export { SafetensorsFile, SafetensorsCheckpoint, encodeSafetensors } from './io/safetensors.js';
+export { urlFolder, openCheckpointUrl } from './io/url-source.js';
+export * as ops from './ops.js';

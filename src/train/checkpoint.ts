@@ -1,0 +1,333 @@
+// What fine-tuning reads and writes on disk:
+//   - the trainable tensors under their transformers checkpoint names (`namedParameters`): the LM stacks its K
+//     embedding tables and K heads into single tensors, which split back into `embed_tokens.{k}` / `lm_heads.{k}`;
+//   - the output model folder (`writeModelFolder`): every tensor of the source checkpoint under its own name and
+//     dtype, copied byte for byte, except the trained ones, which are replaced (converted to the source dtype);
+//     config, tokenizer and the other small files copied, so `Musicgen.load` reads it as it reads the source;
+//   - resumable trainer checkpoints (`saveTrainerState` / `loadTrainerState`): one safetensors file with the
+//     trainable tensors, the AdamW moments, and the loop's state (step, RNG, data position, log) as JSON metadata.
+// Files are written through a temporary file that is renamed over the target (as src/io/atomic.ts), streamed
+// tensor by tensor so a multi-GB checkpoint is never held in memory whole.
+
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import type { Tensor } from '../tensor.js';
+import type { Musicgen } from '../model/musicgen.js';
+import {
+  SafetensorsCheckpoint,
+  dtypeSize,
+  f32ToBf16Bits,
+  f32ToF16Bits,
+  type CheckpointFolder,
+  type Dtype,
+  type TensorReader,
+} from '../io/safetensors.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import type { AdamState } from './optim.js';
+
+// ---------------------------------------------------------------------------------------------------------------
+// names
+
+/**
+ * A trainable tensor and the checkpoint name(s) it holds: one name, or K names when the tensor stacks K
+ * checkpoint tensors of equal size along dim 0 (the LM's embedding tables [K, V+1, D] and heads [K·V, D]).
+ */
+export interface NamedParam {
+  tensor: Tensor;
+  names: string[];
+  /** Shape of each part under its checkpoint name. */
+  partShape: number[];
+}
+
+/** The decoder's and the conditioning projections' parameters, named as in the transformers checkpoint. */
+export function namedParameters(model: Musicgen): NamedParam[] {
+  const lm = model.lm;
+  const { num_codebooks: K, vocab_size: V, hidden_size: D } = lm.cfg;
+  const out: NamedParam[] = [];
+  const one = (tensor: Tensor, name: string): void => { out.push({ tensor, names: [name], partShape: [...tensor.shape] }); };
+  const dec = 'decoder.model.decoder';
+  out.push({ tensor: lm.embedTokens, names: range(K).map((k) => `${dec}.embed_tokens.${k}.weight`), partShape: [V + 1, D] });
+  lm.layers.forEach((layer, i) => {
+    const p = `${dec}.layers.${i}`;
+    const norm = (pair: [Tensor, Tensor], n: string): void => { one(pair[0], `${p}.${n}.weight`); one(pair[1], `${p}.${n}.bias`); };
+    const attn = (a: { q: Tensor; k: Tensor; v: Tensor; out: Tensor }, n: string): void => {
+      one(a.q, `${p}.${n}.q_proj.weight`);
+      one(a.k, `${p}.${n}.k_proj.weight`);
+      one(a.v, `${p}.${n}.v_proj.weight`);
+      one(a.out, `${p}.${n}.out_proj.weight`);
+    };
+    norm(layer.selfAttnNorm, 'self_attn_layer_norm');
+    attn(layer.selfAttn, 'self_attn');
+    if (layer.crossNorm && layer.crossAttn) {
+      norm(layer.crossNorm, 'encoder_attn_layer_norm');
+      attn(layer.crossAttn, 'encoder_attn');
+    }
+    norm(layer.finalNorm, 'final_layer_norm');
+    one(layer.fc1, `${p}.fc1.weight`);
+    one(layer.fc2, `${p}.fc2.weight`);
+  });
+  one(lm.norm[0], `${dec}.layer_norm.weight`);
+  one(lm.norm[1], `${dec}.layer_norm.bias`);
+  out.push({ tensor: lm.heads, names: range(K).map((k) => `decoder.lm_heads.${k}.weight`), partShape: [V, D] });
+  if (model.textProj) {
+    one(model.textProj.weight, 'enc_to_dec_proj.weight');
+    one(model.textProj.bias, 'enc_to_dec_proj.bias');
+  }
+  if (model.chromaProj) {
+    one(model.chromaProj.weight, 'audio_enc_to_dec_proj.weight');
+    one(model.chromaProj.bias, 'audio_enc_to_dec_proj.bias');
+  }
+  // every parameter the model reports must be named here: a new one in lm.ts would otherwise silently not train
+  const all = new Set(model.parameters());
+  const named = new Set(out.map((p) => p.tensor));
+  if (all.size !== named.size || [...all].some((t) => !named.has(t))) {
+    throw new Error(`namedParameters: the model has ${all.size} trainable tensors, ${named.size} are named (lm.ts changed?)`);
+  }
+  return out;
+}
+
+function range(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
+}
+
+/** Splits a stacked tensor's values into its named parts. */
+export function splitParts(p: NamedParam, data: Float32Array): Map<string, Float32Array> {
+  const per = p.partShape.reduce((a, b) => a * b, 1);
+  if (per * p.names.length !== data.length) {
+    throw new Error(`${p.names[0]}: ${data.length} values for ${p.names.length} parts of [${p.partShape.join(', ')}]`);
+  }
+  return new Map(p.names.map((n, i) => [n, data.subarray(i * per, (i + 1) * per)]));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// streaming safetensors writer
+
+/** One tensor to stream: its header entry and its bytes (little-endian), produced when written. */
+export interface StreamTensor {
+  name: string;
+  dtype: Dtype;
+  shape: readonly number[];
+  bytes: () => AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
+}
+
+/**
+ * Writes a safetensors file (header padded to 8 bytes, tensors in sorted name order, no gaps) through a temporary
+ * file renamed over `file`, so readers never see half of it. Every tensor's byte count is checked.
+ */
+export async function writeSafetensorsStream(file: string, tensors: StreamTensor[], metadata?: Record<string, string>): Promise<void> {
+  const sorted = [...tensors].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const header: Record<string, unknown> = {};
+  if (metadata && Object.keys(metadata).length > 0) header.__metadata__ = metadata;
+  let offset = 0;
+  const sizes: number[] = [];
+  for (const t of sorted) {
+    if (t.name in header) throw new Error(`${file}: tensor "${t.name}" listed twice`);
+    const n = t.shape.reduce((a, b) => a * b, 1) * dtypeSize(t.dtype);
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + n] };
+    sizes.push(n);
+    offset += n;
+  }
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  const headerLen = Math.ceil(json.byteLength / 8) * 8;
+  const head = new Uint8Array(8 + headerLen).fill(0x20);
+  new DataView(head.buffer).setBigUint64(0, BigInt(headerLen), true);
+  head.set(json, 8);
+
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
+  const fh = await fsp.open(tmp, 'w');
+  try {
+    await fh.write(head);
+    for (let i = 0; i < sorted.length; i++) {
+      let done = 0;
+      for await (const chunk of sorted[i].bytes()) {
+        await fh.write(chunk);
+        done += chunk.byteLength;
+      }
+      if (done !== sizes[i]) throw new Error(`${file}: tensor "${sorted[i].name}" produced ${done} bytes, expected ${sizes[i]}`);
+    }
+    await fh.sync();
+    await fh.close();
+    await fsp.rename(tmp, file);
+  } catch (e) {
+    await fh.close().catch(() => undefined);
+    await fsp.unlink(tmp).catch(() => undefined);
+    throw e;
+  }
+}
+
+/** Bytes of an f32 array in the target float dtype (the source checkpoint's). */
+export function encodeFloats(values: Float32Array, dtype: Dtype, name: string): Uint8Array {
+  switch (dtype) {
+    case 'F32':
+      return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+    case 'F16':
+      return new Uint8Array(Uint16Array.from(values, f32ToF16Bits).buffer);
+    case 'BF16':
+      return new Uint8Array(Uint16Array.from(values, f32ToBf16Bits).buffer);
+    case 'F64':
+      return new Uint8Array(Float64Array.from(values).buffer);
+    default:
+      throw new Error(`tensor "${name}": cannot store trained values as ${dtype}`);
+  }
+}
+
+const CHUNK = 8 << 20;
+
+// ---------------------------------------------------------------------------------------------------------------
+// the output model folder
+
+/** Files of a model folder that are weights (rewritten) or not ours to copy. */
+function isWeightFile(name: string): boolean {
+  return name.endsWith('.safetensors') || name === 'model.safetensors.index.json' || name.endsWith('.bin')
+    || name.endsWith('.pt') || name.endsWith('.ckpt') || name.endsWith('.msgpack') || name.endsWith('.h5');
+}
+
+/** Small files of a hub folder worth copying when the folder cannot be listed (a URL). */
+const HUB_FILES = ['config.json', 'generation_config.json', 'preprocessor_config.json', 'tokenizer.json',
+  'tokenizer_config.json', 'special_tokens_map.json', 'README.md'];
+
+export interface ModelSource {
+  folder: CheckpointFolder;
+  /** The local directory, when the model is one (its files are listed and copied); null for a URL. */
+  dir: string | null;
+}
+
+/**
+ * Writes `outDir/model.safetensors` (+ config and tokenizer files): the source checkpoint with `replaced` tensors
+ * (checkpoint name → f32 values) swapped in, in the source dtype and shape; every other tensor copied byte for byte.
+ */
+export async function writeModelFolder(src: ModelSource, outDir: string, replaced: Map<string, Float32Array>): Promise<void> {
+  await fsp.mkdir(outDir, { recursive: true });
+  // the small files first: a folder with weights but no config would not load anyway
+  if (src.dir) {
+    for (const entry of await fsp.readdir(src.dir, { withFileTypes: true })) {
+      if (!entry.isFile() || isWeightFile(entry.name) || entry.name.startsWith('.')) continue;
+      if (path.resolve(src.dir) === path.resolve(outDir)) break;
+      await fsp.copyFile(path.join(src.dir, entry.name), path.join(outDir, entry.name));
+    }
+  } else {
+    for (const name of HUB_FILES) {
+      const text = await src.folder.readText(name);
+      if (text !== null) await writeFileAtomic(path.join(outDir, name), text);
+    }
+  }
+  const reader = await SafetensorsCheckpoint.open(src.folder);
+  try {
+    for (const name of replaced.keys()) {
+      if (!reader.has(name)) throw new Error(`writeModelFolder: trained tensor "${name}" is not in ${reader.label}`);
+    }
+    const tensors: StreamTensor[] = reader.names().map((name) => {
+      const info = reader.info(name);
+      const values = replaced.get(name);
+      if (values) {
+        const n = info.shape.reduce((a, b) => a * b, 1);
+        if (values.length !== n) throw new Error(`writeModelFolder: "${name}" has ${values.length} trained values for [${info.shape.join(', ')}]`);
+        return { name, dtype: info.dtype, shape: info.shape, bytes: () => [encodeFloats(values, info.dtype, name)] };
+      }
+      return { name, dtype: info.dtype, shape: info.shape, bytes: () => reader.readRawChunks(name, CHUNK) };
+    });
+    const meta = Object.fromEntries(Object.entries(reader.metadata).filter((e): e is [string, string] => typeof e[1] === 'string'));
+    // a sharded source becomes one file: drop a stale index that would shadow it
+    await fsp.rm(path.join(outDir, 'model.safetensors.index.json'), { force: true });
+    await writeSafetensorsStream(path.join(outDir, 'model.safetensors'), tensors, Object.keys(meta).length ? meta : { format: 'pt' });
+  } finally {
+    await reader.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// trainer checkpoints
+
+export const TRAINER_STATE_FILE = 'trainer_state.safetensors';
+
+/** Everything besides the tensors that a resumed run needs to continue exactly (JSON in the file's metadata). */
+export interface LoopState {
+  /** Optimiser steps done. */
+  step: number;
+  /** 0-based epoch of the next micro-batch, and its index in that epoch's order. */
+  epoch: number;
+  batchInEpoch: number;
+  /** This epoch's order of chunk indices. */
+  order: number[];
+  /** PRNG state (condition dropout draws, shuffles). */
+  rng: number;
+  /** The options the run was started with (checked, or taken over, on resume). */
+  options: Record<string, unknown>;
+  /** Identifies the data (files, sizes, captions, chunking): a resumed run must see the same. */
+  datasetFingerprint: string;
+  /** train_log.jsonl lines up to `step` (a resumed run rewrites the log to these before going on). */
+  log: string[];
+}
+
+export interface TrainerState {
+  loop: LoopState;
+  /** Trainable tensors by name (full fine-tuning: checkpoint names; LoRA: adapter names), f32. */
+  params: Map<string, { shape: number[]; data: Float32Array }>;
+  /** AdamW state over the same tensors, in `paramOrder`. */
+  adam: AdamState;
+  paramOrder: string[];
+}
+
+/** Writes `dir/trainer_state.safetensors` atomically (the folder is created). */
+export async function saveTrainerState(dir: string, state: TrainerState): Promise<void> {
+  await fsp.mkdir(dir, { recursive: true });
+  const f32Bytes = (a: Float32Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  const tensors: StreamTensor[] = [];
+  state.paramOrder.forEach((name, i) => {
+    const p = state.params.get(name);
+    if (!p) throw new Error(`saveTrainerState: no values for "${name}"`);
+    tensors.push({ name: `param.${name}`, dtype: 'F32', shape: p.shape, bytes: () => [f32Bytes(p.data)] });
+    if (state.adam.steps[i] > 0) {
+      tensors.push({ name: `adam.m.${name}`, dtype: 'F32', shape: p.shape, bytes: () => [f32Bytes(state.adam.m[i])] });
+      tensors.push({ name: `adam.v.${name}`, dtype: 'F32', shape: p.shape, bytes: () => [f32Bytes(state.adam.v[i])] });
+    }
+  });
+  const meta = {
+    format: 'musicgen-webgpu-trainer-state-1',
+    loop: JSON.stringify(state.loop),
+    param_order: JSON.stringify(state.paramOrder),
+    adam: JSON.stringify({ step: state.adam.step, steps: state.adam.steps }),
+  };
+  await writeSafetensorsStream(path.join(dir, TRAINER_STATE_FILE), tensors, meta);
+}
+
+/** Reads what `saveTrainerState` wrote. */
+export async function loadTrainerState(reader: TensorReader): Promise<TrainerState> {
+  const meta = reader.metadata as Record<string, string>;
+  if (meta.format !== 'musicgen-webgpu-trainer-state-1') {
+    throw new Error(`${reader.label}: not a trainer checkpoint written by finetune (format ${JSON.stringify(meta.format)})`);
+  }
+  const loop = JSON.parse(meta.loop) as LoopState;
+  const paramOrder = JSON.parse(meta.param_order) as string[];
+  const adamMeta = JSON.parse(meta.adam) as { step: number; steps: number[] };
+  const params = new Map<string, { shape: number[]; data: Float32Array }>();
+  const m: Float32Array[] = [];
+  const v: Float32Array[] = [];
+  for (let i = 0; i < paramOrder.length; i++) {
+    const name = paramOrder[i];
+    params.set(name, { shape: [...reader.info(`param.${name}`).shape], data: await reader.readF32(`param.${name}`) });
+    const fresh = adamMeta.steps[i] === 0;
+    m.push(fresh ? new Float32Array(0) : await reader.readF32(`adam.m.${name}`));
+    v.push(fresh ? new Float32Array(0) : await reader.readF32(`adam.v.${name}`));
+  }
+  return { loop, params, paramOrder, adam: { step: adamMeta.step, steps: adamMeta.steps, m, v } };
+}
+
+/** `dir` itself when it holds a trainer state, else its newest `checkpoint-N` folder that does. */
+export async function findCheckpoint(dir: string): Promise<string> {
+  const has = async (d: string): Promise<boolean> => fsp.access(path.join(d, TRAINER_STATE_FILE)).then(() => true, () => false);
+  if (await has(dir)) return dir;
+  let entries: string[];
+  try {
+    entries = await fsp.readdir(dir);
+  } catch (e) {
+    throw new Error(`--resume ${dir}: ${(e as Error).message}`);
+  }
+  const steps = entries.map((e) => /^checkpoint-(\d+)$/.exec(e)).filter((m): m is RegExpExecArray => !!m)
+    .map((m) => Number(m[1])).sort((a, b) => b - a);
+  for (const s of steps) {
+    const d = path.join(dir, `checkpoint-${s}`);
+    if (await has(d)) return d;
+  }
+  throw new Error(`--resume ${dir}: no ${TRAINER_STATE_FILE} there, nor a checkpoint-N folder holding one`);
+}

@@ -1,0 +1,347 @@
+// Fine-tuning data, as the Cog MusicGen trainer takes it: a folder (or a .tar / .tar.gz) where every audio file
+// (wav, mp3, flac, ogg) has its caption in a .txt file of the same name. Each clip is decoded, resampled to the
+// model's rate and channel count (32 kHz; mono, or stereo for stereo models), and cut into chunks of at most
+// 30 s (a long clip gives several; a trailing piece shorter than 1 s is dropped unless it is the whole clip).
+// Each chunk is encoded once with EnCodec; melody models also get the chunk's own chroma. The codes and chroma
+// are cached in a safetensors file (reused when the data, the chunking and the codec are unchanged), and the
+// frozen T5 states of each caption are computed once per run. Also here: the seeded PRNG the trainer draws from.
+
+import { createHash } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import * as tar from 'tar';
+import { Tensor, tidy } from '../tensor.js';
+import type { Musicgen } from '../model/musicgen.js';
+import { extractChroma } from '../model/chroma.js';
+import { decodeAudio } from '../audio/decode.js';
+import { prepareAudio } from '../audio/resample.js';
+import { openSafetensorsFile } from '../io/file-source.js';
+import { SafetensorsCheckpoint, type CheckpointFolder } from '../io/safetensors.js';
+import { writeSafetensorsStream, type StreamTensor } from './checkpoint.js';
+import { noGrad } from './tape.js';
+
+// ---------------------------------------------------------------------------------------------------------------
+// PRNG
+
+/**
+ * mulberry32: a 32-bit state, one multiply-xorshift per draw. Small, fast, and its whole state is one number, so
+ * a checkpoint restores it exactly. Used for shuffles, condition-dropout draws and the LoRA init.
+ */
+export class Rng {
+  constructor(public state: number) {
+    this.state = state >>> 0;
+  }
+
+  /** A generator seeded from `seed` and a stream id (independent streams for independent uses). */
+  static from(seed: number, stream = 0): Rng {
+    // splitmix-style scramble of (seed, stream) so nearby seeds give unrelated streams
+    let z = (Math.imul(seed >>> 0, 0x9e3779b9) ^ Math.imul(stream + 1, 0x85ebca6b)) >>> 0;
+    z = Math.imul(z ^ (z >>> 16), 0x7feb352d) >>> 0;
+    z = Math.imul(z ^ (z >>> 15), 0x846ca68b) >>> 0;
+    return new Rng(z ^ (z >>> 16));
+  }
+
+  /** Uniform in [0, 1). */
+  next(): number {
+    this.state = (this.state + 0x6d2b79f5) >>> 0;
+    let t = this.state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+
+  /** Fisher–Yates permutation of 0…n−1. */
+  permutation(n: number): number[] {
+    const p = Array.from({ length: n }, (_, i) => i);
+    for (let i = n - 1; i > 0; i--) {
+      const j = Math.floor(this.next() * (i + 1));
+      [p[i], p[j]] = [p[j], p[i]];
+    }
+    return p;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// reading the dataset
+
+export const AUDIO_EXTENSIONS = ['.wav', '.mp3', '.flac', '.ogg'];
+
+/** One clip: where it came from, its bytes and its caption. */
+export interface DatasetItem {
+  /** Path inside the folder or archive (forward slashes). */
+  name: string;
+  audio: Uint8Array;
+  caption: string;
+}
+
+/** Reads a dataset folder or tarball; throws naming every clip without a caption, or when there are no clips. */
+export async function readDataset(location: string): Promise<DatasetItem[]> {
+  let stat;
+  try {
+    stat = await fsp.stat(location);
+  } catch {
+    throw new Error(`dataset ${location}: no such file or folder`);
+  }
+  const files = new Map<string, () => Promise<Uint8Array>>();
+  if (stat.isDirectory()) {
+    for (const rel of await walk(location)) files.set(rel, () => fsp.readFile(path.join(location, rel)));
+  } else if (/\.(tar|tar\.gz|tgz)$/i.test(location)) {
+    for (const [name, bytes] of await readTar(location)) files.set(name, () => Promise.resolve(bytes));
+  } else {
+    throw new Error(`dataset ${location}: expected a folder or a .tar / .tar.gz / .tgz file`);
+  }
+  const stem = (n: string): string => n.slice(0, n.length - path.extname(n).length);
+  const audio = [...files.keys()].filter((n) => AUDIO_EXTENSIONS.includes(path.extname(n).toLowerCase())).sort();
+  const captions = new Map([...files.keys()].filter((n) => path.extname(n).toLowerCase() === '.txt').map((n) => [stem(n), n]));
+  if (audio.length === 0) {
+    throw new Error(`dataset ${location}: no audio files (${AUDIO_EXTENSIONS.join(', ')}) found` +
+      (files.size ? `; it holds ${[...files.keys()].slice(0, 10).join(', ')}${files.size > 10 ? ', …' : ''}` : '; it is empty'));
+  }
+  const missing = audio.filter((n) => !captions.has(stem(n)));
+  if (missing.length > 0) {
+    throw new Error(`dataset ${location}: ${missing.length} audio file(s) have no caption (a .txt of the same name): ${missing.join(', ')}`);
+  }
+  const items: DatasetItem[] = [];
+  for (const name of audio) {
+    const caption = new TextDecoder().decode(await files.get(captions.get(stem(name))!)!()).trim();
+    items.push({ name, audio: await files.get(name)!(), caption });
+  }
+  return items;
+}
+
+async function walk(root: string, rel = ''): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await fsp.readdir(path.join(root, rel), { withFileTypes: true })) {
+    if (e.name.startsWith('.')) continue; // hidden files, macOS "._x.wav" resource forks
+    const r = rel ? `${rel}/${e.name}` : e.name;
+    if (e.isDirectory()) out.push(...(await walk(root, r)));
+    else if (e.isFile()) out.push(r);
+  }
+  return out;
+}
+
+/** The regular files of a tar (gzip detected) by path, skipping hidden and macOS "._" entries. */
+async function readTar(file: string): Promise<Map<string, Uint8Array>> {
+  const out = new Map<string, Uint8Array>();
+  const pending: Promise<void>[] = [];
+  try {
+    await tar.t({
+      file,
+      onReadEntry: (entry) => {
+        const name = entry.path.replace(/^\.\//, '');
+        if (entry.type !== 'File' || path.basename(name).startsWith('.')) {
+          entry.resume();
+          return;
+        }
+        pending.push(entry.concat().then((buf) => { out.set(name, new Uint8Array(buf)); }));
+      },
+    });
+    await Promise.all(pending);
+  } catch (e) {
+    throw new Error(`dataset ${file}: cannot read the archive (${(e as Error).message})`);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// chunks, codes, chroma
+
+export interface DataOptions {
+  /** Longest chunk, seconds. Default 30 (MusicGen's window). */
+  chunkSeconds?: number;
+  /** Trailing pieces shorter than this are dropped unless they are the whole clip. Default 1 s. */
+  minChunkSeconds?: number;
+  /** Codes/chroma cache file (read when it matches, written otherwise); none when absent. */
+  cacheFile?: string;
+  /** The model folder (its codec identity goes into the fingerprint). */
+  modelFolder: CheckpointFolder;
+  onProgress?: (done: number, total: number, what: string) => void;
+}
+
+/** One training example: a chunk of a clip, its codes and conditioning. */
+export interface Chunk {
+  /** `<file>#<chunk index>` */
+  id: string;
+  caption: string;
+  /** [K, frames] row-major (stereo: L/R interleaved rows, as the LM takes them). */
+  codes: Int32Array;
+  frames: number;
+  /** Melody models: the chunk's chroma one-hots expanded to chroma_length rows [L, 12] (as the LM's prefix). */
+  chroma: Float32Array | null;
+}
+
+/** T5 states of one caption (frozen, computed once): [length, dim]. */
+export interface TextFeatures {
+  hidden: Float32Array;
+  length: number;
+  dim: number;
+}
+
+export interface TrainingData {
+  chunks: Chunk[];
+  text: Map<string, TextFeatures>;
+  K: number;
+  /** Hash of the data, the chunking and the codec: a resumed run must see the same. */
+  fingerprint: string;
+  /** Whether the codes came from the cache file. */
+  fromCache: boolean;
+}
+
+/** Decodes, chunks and encodes every clip (or loads them from the cache), and computes the captions' T5 states. */
+export async function prepareTrainingData(model: Musicgen, items: DatasetItem[], opts: DataOptions): Promise<TrainingData> {
+  const chunkSeconds = opts.chunkSeconds ?? 30;
+  const minChunkSeconds = Math.min(opts.minChunkSeconds ?? 1, chunkSeconds);
+  const sr = model.sampleRate;
+  const C = model.audioChannels;
+  const fingerprint = await dataFingerprint(model, items, opts.modelFolder, chunkSeconds, minChunkSeconds);
+
+  let chunks = opts.cacheFile ? await readCache(opts.cacheFile, fingerprint) : null;
+  const fromCache = chunks !== null;
+  if (!chunks) {
+    chunks = [];
+    const unreadable: string[] = [];
+    const decoded: { item: DatasetItem; channels: Float32Array[] }[] = [];
+    for (const item of items) {
+      try {
+        const audio = await decodeAudio(item.audio, item.name);
+        const channels = prepareAudio(audio, sr, C);
+        if (channels[0].length === 0) throw new Error('no samples');
+        decoded.push({ item, channels });
+      } catch (e) {
+        unreadable.push(`${item.name} (${(e as Error).message})`);
+      }
+    }
+    if (unreadable.length > 0) throw new Error(`dataset: ${unreadable.length} file(s) could not be read: ${unreadable.join('; ')}`);
+    const maxLen = Math.round(chunkSeconds * sr);
+    const minLen = Math.round(minChunkSeconds * sr);
+    const pieces: { id: string; caption: string; channels: Float32Array[] }[] = [];
+    for (const { item, channels } of decoded) {
+      const N = channels[0].length;
+      for (let start = 0, c = 0; start < N; start += maxLen, c++) {
+        const end = Math.min(N, start + maxLen);
+        if (c > 0 && end - start < minLen) break;
+        pieces.push({ id: `${item.name}#${c}`, caption: item.caption, channels: channels.map((ch) => ch.subarray(start, end)) });
+      }
+    }
+    for (let i = 0; i < pieces.length; i++) {
+      opts.onProgress?.(i, pieces.length, pieces[i].id);
+      chunks.push(await encodeChunk(model, pieces[i].id, pieces[i].caption, pieces[i].channels));
+    }
+    opts.onProgress?.(pieces.length, pieces.length, 'encoded');
+    if (opts.cacheFile) await writeCache(opts.cacheFile, fingerprint, chunks);
+  }
+  if (chunks.length === 0) throw new Error('dataset: no chunks to train on');
+
+  const text = new Map<string, TextFeatures>();
+  for (const caption of new Set(chunks.map((c) => c.caption))) text.set(caption, await encodeCaption(model, caption));
+  return { chunks, text, K: model.lm.numCodebooks, fingerprint, fromCache };
+}
+
+/** EnCodec codes (and chroma for melody models) of one chunk; channels at the model's rate and count. */
+async function encodeChunk(model: Musicgen, id: string, caption: string, channels: Float32Array[]): Promise<Chunk> {
+  const N = channels[0].length;
+  const perChannel: Int32Array[] = [];
+  for (const ch of channels) {
+    const audio = Tensor.from(ch, [1, 1, N], 'f32', model.rt);
+    const codes = noGrad(() => model.encodec.encode(audio));
+    perChannel.push((await codes.read()) as Int32Array);
+    audio.dispose();
+    codes.dispose();
+  }
+  const Kc = model.encodec.numQuantizers;
+  const C = channels.length;
+  const frames = perChannel[0].length / Kc;
+  // stereo: rows L0 R0 L1 R1 …, as the LM's codebooks
+  const codes = new Int32Array(Kc * C * frames);
+  for (let k = 0; k < Kc; k++) for (let c = 0; c < C; c++) codes.set(perChannel[c].subarray(k * frames, (k + 1) * frames), (k * C + c) * frames);
+  let chroma: Float32Array | null = null;
+  if (model.isMelody) {
+    let mono = channels[0];
+    if (C > 1) {
+      mono = new Float32Array(N);
+      for (const ch of channels) for (let i = 0; i < N; i++) mono[i] += ch[i] / C;
+    }
+    const r = extractChroma(mono, { sampleRate: model.sampleRate });
+    chroma = expandChroma(r.onehot, r.frames, model.cfg.chroma_length ?? 235, model.cfg.num_chroma ?? 12);
+  }
+  return { id, caption, codes, frames, chroma };
+}
+
+/** Repeats [F, n] rows (whole copies, as Musicgen.melodyPrefix) and cuts to L rows. */
+export function expandChroma(onehot: Float32Array, F: number, L: number, n = 12): Float32Array {
+  const out = new Float32Array(L * n);
+  for (let r = 0; r < L; r++) out.set(onehot.subarray((r % F) * n, (r % F + 1) * n), r * n);
+  return out;
+}
+
+async function encodeCaption(model: Musicgen, caption: string): Promise<TextFeatures> {
+  const ids = model.tokenizer.encode(caption);
+  if (ids.length === 0) ids.push(model.tokenizer.padId);
+  const L = ids.length;
+  const idT = Tensor.from(ids, [1, L], 'i32', model.rt);
+  const mask = Tensor.from(new Int32Array(L).fill(1), [1, L], 'i32', model.rt);
+  const hidden = noGrad(() => tidy(() => model.textHidden(idT, mask)));
+  const data = (await hidden.read()) as Float32Array;
+  const dim = hidden.shape[2];
+  for (const t of [idT, mask, hidden]) t.dispose();
+  return { hidden: data, length: L, dim };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// fingerprint and cache
+
+async function dataFingerprint(model: Musicgen, items: DatasetItem[], folder: CheckpointFolder, chunkSeconds: number, minChunkSeconds: number): Promise<string> {
+  const h = createHash('sha256');
+  h.update(JSON.stringify({ v: 1, chunkSeconds, minChunkSeconds, channels: model.audioChannels, melody: model.isMelody, codec: model.cfg.audio_encoder }));
+  // the codec's identity: its first codebook (1 MB for the real model) stands for the weights
+  const reader = await SafetensorsCheckpoint.open(folder);
+  try {
+    const key = 'audio_encoder.quantizer.layers.0.codebook.embed';
+    if (reader.has(key)) h.update(await reader.readRaw(key));
+  } finally {
+    await reader.close();
+  }
+  for (const it of items) {
+    h.update(`\n${it.name}\n${it.caption}\n`);
+    h.update(createHash('sha256').update(it.audio).digest());
+  }
+  return h.digest('hex');
+}
+
+async function readCache(file: string, fingerprint: string): Promise<Chunk[] | null> {
+  try {
+    await fsp.access(file);
+  } catch {
+    return null;
+  }
+  const f = await openSafetensorsFile(file);
+  try {
+    if (f.metadata.fingerprint !== fingerprint) return null;
+    const index = JSON.parse(f.metadata.chunks) as { id: string; caption: string; frames: number }[];
+    const chunks: Chunk[] = [];
+    for (let i = 0; i < index.length; i++) {
+      chunks.push({
+        ...index[i],
+        codes: await f.readI32(`codes.${i}`),
+        chroma: f.has(`chroma.${i}`) ? await f.readF32(`chroma.${i}`) : null,
+      });
+    }
+    return chunks;
+  } catch {
+    return null; // unreadable cache: encode again
+  } finally {
+    await f.close();
+  }
+}
+
+async function writeCache(file: string, fingerprint: string, chunks: Chunk[]): Promise<void> {
+  await fsp.mkdir(path.dirname(file), { recursive: true });
+  const bytes = (a: Int32Array | Float32Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  const tensors: StreamTensor[] = [];
+  chunks.forEach((c, i) => {
+    tensors.push({ name: `codes.${i}`, dtype: 'I32', shape: [c.codes.length / c.frames, c.frames], bytes: () => [bytes(c.codes)] });
+    if (c.chroma) tensors.push({ name: `chroma.${i}`, dtype: 'F32', shape: [c.chroma.length / 12, 12], bytes: () => [bytes(c.chroma!)] });
+  });
+  const index = chunks.map(({ id, caption, frames }) => ({ id, caption, frames }));
+  await writeSafetensorsStream(file, tensors, { fingerprint, chunks: JSON.stringify(index) });
+}
