@@ -240,7 +240,7 @@ export class MusicGen {
         // keep the window's new frames (the first window keeps the clip's codes too)
         for (let b = 0; b < B; b++) all[b].push(sliceFrames(win[b], K, w.frames, w.offset === 0 ? 0 : w.promptFrames, w.frames));
         // the next window is prompted by this one's last (30 − 18) s
-        prompt = win.map((codes) => ({ codes: sliceFrames(codes, K, w.frames, strideFrames, w.frames), frames: w.frames - strideFrames }));
+        if (w !== plan[plan.length - 1]) prompt = win.map((codes) => ({ codes: sliceFrames(codes, K, w.frames, strideFrames, w.frames), frames: w.frames - strideFrames }));
       }
     } finally {
       text.states.dispose();

@@ -22,16 +22,22 @@ function checkRate(name: string, rate: number): void {
   if (!Number.isFinite(rate) || rate <= 0) throw new RangeError(`resample: ${name} rate must be a positive number, got ${rate}`);
 }
 
-/** Output length for N input samples: round(N·to/from), as julius.resample_frac (output_length default). */
+/**
+ * Output length for N input samples: floor(N·to/from), julius.resample_frac's default output_length
+ * (`int(new_sr * length / old_sr)`), which is what audiocraft's convert_audio returns. (Rounding would
+ * differ by one sample for some lengths, which can change EnCodec's frame count for a continuation prompt.)
+ */
 export function resampledLength(n: number, from: number, to: number): number {
-  return Math.round((n * to) / from);
+  return Math.floor((n * to) / from);
 }
 
 /**
  * Band-limited resampling of one channel from `from` Hz to `to` Hz.
  *
- * The output has exactly round(N·to/from) samples and sample k sits at time k/to (libsamplerate's
- * converter is time-aligned: no leading delay to trim). The wasm glue's `simple()` silently switches to
+ * The output has exactly floor(N·to/from) samples (resampledLength) and sample k sits at time k/to
+ * (libsamplerate's converter is time-aligned: no leading delay to trim). Outside the clip the signal is
+ * taken as zero; julius pads by replicating the edge samples instead, so the first and last few
+ * milliseconds can differ slightly from audiocraft's. The wasm glue's `simple()` silently switches to
  * repeated `full()` calls without end-of-input for inputs over 4 MB, which drops the filter's tail, so
  * this always streams through `full()` itself in chunks that fit the glue's buffers and then feeds
  * zeros (the signal is taken to be silent after its end, as with end-of-input) until the last output

@@ -96,7 +96,13 @@ export async function main(argv = process.argv): Promise<void> {
   const output = f.output ?? `output.${f.format}`;
 
   const t0 = performance.now();
-  const model = await MusicGen.load(f.model, { cacheDir: f.cacheDir, offline: f.offline, onDownload: cliProgress() });
+  const download = cliProgress();
+  let model: MusicGen;
+  try {
+    model = await MusicGen.load(f.model, { cacheDir: f.cacheDir, offline: f.offline, onDownload: download });
+  } finally {
+    download.stop();
+  }
   const loadS = (performance.now() - t0) / 1000;
   const req: GenerateRequest = {
     prompt: f.prompt,
@@ -126,7 +132,7 @@ export async function main(argv = process.argv): Promise<void> {
   console.error(`seed ${result.seed}`);
   const n = result.audio.length;
   for (let i = 0; i < n; i++) {
-    const bytes = f.format === 'mp3' ? encodeMp3(result.audio[i], result.sampleRate) : encodeWav(result.audio[i], result.sampleRate);
+    const bytes = f.format === 'mp3' ? await encodeMp3(result.audio[i], result.sampleRate) : encodeWav(result.audio[i], result.sampleRate);
     const path = numbered(output, i, n);
     await writeFileAtomic(path, bytes);
     console.log(`wrote ${path} (${(result.audio[i][0].length / result.sampleRate).toFixed(2)} s, ${result.audio[i].length} channel(s), ${result.sampleRate} Hz)`);

@@ -11,6 +11,7 @@ import { dirFolder, openSafetensorsFile } from '../io/file-source.js';
 import { Musicgen } from '../model/musicgen.js';
 import { extractChroma } from '../model/chroma.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { trainingProbe } from '../train/loop.js';
 
 export type ProbeOutputs = Record<string, TensorToWrite>;
 
@@ -120,6 +121,27 @@ async function runProbe(model: Musicgen, inputs: TensorReader): Promise<ProbeOut
     out['lm.logits'] = await f32Out(logits);
     for (const t of [ids, mask, codes, logits, ...(chroma ? [chroma] : [])]) t.dispose();
   }
+  // ---- training (src/train): loss and gradients of one teacher-forced batch ----
+  if (inputs.has('train.labels')) {
+    if (!hasText) throw new Error('train.labels needs text.input_ids and text.attention_mask');
+    const shape = inputs.info('train.labels').shape; // [B, T, K]
+    const labels = await inputs.readI32('train.labels');
+    const ids = await upload(inputs, 'text.input_ids');
+    const mask = await upload(inputs, 'text.attention_mask');
+    let chroma: Tensor | undefined;
+    if (model.isMelody && inputs.has('chroma.onehot')) {
+      const one = await inputs.readF32('chroma.onehot');
+      const frames = inputs.info('chroma.onehot').shape[0];
+      const batch = new Float32Array(shape[0] * one.length);
+      for (let b = 0; b < shape[0]; b++) batch.set(one, b * one.length);
+      chroma = Tensor.from(batch, [shape[0], frames, 12]);
+    }
+    const { loss, grads } = await trainingProbe(model, labels, shape, ids, mask, chroma);
+    out['train.loss'] = { dtype: 'F32', shape: [1], data: Float32Array.of(loss) };
+    for (const [name, g] of grads) out[`train.grad.${name}`] = { dtype: 'F32', shape: g.shape, data: g.data };
+    for (const t of [ids, mask, ...(chroma ? [chroma] : [])]) t.dispose();
+  }
+
   await model.rt.sync();
   return out;
 }

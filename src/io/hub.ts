@@ -153,7 +153,7 @@ export async function resolveModel(idOrPath: string, opts: ResolveModelOptions =
       ? `has no snapshot of ${repoId} at revision "${revision}" in ${repoDir}`
       : `lacks ${missing!.join(', ')} in ${cached}`;
     throw new HubError(
-      `Offline mode (HF_HUB_OFFLINE or --offline) and the hub cache ${what}.\n` +
+      `Offline mode is on (HF_HUB_OFFLINE) and the hub cache ${what}.\n` +
       localFolderHint(repoId),
       'offline',
     );
@@ -161,7 +161,7 @@ export async function resolveModel(idOrPath: string, opts: ResolveModelOptions =
 
   const ctx: Ctx = {
     repoId,
-    endpoint: (opts.endpoint ?? process.env.HF_ENDPOINT ?? DEFAULT_ENDPOINT).replace(/\/+$/, ''),
+    endpoint: (opts.endpoint || process.env.HF_ENDPOINT || DEFAULT_ENDPOINT).replace(/\/+$/, ''),
     revision,
     token: opts.token ?? (process.env.HF_TOKEN || process.env.HUGGING_FACE_HUB_TOKEN || undefined),
     fetch: opts.fetch ?? globalThis.fetch.bind(globalThis),
@@ -173,6 +173,8 @@ export async function resolveModel(idOrPath: string, opts: ResolveModelOptions =
   // Files live under the commit, so every file comes from the same commit even if the branch moves meanwhile.
   const commit = info.sha ?? revision;
   const snapshot = path.join(repoDir, 'snapshots', commit);
+  // The loader prefers an index when the folder has one, so keep using one a Python cache already holds.
+  const plan = planFiles(ctx, info.siblings, await isFile(path.join(snapshot, INDEX_FILE)));
   await fsp.mkdir(snapshot, { recursive: true });
   if (info.sha !== undefined && info.sha !== revision) {
     const ref = path.join(repoDir, 'refs', revision);
@@ -181,18 +183,25 @@ export async function resolveModel(idOrPath: string, opts: ResolveModelOptions =
     if (old?.trim() !== info.sha) await writeFileAtomic(ref, info.sha);
   }
 
-  const plan = planFiles(ctx, info.siblings);
   // The shard list is inside the index: read it first (from the cache, or fetched into memory
   // and written out with the others) so the progress count is right from the start.
   const prefetched = new Map<string, Uint8Array>();
   if (plan.index) {
     const local = path.join(snapshot, INDEX_FILE);
-    let bytes: Uint8Array | null = await fsp.readFile(local).catch(() => null);
-    if (bytes === null) {
-      bytes = await fetchSmall(ctx, resolveUrl(ctx, commit, INDEX_FILE), INDEX_FILE);
+    const cachedText = await fsp.readFile(local, 'utf8').catch(() => null);
+    let shards: string[] | null = null;
+    if (cachedText !== null) {
+      try {
+        shards = parseIndexShards(cachedText, local);
+      } catch {
+        await fsp.unlink(local); // damaged: fetch it again below
+      }
+    }
+    if (shards === null) {
+      const bytes = await fetchSmall(ctx, resolveUrl(ctx, commit, INDEX_FILE), INDEX_FILE);
+      shards = parseIndexShards(new TextDecoder().decode(bytes), `${repoId}/${INDEX_FILE}`);
       prefetched.set(INDEX_FILE, bytes);
     }
-    const shards = parseIndexShards(new TextDecoder().decode(bytes), `${repoId}/${INDEX_FILE}`);
     const have = new Set(info.siblings);
     const absent = shards.filter((s) => !have.has(s));
     if (absent.length > 0) {
@@ -287,7 +296,7 @@ function safeRelPath(p: string): boolean {
 }
 
 /** Which files to fetch, or a clear refusal when the repo is not a usable MusicGen checkpoint. */
-function planFiles(ctx: Ctx, siblings: readonly string[]): { files: string[]; index: boolean } {
+function planFiles(ctx: Ctx, siblings: readonly string[], preferIndex: boolean): { files: string[]; index: boolean } {
   const have = new Set(siblings);
   const id = ctx.repoId;
   if (!have.has('config.json')) {
@@ -319,7 +328,7 @@ function planFiles(ctx: Ctx, siblings: readonly string[]): { files: string[]; in
   }
   const files: string[] = ['config.json', ...OPTIONAL_FILES.filter((f) => have.has(f)), 'tokenizer.json'];
   // transformers prefers the single file when both exist; so do we (fewer requests).
-  if (hasSingle) return { files: [...files, SINGLE_FILE], index: false };
+  if (hasSingle && !(hasIndex && preferIndex)) return { files: [...files, SINGLE_FILE], index: false };
   return { files: [...files, INDEX_FILE], index: true };
 }
 
@@ -365,8 +374,7 @@ function unreachable(ctx: Ctx, url: string, e: unknown): HubError {
 function localFolderHint(repoId: string): string {
   return (
     `Without internet access, pass a local model folder instead: --model DIR\n` +
-    `(on a machine with internet: huggingface-cli download ${repoId} --local-dir DIR, then copy DIR here; ` +
-    `e.g. huggingface-cli download facebook/musicgen-small --local-dir DIR).`
+    `(to make one, on a machine with internet: huggingface-cli download ${repoId} --local-dir DIR, then copy DIR here).`
   );
 }
 
@@ -380,7 +388,7 @@ function networkReason(e: unknown, url: string): string {
     }
   })();
   const err = e as { name?: string; message?: string; cause?: { code?: string; message?: string; name?: string } };
-  if (err?.name === 'TimeoutError' || err?.name === 'AbortError') return `no answer from ${host} (timed out)`;
+  if (err?.name === 'TimeoutError' || err?.name === 'AbortError') return `no answer from ${host}: timed out`;
   const code = err?.cause?.code ?? '';
   switch (code) {
     case 'ENOTFOUND':

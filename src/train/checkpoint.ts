@@ -23,7 +23,6 @@ import {
   type TensorReader,
 } from '../io/safetensors.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import type { AdamState } from './optim.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // names
@@ -200,9 +199,9 @@ export async function writeModelFolder(src: ModelSource, outDir: string, replace
   await fsp.mkdir(outDir, { recursive: true });
   // the small files first: a folder with weights but no config would not load anyway
   if (src.dir) {
+    if (path.resolve(src.dir) === path.resolve(outDir)) throw new Error(`the output folder ${outDir} is the model folder itself`);
     for (const entry of await fsp.readdir(src.dir, { withFileTypes: true })) {
       if (!entry.isFile() || isWeightFile(entry.name) || entry.name.startsWith('.')) continue;
-      if (path.resolve(src.dir) === path.resolve(outDir)) break;
       await fsp.copyFile(path.join(src.dir, entry.name), path.join(outDir, entry.name));
     }
   } else {
@@ -261,32 +260,34 @@ export interface LoopState {
 
 export interface TrainerState {
   loop: LoopState;
-  /** Trainable tensors by name (full fine-tuning: checkpoint names; LoRA: adapter names), f32. */
-  params: Map<string, { shape: number[]; data: Float32Array }>;
-  /** AdamW state over the same tensors, in `paramOrder`. */
-  adam: AdamState;
-  paramOrder: string[];
+  /** AdamW's count of step() calls. */
+  adamStep: number;
+  /** Trainable tensors by name (full fine-tuning: checkpoint names; LoRA: PEFT adapter names), f32, with their
+   *  AdamW moments (null before the tensor's first update) and per-tensor step count. */
+  tensors: Map<string, { shape: number[]; data: Float32Array; m: Float32Array | null; v: Float32Array | null; steps: number }>;
 }
+
+const STATE_FORMAT = 'musicgen-webgpu-trainer-state-1';
 
 /** Writes `dir/trainer_state.safetensors` atomically (the folder is created). */
 export async function saveTrainerState(dir: string, state: TrainerState): Promise<void> {
   await fsp.mkdir(dir, { recursive: true });
   const f32Bytes = (a: Float32Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
   const tensors: StreamTensor[] = [];
-  state.paramOrder.forEach((name, i) => {
-    const p = state.params.get(name);
-    if (!p) throw new Error(`saveTrainerState: no values for "${name}"`);
-    tensors.push({ name: `param.${name}`, dtype: 'F32', shape: p.shape, bytes: () => [f32Bytes(p.data)] });
-    if (state.adam.steps[i] > 0) {
-      tensors.push({ name: `adam.m.${name}`, dtype: 'F32', shape: p.shape, bytes: () => [f32Bytes(state.adam.m[i])] });
-      tensors.push({ name: `adam.v.${name}`, dtype: 'F32', shape: p.shape, bytes: () => [f32Bytes(state.adam.v[i])] });
+  const steps: Record<string, number> = {};
+  for (const [name, t] of state.tensors) {
+    tensors.push({ name: `param.${name}`, dtype: 'F32', shape: t.shape, bytes: () => [f32Bytes(t.data)] });
+    steps[name] = t.steps;
+    if (t.m && t.v) {
+      const [m, v] = [t.m, t.v];
+      tensors.push({ name: `adam.m.${name}`, dtype: 'F32', shape: t.shape, bytes: () => [f32Bytes(m)] });
+      tensors.push({ name: `adam.v.${name}`, dtype: 'F32', shape: t.shape, bytes: () => [f32Bytes(v)] });
     }
-  });
+  }
   const meta = {
-    format: 'musicgen-webgpu-trainer-state-1',
+    format: STATE_FORMAT,
     loop: JSON.stringify(state.loop),
-    param_order: JSON.stringify(state.paramOrder),
-    adam: JSON.stringify({ step: state.adam.step, steps: state.adam.steps }),
+    adam: JSON.stringify({ step: state.adamStep, steps }),
   };
   await writeSafetensorsStream(path.join(dir, TRAINER_STATE_FILE), tensors, meta);
 }
@@ -294,23 +295,23 @@ export async function saveTrainerState(dir: string, state: TrainerState): Promis
 /** Reads what `saveTrainerState` wrote. */
 export async function loadTrainerState(reader: TensorReader): Promise<TrainerState> {
   const meta = reader.metadata as Record<string, string>;
-  if (meta.format !== 'musicgen-webgpu-trainer-state-1') {
+  if (meta.format !== STATE_FORMAT) {
     throw new Error(`${reader.label}: not a trainer checkpoint written by finetune (format ${JSON.stringify(meta.format)})`);
   }
   const loop = JSON.parse(meta.loop) as LoopState;
-  const paramOrder = JSON.parse(meta.param_order) as string[];
-  const adamMeta = JSON.parse(meta.adam) as { step: number; steps: number[] };
-  const params = new Map<string, { shape: number[]; data: Float32Array }>();
-  const m: Float32Array[] = [];
-  const v: Float32Array[] = [];
-  for (let i = 0; i < paramOrder.length; i++) {
-    const name = paramOrder[i];
-    params.set(name, { shape: [...reader.info(`param.${name}`).shape], data: await reader.readF32(`param.${name}`) });
-    const fresh = adamMeta.steps[i] === 0;
-    m.push(fresh ? new Float32Array(0) : await reader.readF32(`adam.m.${name}`));
-    v.push(fresh ? new Float32Array(0) : await reader.readF32(`adam.v.${name}`));
+  const adam = JSON.parse(meta.adam) as { step: number; steps: Record<string, number> };
+  const tensors: TrainerState['tensors'] = new Map();
+  for (const [name, steps] of Object.entries(adam.steps)) {
+    const has = steps > 0;
+    tensors.set(name, {
+      shape: [...reader.info(`param.${name}`).shape],
+      data: await reader.readF32(`param.${name}`),
+      m: has ? await reader.readF32(`adam.m.${name}`) : null,
+      v: has ? await reader.readF32(`adam.v.${name}`) : null,
+      steps,
+    });
   }
-  return { loop, params, paramOrder, adam: { step: adamMeta.step, steps: adamMeta.steps, m, v } };
+  return { loop, adamStep: adam.step, tensors };
 }
 
 /** `dir` itself when it holds a trainer state, else its newest `checkpoint-N` folder that does. */

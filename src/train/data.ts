@@ -204,7 +204,7 @@ export async function prepareTrainingData(model: Musicgen, items: DatasetItem[],
     for (const item of items) {
       try {
         const audio = await decodeAudio(item.audio, item.name);
-        const channels = prepareAudio(audio, sr, C);
+        const channels = await prepareAudio(audio, sr, C === 2 ? 2 : 1);
         if (channels[0].length === 0) throw new Error('no samples');
         decoded.push({ item, channels });
       } catch (e) {
