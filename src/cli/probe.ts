@@ -10,6 +10,7 @@ import { encodeSafetensors, type TensorReader, type TensorToWrite } from '../io/
 import { dirFolder, openSafetensorsFile } from '../io/file-source.js';
 import { Musicgen } from '../model/musicgen.js';
 import { extractChroma } from '../model/chroma.js';
+import { toMono } from '../audio/resample.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { trainingProbe } from '../train/loop.js';
 
@@ -73,8 +74,10 @@ async function runProbe(model: Musicgen, inputs: TensorReader): Promise<ProbeOut
     const codes = new Int32Array(K * C * T);
     for (let k = 0; k < K; k++) for (let c = 0; c < C; c++) codes.set(perChannel[c].subarray(k * T, (k + 1) * T), (k * C + c) * T);
     out['encodec.codes'] = { dtype: 'I32', shape: [K * C, T], data: codes };
-    if (channels === 1) {
-      const chroma = extractChroma(wav, { sampleRate: model.sampleRate });
+    if (channels === 1 || model.isMelody) {
+      // the melody of a stereo clip is taken from its mono mix, as the feature extractor does
+      const mono = channels === 1 ? wav : toMono(Array.from({ length: channels }, (_, c) => wav.subarray(c * N, (c + 1) * N)));
+      const chroma = extractChroma(mono, { sampleRate: model.sampleRate });
       out['chroma.onehot'] = { dtype: 'F32', shape: [chroma.frames, 12], data: chroma.onehot };
     }
   }

@@ -103,6 +103,7 @@ class MusicgenDecoderLayer {
     readonly selfAttnNorm: [Tensor, Tensor], readonly selfAttn: MusicgenAttention,
     readonly crossNorm: [Tensor, Tensor] | null, readonly crossAttn: MusicgenAttention | null,
     readonly finalNorm: [Tensor, Tensor], readonly fc1: Tensor, readonly fc2: Tensor,
+    readonly act: 'gelu' | 'relu',
   ) {}
 
   static async load(w: Weights, cfg: DecoderConfig, crossAttention: boolean): Promise<MusicgenDecoderLayer> {
@@ -116,6 +117,7 @@ class MusicgenDecoderLayer {
       await layerNormLoad(w.pp('final_layer_norm'), D),
       await w.get('fc1.weight', [cfg.ffn_dim, D]),
       await w.get('fc2.weight', [D, cfg.ffn_dim]),
+      ffnActivation(cfg.activation_function),
     );
   }
 
@@ -125,7 +127,7 @@ class MusicgenDecoderLayer {
       const normed = ops.layerNorm(h, ...this.crossNorm, 1e-5);
       h = ops.add(h, this.crossAttn.crossAttend(normed, cond.encoderStates, cond.encoderMask, cache));
     }
-    const ff = ops.linear(ops.linear(ops.layerNorm(h, ...this.finalNorm, 1e-5), this.fc1, undefined, 'gelu'), this.fc2);
+    const ff = ops.linear(ops.linear(ops.layerNorm(h, ...this.finalNorm, 1e-5), this.fc1, undefined, this.act), this.fc2);
     return ops.add(h, ff);
   }
 
@@ -134,6 +136,11 @@ class MusicgenDecoderLayer {
     return [...this.selfAttnNorm, ...attn(this.selfAttn), ...(this.crossNorm ?? []), ...attn(this.crossAttn),
       ...this.finalNorm, this.fc1, this.fc2];
   }
+}
+
+function ffnActivation(name = 'gelu'): 'gelu' | 'relu' {
+  if (name === 'gelu' || name === 'relu') return name;
+  throw new Error(`decoder activation_function "${name}" is not supported (gelu, relu)`);
 }
 
 /** sinusoidal position embeddings for positions [offset, offset + T), as transformers computes them in float32 */
