@@ -3,6 +3,7 @@
 // it returns. The autograd fields (`requiresGrad`, `grad`, `node`) are used only when gradients are wanted.
 
 import { runtime, type Binding, type Runtime } from './runtime.js';
+import { f16ToF32 } from './io/safetensors.js';
 
 export type DType = 'f32' | 'f16' | 'i32';
 export type Shape = readonly number[];
@@ -229,13 +230,4 @@ function resolveShape(shape: Shape, size: number): number[] {
   const out = [...shape];
   out[free] = rest === 0 ? 0 : size / rest;
   return out;
-}
-
-export function f16ToF32(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
 }

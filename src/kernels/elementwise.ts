@@ -2,7 +2,7 @@
 // backward, from which the kernels are generated. Binary ops broadcast (numpy rules, rank ≤ 6) and reduce
 // their gradients back to each input's shape with `sumTo`.
 
-import { Tensor, type Shape, numel } from '../tensor.js';
+import { Tensor, type DType, type Shape, numel } from '../tensor.js';
 import { f32, type Runtime } from '../runtime.js';
 import { record } from '../train/tape.js';
 
@@ -313,7 +313,7 @@ export function expandTo(x: Tensor, shape: Shape): Tensor {
 
 // ---- casts ----
 
-const CAST_CODE = (from: string, to: string): string => `
+const CAST_CODE = (from: string, to: string): string => `${from === 'f16' || to === 'f16' ? 'enable f16;' : ''}
 struct P { n: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> X: array<${from}>;
@@ -325,11 +325,16 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   Y[i] = ${to}(X[i]);
 }`;
 
-/** Converts between i32 and f32 (f32 → i32 truncates toward zero). Not differentiable. */
-export function cast(x: Tensor, dtype: 'f32' | 'i32'): Tensor {
+/**
+ * Converts between dtypes: i32 ↔ f32 (f32 → i32 truncates toward zero), and f16 ↔ f32 where the adapter has
+ * `shader-f16` (f16 is a storage format here: weights kept at half the bytes, computed on in f32). Not differentiable.
+ */
+export function cast(x: Tensor, dtype: DType): Tensor {
   if (x.dtype === dtype) return x;
-  if (x.dtype === 'f16') throw new Error('cast: f16 tensors are storage only here');
   const rt = x.rt;
+  if ((x.dtype === 'f16' || dtype === 'f16') && !rt.ctx.features.f16) throw new Error('cast: this adapter has no shader-f16');
+  if (x.dtype === 'f16' && dtype === 'i32') throw new Error('cast: f16 → i32 is not supported (go through f32)');
+  if (x.dtype === 'i32' && dtype === 'f16') throw new Error('cast: i32 → f16 is not supported (go through f32)');
   const y = Tensor.empty(x.shape, dtype, rt);
   rt.dispatch({
     shader: `cast_${x.dtype}_${dtype}`,

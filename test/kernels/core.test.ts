@@ -1,5 +1,6 @@
 // Element-wise, matmul and shape kernels against PyTorch (tools/fixtures/kernels_core.py).
 
+import assert from 'node:assert/strict';
 import { Fixture, checkGradCase, gpu } from '../helpers.js';
 import * as ops from '../../src/ops.js';
 import type { Tensor } from '../../src/tensor.js';
@@ -49,6 +50,15 @@ describe('kernels: element-wise, matmul, shape', () => {
     for (const act of ['relu', 'gelu'] as const) {
       await checkGradCaseForwardOnly(fx, `mm.${act}`, (a, b, bias) => ops.linear(a, b, bias, act));
     }
+  });
+
+  it('cast f32 → f16 → f32 rounds as PyTorch, f32 → i32 truncates', async function () {
+    const x = await fx.tensor('cast.x');
+    const asInt = ops.cast(x, 'i32');
+    assert.deepEqual(Array.from(await asInt.read()), Array.from(await fx.i32('cast.i32')));
+    if (!x.rt.ctx.features.f16) this.skip();
+    const half = ops.cast(x, 'f16');
+    assert.deepEqual(Array.from(await ops.cast(half, 'f32').read()), Array.from(await fx.f32('cast.f16')));
   });
 
   it('permute', () => checkGradCase(fx, 'permute', (x) => ops.permute(x, [2, 0, 3, 1])));
