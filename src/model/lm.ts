@@ -160,28 +160,54 @@ export function sinusoidalPositions(offset: number, T: number, D: number): Float
   return out;
 }
 
+/**
+ * The K per-codebook tables (or heads) stacked along dim 0 in groups of `size` codebooks, each group small
+ * enough for one storage binding (one group for every published model but the stereo-large ones).
+ */
+export interface CodebookGroup {
+  tensor: Tensor;
+  first: number;
+  size: number;
+}
+
 export class MusicgenLM {
   constructor(
     readonly cfg: DecoderConfig,
-    /** The K codebook tables stacked: [K, vocab + 1, D]. */
-    readonly embedTokens: Tensor,
+    /** The codebook tables, stacked: groups of [size, vocab + 1, D]. */
+    readonly embedTokens: CodebookGroup[],
     readonly layers: MusicgenDecoderLayer[],
     readonly norm: [Tensor, Tensor],
-    /** The K heads stacked: [K·vocab, D]. */
-    readonly heads: Tensor,
+    /** The heads, stacked: groups of [size·vocab, D]. */
+    readonly heads: CodebookGroup[],
   ) {}
 
   get numCodebooks(): number { return this.cfg.num_codebooks; }
   get padId(): number { return this.cfg.pad_token_id; }
 
-  /** `w` at `decoder`; `crossAttention` false for melody models. */
-  static async load(w: Weights, cfg: DecoderConfig, crossAttention: boolean): Promise<MusicgenLM> {
+  /**
+   * `w` at `decoder`; `crossAttention` false for melody models. `maxGroupBytes` caps a stacked group (default:
+   * the adapter's largest storage binding).
+   */
+  static async load(w: Weights, cfg: DecoderConfig, crossAttention: boolean, maxGroupBytes?: number): Promise<MusicgenLM> {
     const { num_codebooks: K, vocab_size: V, hidden_size: D } = cfg;
     const dec = w.pp('model.decoder');
-    const tables: Tensor[] = [];
-    for (let k = 0; k < K; k++) tables.push(await dec.get(`embed_tokens.${k}.weight`, [V + 1, D]));
-    const heads: Tensor[] = [];
-    for (let k = 0; k < K; k++) heads.push(await w.get(`lm_heads.${k}.weight`, [V, D]));
+    const limit = maxGroupBytes ?? w.rt.limits.maxStorageBufferBindingSize;
+    // stacking happens per group as the tables load, so no more than one group's copies are alive at once
+    const stackGroups = async (rowsPer: number, load: (k: number) => Promise<Tensor>, shape: (n: number) => number[]): Promise<CodebookGroup[]> => {
+      const size = Math.max(1, Math.min(K, Math.floor(limit / (rowsPer * D * 4))));
+      const groups: CodebookGroup[] = [];
+      for (let first = 0; first < K; first += size) {
+        const n = Math.min(size, K - first);
+        const parts: Tensor[] = [];
+        for (let k = first; k < first + n; k++) parts.push(await load(k));
+        const tensor = keep(tidy(() => ops.reshape(ops.concat(parts.map((t) => t.reshape([1, ...t.shape])), 0), shape(n))));
+        for (const t of parts) t.dispose();
+        groups.push({ tensor, first, size: n });
+      }
+      return groups;
+    };
+    const tables = await stackGroups(V + 1, (k) => dec.get(`embed_tokens.${k}.weight`, [V + 1, D]), (n) => [n, V + 1, D]);
+    const heads = await stackGroups(V, (k) => w.get(`lm_heads.${k}.weight`, [V, D]), (n) => [n * V, D]);
     // older conversions carry the (recomputed) sinusoidal table: not needed, never fatal
     dec.skip('embed_positions.weights');
     const layers: MusicgenDecoderLayer[] = [];
@@ -189,12 +215,7 @@ export class MusicgenLM {
       layers.push(await MusicgenDecoderLayer.load(dec.pp(`layers.${i}`), cfg, crossAttention));
     }
     const norm = await layerNormLoad(dec.pp('layer_norm'), D);
-    const stack = (ts: Tensor[], shape: number[]): Tensor => {
-      const s = keep(tidy(() => ops.reshape(ops.concat(ts.map((t) => t.reshape([1, ...t.shape])), 0), shape)));
-      for (const t of ts) t.dispose();
-      return s;
-    };
-    return new MusicgenLM(cfg, stack(tables, [K, V + 1, D]), layers, norm, stack(heads, [K * V, D]));
+    return new MusicgenLM(cfg, tables, layers, norm, heads);
   }
 
   /**
@@ -207,7 +228,8 @@ export class MusicgenLM {
     const T = lastOnly ? 1 : Tin;
     const { hidden_size: D, vocab_size: V } = this.cfg;
     if (K !== this.numCodebooks) throw new Error(`LM: codes have ${K} codebooks, the model ${this.numCodebooks}`);
-    let x = ops.embeddingSum(this.embedTokens, codes); // B T D
+    const inGroup = (g: CodebookGroup): Tensor => (g.size === K ? codes : ops.narrow(codes, 1, g.first, g.size));
+    let x = this.embedTokens.map((g) => ops.embeddingSum(g.tensor, inGroup(g))).reduce((a, b) => ops.add(a, b)); // B T D
     const prefixLength = cond.prefix ? cond.prefix.shape[1] : 0;
     if (cond.prefix) x = ops.concat([cond.prefix, x], 1); // B P+T D
     const total = x.shape[1];
@@ -216,12 +238,13 @@ export class MusicgenLM {
     x = ops.layerNorm(x, ...this.norm, 1e-5);
     // the prefix's logits are dropped; decoding needs only the last position's
     if (prefixLength > 0 || lastOnly) x = ops.narrow(x, 1, total - T, T);
-    const logits = ops.linear(x, this.heads); // B T K·V
+    const perGroup = this.heads.map((g) => ops.linear(x, g.tensor)); // B T size·V
+    const logits = perGroup.length === 1 ? perGroup[0] : ops.concat(perGroup, 2); // B T K·V
     return ops.permute(ops.reshape(logits, [B, T, K, V]), [0, 2, 1, 3]); // B K T V
   }
 
   parameters(): Tensor[] {
-    return [this.embedTokens, ...this.layers.flatMap((l) => l.parameters()), ...this.norm, this.heads];
+    return [...this.embedTokens.map((g) => g.tensor), ...this.layers.flatMap((l) => l.parameters()), ...this.norm, ...this.heads.map((g) => g.tensor)];
   }
 
   dispose(): void {

@@ -62,7 +62,7 @@ export class Musicgen {
   get audioChannels(): number { return this.cfg.decoder.audio_channels ?? 1; }
   get frameRate(): number { return Math.ceil(this.sampleRate / this.encodec.hopLength); }
 
-  static async load(folder: CheckpointFolder, opts: { rt?: Runtime; onProgress?: LoadProgress } = {}): Promise<Musicgen> {
+  static async load(folder: CheckpointFolder, opts: { rt?: Runtime; onProgress?: LoadProgress; maxGroupBytes?: number } = {}): Promise<Musicgen> {
     const rt = opts.rt ?? runtime();
     const cfg = (await readJson(folder, 'config.json', true)) as unknown as MusicgenConfig;
     if (cfg.model_type !== 'musicgen' && cfg.model_type !== 'musicgen_melody') {
@@ -100,7 +100,7 @@ export class Musicgen {
       const isMelody = cfg.model_type === 'musicgen_melody';
       const chromaProj = isMelody ? await proj('audio_enc_to_dec_proj', cfg.num_chroma ?? 12) : null;
       const encodec = await EncodecModel.load(w.pp('audio_encoder'), cfg.audio_encoder);
-      const lm = await MusicgenLM.load(w.pp('decoder'), cfg.decoder, !isMelody);
+      const lm = await MusicgenLM.load(w.pp('decoder'), cfg.decoder, !isMelody, opts.maxGroupBytes);
       const unused = w.unused();
       if (unused.length > 0) {
         // a checkpoint with weights nothing reads is another architecture: say so rather than run it wrong

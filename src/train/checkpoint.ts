@@ -45,7 +45,9 @@ export function namedParameters(model: Musicgen): NamedParam[] {
   const out: NamedParam[] = [];
   const one = (tensor: Tensor, name: string): void => { out.push({ tensor, names: [name], partShape: [...tensor.shape] }); };
   const dec = 'decoder.model.decoder';
-  out.push({ tensor: lm.embedTokens, names: range(K).map((k) => `${dec}.embed_tokens.${k}.weight`), partShape: [V + 1, D] });
+  for (const g of lm.embedTokens) {
+    out.push({ tensor: g.tensor, names: range(g.size).map((k) => `${dec}.embed_tokens.${g.first + k}.weight`), partShape: [V + 1, D] });
+  }
   lm.layers.forEach((layer, i) => {
     const p = `${dec}.layers.${i}`;
     const norm = (pair: [Tensor, Tensor], n: string): void => { one(pair[0], `${p}.${n}.weight`); one(pair[1], `${p}.${n}.bias`); };
@@ -67,7 +69,9 @@ export function namedParameters(model: Musicgen): NamedParam[] {
   });
   one(lm.norm[0], `${dec}.layer_norm.weight`);
   one(lm.norm[1], `${dec}.layer_norm.bias`);
-  out.push({ tensor: lm.heads, names: range(K).map((k) => `decoder.lm_heads.${k}.weight`), partShape: [V, D] });
+  for (const g of lm.heads) {
+    out.push({ tensor: g.tensor, names: range(g.size).map((k) => `decoder.lm_heads.${g.first + k}.weight`), partShape: [V, D] });
+  }
   if (model.textProj) {
     one(model.textProj.weight, 'enc_to_dec_proj.weight');
     one(model.textProj.bias, 'enc_to_dec_proj.bias');

@@ -152,7 +152,9 @@ describe('browser build (headless Chromium, WebGPU on SwiftShader)', function ()
       assert.doesNotMatch(text, /\bfrom\s*["']node:/, `${f} imports a node: module`);
       assert.doesNotMatch(text, /\bimport\s*\(\s*["']node:/, `${f} imports a node: module`);
       assert.doesNotMatch(text, /\brequire\s*\(\s*["'](?:node:)?(?:fs|path|os|crypto|child_process|worker_threads|zlib|http|https|net)["']\s*\)/, `${f} requires a Node built-in`);
-      assert.doesNotMatch(text, /\bfrom\s*["'](?:webgpu|tar|commander|cli-progress)["']/, `${f} imports a Node-only package`);
+      // everything is bundled: no bare specifier may be left (a consumer's bundler would try to resolve it)
+      assert.doesNotMatch(text, /\bfrom\s*["'](?!\.{1,2}\/)[^"']+["']/, `${f} imports an unbundled module`);
+      assert.doesNotMatch(text, /\bimport\s*\(\s*["'](?!\.{1,2}\/)[^"']+["']\s*\)/, `${f} imports an unbundled module`);
     }
     // The Node-only loaders reached through variable module names must not have been bundled.
     const meta = JSON.parse(readFileSync(join(BUNDLE_DIR, 'meta.json'), 'utf8')) as { inputs: Record<string, unknown> };

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { mkdtemp, cp, rm, writeFile, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { FIXTURES, Fixture, gpu } from '../helpers.js';
+import { FIXTURES, Fixture, assertClose, gpu } from '../helpers.js';
+import * as ops from '../../src/ops.js';
 import { probe } from '../../src/cli/probe.js';
 import { Musicgen } from '../../src/model/musicgen.js';
 import { dirFolder } from '../../src/io/file-source.js';
@@ -38,6 +39,22 @@ describe('loading checkpoints', function () {
       assert.deepEqual(Array.from(b[name].data as ArrayLike<number>), Array.from(a[name].data as ArrayLike<number>), name);
     }
     await inputs.file.close();
+  });
+
+  it('splits the stacked codebook tables and heads into groups when one binding cannot hold them', async () => {
+    const inputs = await Fixture.open('probe/text-stereo.inputs.safetensors');
+    const expected = await Fixture.open('probe/text-stereo.outputs.safetensors');
+    const model = await Musicgen.load(dirFolder(join(FIXTURES, 'models', 'text-stereo')), { maxGroupBytes: 3 * 65 * 64 * 4 });
+    assert.deepEqual(model.lm.embedTokens.map((g) => g.size), [3, 3, 2]);
+    const ids = await inputs.tensor('text.input_ids');
+    const maskI = await inputs.tensor('text.attention_mask');
+    const codes = await inputs.tensor('lm.codes');
+    const mask = ops.castToF32(maskI);
+    const logits = model.lm.forward(codes, model.conditioning(model.projectText(model.textHidden(ids, maskI), mask), mask));
+    assertClose(await logits.toArray(), await expected.f32('lm.logits'), 'lm.logits (grouped)', { rtol: 1e-3, atol: 1e-4 });
+    model.dispose();
+    await inputs.file.close();
+    await expected.file.close();
   });
 
   it('names a missing tensor', async () => {
