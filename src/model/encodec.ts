@@ -234,9 +234,32 @@ export class EncodecModel {
     return new EncodecModel(cfg, encoder, decoder, codebooks);
   }
 
-  /** audio [B, C, N] → codes i32 [B, K, T] at the full bandwidth */
-  encode(audio: Tensor): Tensor {
-    return tidy(() => ops.rvqEncode(this.encoder.forward(audio), this.codebooks, this.numQuantizers));
+  /**
+   * audio [B, C, N] → codes i32 [B, K, T] at the full bandwidth. Past `chunkFrames` frames the conv stack runs
+   * over windows (aligned to the hop, with `overlap` frames of context each side, trimmed off) so the full-rate
+   * activations of a long clip never exist at once; the LSTM and the last conv see the whole latent sequence.
+   */
+  encode(audio: Tensor, chunkFrames = 250, overlap = 16): Tensor {
+    const hop = this.hopLength;
+    const N = audio.shape[2];
+    const T = Math.ceil(N / hop);
+    if (T <= chunkFrames) return tidy(() => ops.rvqEncode(this.encoder.forward(audio), this.codebooks, this.numQuantizers));
+    const split = this.encoder.layers.length - 3; // LSTM, ELU, last conv
+    const convs = new Sequential(this.encoder.layers.slice(0, split));
+    const tail = new Sequential(this.encoder.layers.slice(split));
+    return tidy(() => {
+      const pieces: Tensor[] = [];
+      for (let start = 0; start < T; start += chunkFrames) {
+        const len = Math.min(chunkFrames, T - start);
+        const from = Math.max(0, start - overlap);
+        const to = Math.min(T, start + len + overlap);
+        const a = from * hop;
+        const b = Math.min(N, to * hop);
+        const latent = convs.forward(ops.narrow(audio, 2, a, b - a)); // B, D', frames of [a, b)
+        pieces.push(ops.narrow(latent, 2, start - from, len));
+      }
+      return ops.rvqEncode(tail.forward(ops.concat(pieces, 2)), this.codebooks, this.numQuantizers);
+    });
   }
 
   /** codes i32 [B, K, T] → audio [B, C, T·hop] */

@@ -1,12 +1,13 @@
 // EnCodec's chunked decode (for long clips) against the whole-clip decode: the seams must not show.
 
+import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { FIXTURES, Fixture, assertClose, gpu } from '../helpers.js';
 import { Tensor } from '../../src/tensor.js';
 import { Musicgen } from '../../src/model/musicgen.js';
 import { dirFolder } from '../../src/io/file-source.js';
 
-describe('EnCodec chunked decode', function () {
+describe('EnCodec in chunks', function () {
   this.timeout(120_000);
   before(() => gpu());
 
@@ -23,6 +24,24 @@ describe('EnCodec chunked decode', function () {
     }
     for (const t of [codes, batched, whole] as Tensor[]) t.dispose();
     await fx.file.close();
+    model.dispose();
+  });
+
+  it('encodes in chunks to the same codes as transformers’ whole-clip encode', async () => {
+    const model = await Musicgen.load(dirFolder(join(FIXTURES, 'models', 'text-mono')));
+    const inputs = await Fixture.open('probe/text-mono.inputs.safetensors');
+    const expected = await Fixture.open('probe/text-mono.outputs.safetensors');
+    const wav = await inputs.f32('audio.wav');
+    const want = Array.from(await expected.i32('encodec.codes'));
+    const audio = Tensor.from(wav, [1, 1, wav.length]);
+    for (const [chunk, overlap] of [[10, 16], [30, 8], [1000, 16]]) {
+      const codes = model.encodec.encode(audio, chunk, overlap);
+      assert.deepEqual(Array.from(await codes.read()), want, `chunks of ${chunk}, overlap ${overlap}`);
+      codes.dispose();
+    }
+    audio.dispose();
+    await inputs.file.close();
+    await expected.file.close();
     model.dispose();
   });
 });
