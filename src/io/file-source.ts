@@ -14,7 +14,7 @@ import {
   type ByteSource,
   type Bytes,
   type CheckpointFolder,
-} from './safetensors.ts';
+} from './safetensors.js';
 
 export class FileSource implements ByteSource {
   readonly label: string;

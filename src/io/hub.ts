@@ -21,8 +21,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import cliProgressLib from 'cli-progress';
 
-import { writeFileAtomic } from './atomic.ts';
-import { INDEX_FILE, SINGLE_FILE } from './safetensors.ts';
+import { writeFileAtomic } from './atomic.js';
+import { INDEX_FILE, SINGLE_FILE } from './safetensors.js';
 
 export const DEFAULT_ENDPOINT = 'https://huggingface.co';
 

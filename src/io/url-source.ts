@@ -14,7 +14,7 @@ import {
   type ByteSource,
   type Bytes,
   type CheckpointFolder,
-} from './safetensors.ts';
+} from './safetensors.js';
 
 export interface UrlSourceOptions {
   /** fetch to use (default: globalThis.fetch). */

@@ -44,6 +44,10 @@ interface AdapterReport {
 }
 
 interface PageResult {
+  decodedWav: { channels: number; length: number; sampleRate: number };
+  decodedMp3: { channels: number; length: number; sampleRate: number };
+  resampledLength: number;
+  resampledFinite: boolean;
   wavHeader: string;
   wavBytes: number;
   mp3Bytes: number;
@@ -197,6 +201,13 @@ describe('browser build (headless Chromium, WebGPU on SwiftShader)', function ()
     assert.equal(r.wavHeader, 'RIFFWAVE', 'encodeWav works in the page');
     assert.equal(r.wavBytes, 44 + 2 * 32000);
     assert.ok(r.mp3Bytes > 1000, `encodeMp3 gave ${r.mp3Bytes} bytes`);
+    // the audio helpers melody / continuation input goes through, with their wasm, work from the bundle
+    assert.deepEqual(r.decodedWav, { channels: 1, length: 32000, sampleRate: 32000 });
+    assert.equal(r.decodedMp3.channels, 1);
+    assert.equal(r.decodedMp3.sampleRate, 32000);
+    assert.ok(Math.abs(r.decodedMp3.length - 32000) < 2400, `decoded mp3 has ${r.decodedMp3.length} samples`);
+    assert.equal(r.resampledLength, 44100);
+    assert.ok(r.resampledFinite);
 
     // ---- how the weights were fetched ----
     const weightReqs = requests.filter((q) => q.path === WEIGHTS);

@@ -17,8 +17,8 @@ import {
   repoCacheDir,
   resolveModel,
   type HubProgress,
-} from '../../src/io/hub.ts';
-import { FAKE_SHA, FakeHub, closedPort, type FakeHubOptions } from './hub-server.ts';
+} from '../../src/io/hub.js';
+import { FAKE_SHA, FakeHub, closedPort, type FakeHubOptions } from './hub-server.js';
 
 const REPO = 'test-org/musicgen-tiny';
 const SHARDED = 'test-org/musicgen-sharded';
