@@ -8,10 +8,13 @@
 // stop band; SRC_SINC_MEDIUM_QUALITY: ~90% bandwidth, ~97 dB), so outputs agree to well within what
 // the 4-codebook EnCodec / 12-bin chroma can see, not sample for sample.
 
-import lsr from '@alexanderolsen/libsamplerate-js';
 import type { AudioData } from './decode.js';
 
-const { create, ConverterType } = lsr;
+/** libsamplerate's wasm (~2 MB) loads on first use: most generations never resample. */
+async function libsamplerate(): Promise<typeof import('@alexanderolsen/libsamplerate-js')> {
+  const mod = (await import('@alexanderolsen/libsamplerate-js')) as typeof import('@alexanderolsen/libsamplerate-js') & { default?: typeof import('@alexanderolsen/libsamplerate-js') };
+  return mod.default ?? mod;
+}
 
 export type ResampleQuality = 'best' | 'medium';
 
@@ -55,6 +58,7 @@ export async function resample(x: Float32Array, from: number, to: number, qualit
   const out = new Float32Array(outLength);
   if (outLength === 0) return out;
 
+  const { create, ConverterType } = await libsamplerate();
   const converterType = quality === 'best' ? ConverterType.SRC_SINC_BEST_QUALITY : ConverterType.SRC_SINC_MEDIUM_QUALITY;
   const src = await create(1, from, to, { converterType });
   try {

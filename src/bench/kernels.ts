@@ -1,2 +1,282 @@
+// Kernel benchmarks at MusicGen's shapes, each beside the machine's measured limits: memory bandwidth (a GPU
+// copy kernel, a GPU read kernel, copyBufferToBuffer, and a CPU memcpy), so every GB/s reads as a fraction of
+// what the memory gives. matmul in GFLOP/s (and, for decode rows, the weight bytes it streams in GB/s), the
+// prototype decode gemvs of gemv-proto.ts beside the library's matmul, and EnCodec's conv shapes.
+// There is no f16 matmul path in the library (weights are f32); the f16 figure is the prototype's.
+
+import { Tensor, tidy } from '../tensor.js';
 import type { Runtime } from '../runtime.js';
-export async function runKernelBench(_rt: Runtime, _o: { quick: boolean; log: (s: string) => void; say: (s: string) => void }): Promise<unknown> { return {}; }
+import * as ops from '../ops.js';
+import { now, randomF32, table, timeGpu, timeCpu, type Spread } from './util.js';
+import { protoGemv, protoWeight, type ProtoKind } from './gemv-proto.js';
+
+export interface Bandwidth {
+  /** GB/s (bytes read + written) of a vec4 copy kernel over 64 MiB. */
+  gpuCopy: Spread;
+  /** GB/s of a kernel that only reads 64 MiB (coalesced vec4 loads, one sum per invocation). */
+  gpuRead: Spread;
+  /** GB/s (read + written) of copyBufferToBuffer. */
+  gpuBufferCopy: Spread;
+  /** GB/s (read + written) of TypedArray.set over 256 MiB, one JS thread. */
+  cpuMemcpy: Spread;
+  /** GB/s read by Buffer.compare of two equal 256 MiB buffers (memcmp), one thread. */
+  cpuRead: Spread;
+  /** µs per dispatch of a tiny kernel, many in one submit (bind group made per dispatch, as the runtime does). */
+  dispatchUs: Spread;
+}
+
+const MiB = 1 << 20;
+
+const COPY = `
+struct P { n4: u32, _a: u32, _b: u32, _c: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> X: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> Y: array<vec4<f32>>;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * 64u;
+  if (i < p.n4) { Y[i] = X[i]; }
+}`;
+
+// each invocation sums `per` vec4s strided by the number of invocations (neighbouring lanes, neighbouring addresses)
+const READ = `
+struct P { n4: u32, threads: u32, _b: u32, _c: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> X: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let t = gid.x;
+  if (t >= p.threads) { return; }
+  var acc = vec4<f32>(0.0);
+  for (var i = t; i < p.n4; i += p.threads) { acc += X[i]; }
+  Y[t] = acc.x + acc.y + acc.z + acc.w;
+}`;
+
+const TINY = `
+struct P { n: u32, _a: u32, _b: u32, _c: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read_write> Y: array<f32>;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  if (gid.x < p.n) { Y[gid.x] = Y[gid.x] + 1.0; }
+}`;
+
+export async function measureBandwidth(rt: Runtime, quick = false): Promise<Bandwidth> {
+  const rounds = quick ? 3 : 5;
+  const bytes = 64 * MiB;
+  const n4 = bytes / 16;
+  const x = Tensor.from(randomF32(bytes / 4, 3), [bytes / 4], 'f32', rt);
+  const y = Tensor.empty([bytes / 4], 'f32', rt);
+  const gb = (b: number, ms: Spread): Spread => {
+    const f = (t: number) => b / 1e9 / (t / 1000);
+    return { median: f(ms.median), min: f(ms.max), max: f(ms.min), n: ms.n };
+  };
+  const copy = await timeGpu(rt, () => rt.dispatch({
+    shader: 'bench_copy', code: COPY, params: [n4, 0, 0, 0], bindings: [x.binding(), y.binding()], workgroups: rt.grid(Math.ceil(n4 / 64)),
+  }), { iters: 5, rounds });
+  const threads = 4096;
+  const sums = Tensor.empty([threads], 'f32', rt);
+  const read = await timeGpu(rt, () => rt.dispatch({
+    shader: 'bench_read', code: READ, params: [n4, threads, 0, 0], bindings: [x.binding(), sums.binding()], workgroups: [threads / 64],
+  }), { iters: 5, rounds });
+  const bufCopy = await timeGpu(rt, () => rt.copy(x.buffer, 0, y.buffer, 0, bytes), { iters: 5, rounds });
+
+  const tiny = Tensor.zeros([64], 'f32', rt);
+  const nTiny = 500;
+  const disp = await timeGpu(rt, () => {
+    for (let i = 0; i < nTiny; i++) rt.dispatch({ shader: 'bench_tiny', code: TINY, params: [64, 0, 0, 0], bindings: [tiny.binding()], workgroups: [1] });
+  }, { iters: 2, rounds });
+  for (const t of [x, y, sums, tiny]) t.dispose();
+
+  const big = 256 * MiB;
+  const a = new Float32Array(big / 4).fill(1);
+  const b = new Float32Array(big / 4);
+  const memcpy = timeCpu(() => b.set(a), { iters: 3, rounds });
+  const ba = Buffer.from(a.buffer);
+  const bb = Buffer.from(b.buffer);
+  const cmp = timeCpu(() => { if (Buffer.compare(ba, bb) !== 0) throw new Error('memcmp differs'); }, { iters: 3, rounds });
+  return {
+    gpuCopy: gb(2 * bytes, copy.ms),
+    gpuRead: gb(bytes, read.ms),
+    gpuBufferCopy: gb(2 * bytes, bufCopy.ms),
+    cpuMemcpy: gb(2 * big, memcpy),
+    cpuRead: gb(2 * big, cmp),
+    dispatchUs: { median: (disp.ms.median * 1000) / nTiny, min: (disp.ms.min * 1000) / nTiny, max: (disp.ms.max * 1000) / nTiny, n: disp.ms.n },
+  };
+}
+
+export interface MatmulCase {
+  name: string;
+  M: number;
+  N: number;
+  K: number;
+}
+
+/** Linear layers of MusicGen-small (x [M, K] · Wᵀ, W [N, K]). */
+export const MATMUL_CASES: MatmulCase[] = [
+  { name: 'T5 prefill q/k/v/o [16x768]x[768x768]', M: 16, N: 768, K: 768 },
+  { name: 'T5 prefill FFN in [16x768]x[768x3072]', M: 16, N: 3072, K: 768 },
+  { name: 'T5 prefill FFN out [16x3072]x[3072x768]', M: 16, N: 768, K: 3072 },
+  { name: 'LM decode attn [2x1024]x[1024x1024]', M: 2, N: 1024, K: 1024 },
+  { name: 'LM decode fc1 [2x1024]x[1024x4096]', M: 2, N: 4096, K: 1024 },
+  { name: 'LM decode fc2 [2x4096]x[4096x1024]', M: 2, N: 1024, K: 4096 },
+  { name: 'LM decode heads [2x1024]x[1024x8192]', M: 2, N: 8192, K: 1024 },
+  { name: 'LM decode fc1, 4 prompts [8x1024]x[1024x4096]', M: 8, N: 4096, K: 1024 },
+  { name: 'LM decode heads, 4 prompts [8x1024]x[1024x8192]', M: 8, N: 8192, K: 1024 },
+];
+
+export interface MatmulResult extends MatmulCase {
+  kernel: string;
+  ms: number;
+  gflops: number;
+  /** Weight bytes streamed per second (N·K·bytes / time). */
+  weightGBs: number;
+  maxAbsErr?: number;
+}
+
+/** Distinct weight copies per case, so a kernel cannot run out of the CPU's caches (≥ 64 MiB of weights). */
+function copiesFor(N: number, K: number): number {
+  return Math.max(1, Math.min(16, Math.ceil((64 * MiB) / (N * K * 4))));
+}
+
+export async function benchMatmuls(rt: Runtime, cases: MatmulCase[], protos: ProtoKind[], quick = false): Promise<MatmulResult[]> {
+  const out: MatmulResult[] = [];
+  const rounds = quick ? 2 : 3;
+  for (const c of cases) {
+    const copies = copiesFor(c.N, c.K);
+    const ws = Array.from({ length: copies }, (_, i) => Tensor.from(randomF32(c.N * c.K, 11 + i, 0.05), [c.N, c.K], 'f32', rt));
+    const x = Tensor.from(randomF32(c.M * c.K, 7), [c.M, c.K], 'f32', rt);
+    const flops = 2 * c.M * c.N * c.K;
+    // enough calls for ~≥ 1.5 GFLOP or 256 MiB of weights per round
+    const iters = Math.max(copies, Math.ceil(Math.max(1.5e9 / flops, (256 * MiB) / (c.N * c.K * 4)) / copies) * copies);
+    const ref = tidy(() => ops.linear(x, ws[0]));
+    let i = 0;
+    const lib = await timeGpu(rt, () => { ops.linear(x, ws[i++ % copies]); }, { iters: quick ? Math.ceil(iters / 2) : iters, rounds, flushEach: false });
+    const rec = (kernel: string, ms: number, maxAbsErr?: number): void => {
+      out.push({ ...c, kernel, ms, gflops: flops / 1e6 / ms, weightGBs: (c.N * c.K * 4) / 1e6 / ms, maxAbsErr });
+    };
+    rec('library matmul (f32)', lib.ms.median);
+    if (c.M <= 8) {
+      for (const kind of protos) {
+        if (kind === 'subgroup' && !rt.ctx.features.subgroups) continue;
+        const wps = ws.map((w) => protoWeight(kind, w));
+        const y = protoGemv(rt, kind, x, wps[0], c.N, c.K);
+        const err = await maxAbsDiff(ref, y);
+        y.dispose();
+        let j = 0;
+        const t = await timeGpu(rt, () => { protoGemv(rt, kind, x, wps[j++ % copies], c.N, c.K); }, { iters: quick ? Math.ceil(iters / 2) : iters, rounds, flushEach: false });
+        const bytes = kind === 'coalesced16' ? 2 : 4;
+        out.push({ ...c, kernel: `proto ${kind}${kind === 'coalesced16' ? ' (f16 weights)' : ''}`, ms: t.ms.median, gflops: flops / 1e6 / t.ms.median, weightGBs: (c.N * c.K * bytes) / 1e6 / t.ms.median, maxAbsErr: err });
+        for (const w of wps) w.dispose(); // subgroup's are views: one reference each
+      }
+    }
+    ref.dispose();
+    x.dispose();
+    for (const w of ws) w.dispose();
+  }
+  return out;
+}
+
+async function maxAbsDiff(a: Tensor, b: Tensor): Promise<number> {
+  const [x, y] = [await a.read(), await b.read()] as Float32Array[];
+  let m = 0;
+  for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i] - y[i]));
+  return m;
+}
+
+export interface ConvCase {
+  name: string;
+  transpose: boolean;
+  Cin: number;
+  Cout: number;
+  K: number;
+  stride: number;
+  dilation: number;
+  /** input length */
+  T: number;
+}
+
+/** EnCodec 32 kHz decoder convs for 2 s (100 frames). */
+export const CONV_CASES: ConvCase[] = [
+  { name: 'conv0 128->1024 k7 @50Hz', transpose: false, Cin: 128, Cout: 1024, K: 7, stride: 1, dilation: 1, T: 106 },
+  { name: 'convT 1024->512 k16 s8 (100->800)', transpose: true, Cin: 1024, Cout: 512, K: 16, stride: 8, dilation: 1, T: 100 },
+  { name: 'res 512->256 k3 @800', transpose: false, Cin: 512, Cout: 256, K: 3, stride: 1, dilation: 1, T: 802 },
+  { name: 'convT 256->128 k8 s4 (4000->16000)', transpose: true, Cin: 256, Cout: 128, K: 8, stride: 4, dilation: 1, T: 4000 },
+  { name: 'convT 128->64 k8 s4 (16000->64000)', transpose: true, Cin: 128, Cout: 64, K: 8, stride: 4, dilation: 1, T: 16000 },
+  { name: 'res 64->32 k3 @64000', transpose: false, Cin: 64, Cout: 32, K: 3, stride: 1, dilation: 1, T: 64002 },
+  { name: 'res 32->64 k1 @64000', transpose: false, Cin: 32, Cout: 64, K: 1, stride: 1, dilation: 1, T: 64000 },
+  { name: 'final 64->1 k7 @64000', transpose: false, Cin: 64, Cout: 1, K: 7, stride: 1, dilation: 1, T: 64006 },
+];
+
+export interface ConvResult extends ConvCase {
+  ms: number;
+  gflops: number;
+  /** Output samples (all channels) per second, millions. */
+  msamples: number;
+}
+
+export async function benchConvs(rt: Runtime, cases: ConvCase[], quick = false): Promise<ConvResult[]> {
+  const out: ConvResult[] = [];
+  for (const c of cases) {
+    const x = Tensor.from(randomF32(c.Cin * c.T, 5), [1, c.Cin, c.T], 'f32', rt);
+    const w = Tensor.from(randomF32(c.Cin * c.Cout * c.K, 9, 0.1), c.transpose ? [c.Cin, c.Cout, c.K] : [c.Cout, c.Cin, c.K], 'f32', rt);
+    const b = Tensor.from(randomF32(c.Cout, 2, 0.1), [c.Cout], 'f32', rt);
+    const f = (): Tensor => c.transpose
+      ? ops.convTranspose1d(x, w, b, { stride: c.stride })
+      : ops.conv1d(x, w, b, { stride: c.stride, dilation: c.dilation });
+    const y = tidy(f);
+    const Tout = y.shape[2];
+    y.dispose();
+    const macs = c.transpose ? c.Cin * c.Cout * c.K * c.T : c.Cin * c.Cout * c.K * Tout;
+    const iters = Math.max(1, Math.min(20, Math.ceil(0.5e9 / macs)));
+    const t = await timeGpu(rt, () => { f(); }, { iters: quick ? Math.ceil(iters / 2) : iters, rounds: quick ? 2 : 3, flushEach: false });
+    out.push({ ...c, ms: t.ms.median, gflops: (2 * macs) / 1e6 / t.ms.median, msamples: (c.Cout * Tout) / 1e3 / t.ms.median });
+    for (const tt of [x, w, b]) tt.dispose();
+  }
+  return out;
+}
+
+export interface KernelBench {
+  bandwidth: Bandwidth;
+  matmul: MatmulResult[];
+  conv: ConvResult[];
+  f16: string;
+  seconds: number;
+}
+
+export async function runKernelBench(rt: Runtime, o: { quick: boolean; log: (s: string) => void; say: (s: string) => void }): Promise<KernelBench> {
+  const t0 = now();
+  o.log('kernels: memory bandwidth…');
+  const bw = await measureBandwidth(rt, o.quick);
+  const f = (s: Spread, d = 1) => `${s.median.toFixed(d)} (${s.min.toFixed(d)}–${s.max.toFixed(d)})`;
+  o.say('\nMemory bandwidth (GB/s, median (min–max))');
+  o.say(table(['measure', 'GB/s'], [
+    ['GPU copy kernel, vec4, 64 MiB (read + write)', f(bw.gpuCopy)],
+    ['GPU read kernel, vec4, 64 MiB (read)', f(bw.gpuRead)],
+    ['GPU copyBufferToBuffer 64 MiB (read + write)', f(bw.gpuBufferCopy)],
+    ['CPU memcpy (TypedArray.set) 256 MiB (read + write)', f(bw.cpuMemcpy)],
+    ['CPU memcmp (Buffer.compare) 2x256 MiB (read)', f(bw.cpuRead)],
+  ]));
+  o.say(`dispatch cost: ${f(bw.dispatchUs)} µs per tiny dispatch (500 in one submit)`);
+  const limit = bw.gpuRead.median;
+
+  o.log('kernels: matmul…');
+  const protos: ProtoKind[] = ['coalesced', 'coalesced16', 'subgroup'];
+  const mm = await benchMatmuls(rt, MATMUL_CASES, protos, o.quick);
+  o.say(`\nmatmul (f32 unless noted; % of bandwidth = weight GB/s ÷ GPU read kernel ${limit.toFixed(1)} GB/s)`);
+  o.say(table(['shape', 'kernel', 'ms', 'GFLOP/s', 'weights GB/s', '% of bw', 'max |err|'], mm.map((r) => [
+    r.name, r.kernel, r.ms.toFixed(3), r.gflops.toFixed(1), r.weightGBs.toFixed(2), `${((100 * r.weightGBs) / limit).toFixed(0)}%`,
+    r.maxAbsErr === undefined ? '' : r.maxAbsErr.toExponential(1),
+  ])));
+  const f16 = 'no f16 path in the library: weights and activations are f32 (the adapter has shader-f16); '
+    + 'the f16 row is the prototype coalesced gemv reading f16 weights (unpack2x16float), f32 accumulation';
+  o.say(f16);
+
+  o.log('kernels: conv…');
+  const conv = await benchConvs(rt, CONV_CASES, o.quick);
+  o.say('\nEnCodec decoder convs (2 s of audio)');
+  o.say(table(['conv', 'ms', 'GFLOP/s', 'Msamples/s'], conv.map((r) => [r.name, r.ms.toFixed(2), r.gflops.toFixed(2), r.msamples.toFixed(1)])));
+  return { bandwidth: bw, matmul: mm, conv, f16, seconds: (now() - t0) / 1000 };
+}
+
