@@ -207,7 +207,7 @@ export interface UploadTarget {
 export async function uploadFile(target: UploadTarget, name: string, bytes: Uint8Array, contentType: string, signal?: AbortSignal, predictionId?: string): Promise<string> {
   const timeout = AbortSignal.timeout(300_000);
   const sig = signal ? AbortSignal.any([signal, timeout]) : timeout;
-  const blob = new Blob([bytes], { type: contentType });
+  const blob = new Blob([bytes as Uint8Array<ArrayBuffer>], { type: contentType });
   if (target.kind === 'prefix') {
     const url = target.url + name;
     const form = new FormData();

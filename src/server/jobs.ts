@@ -304,6 +304,11 @@ export class JobService {
 
   constructor(private readonly opts: ServiceOptions) {}
 
+  /** Installs (or replaces) what runs jobs of a kind; jobs of a kind without one fail. */
+  setRunner(kind: JobKind, runner: JobRunner): void {
+    this.opts.runners[kind] = runner;
+  }
+
   private key(kind: JobKind, id: string): string {
     return `${kind}:${id}`;
   }

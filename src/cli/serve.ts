@@ -1,0 +1,84 @@
+// `npm run serve -- --model DIR|HUB_ID [--port 5000] [--host 127.0.0.1] [--queue N] [...]`
+// A Cog-compatible HTTP server for MusicGen (predictions and trainings) and the web page, in one process
+// (src/server/app.ts). Existing Cog / Replicate-style clients work unchanged:
+//
+//   curl -s -X POST localhost:5000/predictions -H 'Content-Type: application/json' \
+//     -d '{"input":{"prompt":"calm piano","duration":1}}' | jq -r .output | cut -d, -f2 | base64 -d > out.wav
+
+import { Command, InvalidArgumentError } from 'commander';
+import { createMusicGenServer } from '../server/app.js';
+
+const int = (name: string, min: number, max = Number.MAX_SAFE_INTEGER) => (v: string): number => {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be an integer in [${min}, ${max}]`);
+  return n;
+};
+const positive = (name: string) => (v: string): number => {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive number`);
+  return n;
+};
+const httpUrl = (v: string): string => {
+  if (!/^https?:\/\//i.test(v) || !URL.canParse(v)) throw new InvalidArgumentError('--upload-url must be an http(s) URL');
+  return v;
+};
+
+interface Flags {
+  model: string;
+  port: number;
+  host: string;
+  queue: number;
+  maxBodyMb: number;
+  maxDuration: number;
+  allowUrlInputs?: boolean;
+  uploadUrl?: string;
+  trainings: boolean;
+  cacheDir?: string;
+  offline?: boolean;
+}
+
+export async function main(argv = process.argv): Promise<void> {
+  const f = new Command()
+    .name('serve')
+    .description('Serve MusicGen over the Cog HTTP API (predictions, trainings) with a web page, in one process')
+    .requiredOption('--model <dir|hub-id>', 'model folder in the transformers format, or a hub id')
+    .option('--port <n>', 'port to listen on', int('--port', 0, 65535), 5000)
+    .option('--host <address>', 'address to listen on (0.0.0.0 for every interface)', '127.0.0.1')
+    .option('--queue <n>', 'requests that may wait for the GPU; 0 answers 409 Conflict when busy, as Cog', int('--queue', 0), 0)
+    .option('--max-body-mb <n>', 'largest request body (MiB), file inputs included', positive('--max-body-mb'), 64)
+    .option('--max-duration <s>', 'longest duration a prediction may ask for (seconds)', positive('--max-duration'), 300)
+    .option('--allow-url-inputs', 'fetch http(s) URL file inputs (loopback and private addresses are still refused)')
+    .option('--upload-url <url>', 'upload file outputs with PUT under this URL instead of returning data: URIs (as cog --upload-url)', httpUrl)
+    .option('--no-trainings', 'do not serve /trainings')
+    .option('--cache-dir <dir>', 'where hub downloads are kept (default: the Hugging Face cache)')
+    .option('--offline', 'never touch the network for the model; use the hub cache only')
+    .parse(argv)
+    .opts<Flags>();
+
+  const app = createMusicGenServer({
+    model: f.model, cacheDir: f.cacheDir, offline: f.offline, maxQueue: f.queue, maxBodyBytes: Math.round(f.maxBodyMb * 2 ** 20),
+    maxDuration: f.maxDuration, allowUrlInputs: f.allowUrlInputs ?? false, uploadUrl: f.uploadUrl, trainings: f.trainings,
+  });
+  const addr = await app.listen(f.port, f.host);
+  const shown = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  console.error(`listening on http://${shown}:${addr.port}/ (the page; Cog API: /predictions, /trainings, /health-check, /openapi.json)`);
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    console.error(`${signal}: stopping (canceling running jobs)`);
+    app.close().then(() => process.exit(0), () => process.exit(1));
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  await app.ready;
+  if (app.status === 'SETUP_FAILED') console.error('setup failed: the server keeps answering /health-check with SETUP_FAILED');
+}
+
+const invokedDirectly = process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/'));
+if (invokedDirectly) {
+  main().catch((e: unknown) => {
+    console.error(`serve: ${(e as Error).message}`);
+    process.exit(1);
+  });
+}
