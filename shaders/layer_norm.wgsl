@@ -12,27 +12,7 @@ struct P { rows: u32, C: u32, eps: f32, flags: u32 }
 @group(0) @binding(5) var<storage, read_write> Mean: array<f32>;
 @group(0) @binding(6) var<storage, read_write> Rstd: array<f32>;
 
-const WG = 64u;
-var<workgroup> red_a: array<f32, 64>;
-var<workgroup> red_b: array<f32, 8>;
-
-// Sum over the workgroup, returned to every invocation, with two barriers: 8 invocations each add 8 of the 64
-// partials (neighbouring lanes read neighbouring words), then every invocation adds those 8. 64 invocations
-// rather than 256: on llvmpipe each barrier switches between every 8-lane group, and 64 made the row kernels
-// ~5× faster there; 64 per row still gives a GPU plenty of rows in flight.
-fn wg_sum(v: f32, t: u32) -> f32 {
-  red_a[t] = v;
-  workgroupBarrier();
-  if (t < 8u) {
-    var s = 0.0;
-    for (var k = 0u; k < 8u; k++) { s += red_a[k * 8u + t]; }
-    red_b[t] = s;
-  }
-  workgroupBarrier();
-  var s = 0.0;
-  for (var k = 0u; k < 8u; k++) { s += red_b[k]; }
-  return s;
-}
+#include "lib/row_reduce.wgsl"
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,

@@ -7,41 +7,7 @@ struct P { rows: u32, C: u32, isLog: u32 }
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 @group(0) @binding(2) var<storage, read_write> Y: array<f32>;
 
-const WG = 64u;
-const F32_MAX = 0x1.fffffep+127f; // the largest finite f32
-var<workgroup> red_a: array<f32, 64>;
-var<workgroup> red_b: array<f32, 8>;
-
-// Sum / max over the workgroup, returned to every invocation, with two barriers: 8 invocations each combine 8
-// of the 64 partials (neighbouring lanes read neighbouring words), then every invocation combines those 8.
-// 64 invocations per row: see layer_norm.wgsl.
-fn wg_sum(v: f32, t: u32) -> f32 {
-  red_a[t] = v;
-  workgroupBarrier();
-  if (t < 8u) {
-    var s = 0.0;
-    for (var k = 0u; k < 8u; k++) { s += red_a[k * 8u + t]; }
-    red_b[t] = s;
-  }
-  workgroupBarrier();
-  var s = 0.0;
-  for (var k = 0u; k < 8u; k++) { s += red_b[k]; }
-  return s;
-}
-
-fn wg_max(v: f32, t: u32) -> f32 {
-  red_a[t] = v;
-  workgroupBarrier();
-  if (t < 8u) {
-    var s = -F32_MAX;
-    for (var k = 0u; k < 8u; k++) { s = max(s, red_a[k * 8u + t]); }
-    red_b[t] = s;
-  }
-  workgroupBarrier();
-  var s = -F32_MAX;
-  for (var k = 0u; k < 8u; k++) { s = max(s, red_b[k]); }
-  return s;
-}
+#include "lib/row_reduce.wgsl"
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
