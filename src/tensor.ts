@@ -59,24 +59,6 @@ export function tidy<T>(fn: () => T): T {
   return result;
 }
 
-/** Like `tidy` for async work. Tensors made by concurrent async code would land in this scope too: don't. */
-export async function tidyAsync<T>(fn: () => Promise<T>): Promise<T> {
-  const scope = new Set<Tensor>();
-  scopes.push(scope);
-  let result: T;
-  try {
-    result = await fn();
-  } finally {
-    scopes.splice(scopes.lastIndexOf(scope), 1);
-  }
-  const kept = new Set<Tensor>();
-  collectTensors(result, kept);
-  for (const t of scope) if (!kept.has(t)) t.dispose();
-  const parent = scopes[scopes.length - 1];
-  if (parent) for (const t of kept) if (scope.has(t)) parent.add(t);
-  return result;
-}
-
 function collectTensors(v: unknown, out: Set<Tensor>): void {
   if (v instanceof Tensor) out.add(v);
   else if (Array.isArray(v)) for (const x of v) collectTensors(x, out);

@@ -106,6 +106,7 @@ export class Musicgen {
         // a checkpoint with weights nothing reads is another architecture: say so rather than run it wrong
         throw new Error(`${folder.label}: ${unused.length} tensors were not used, e.g. ${unused.slice(0, 5).join(', ')}`);
       }
+      rt.trimPool(); // what stacking the codebook tables freed is not needed again
       await rt.sync();
       return new Musicgen(cfg, tokenizer, t5, textProj, chromaProj, encodec, lm, rt);
     } finally {
