@@ -5,6 +5,7 @@ import { add } from './kernels/elementwise.js';
 
 export * from './kernels/elementwise.js';
 export * from './kernels/matmul.js';
+export * from './kernels/gemv.js';
 export * from './kernels/shape.js';
 export * from './kernels/conv.js';
 export * from './kernels/lstm.js';

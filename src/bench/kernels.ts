@@ -7,20 +7,22 @@
 import { Tensor, tidy } from '../tensor.js';
 import type { Runtime } from '../runtime.js';
 import * as ops from '../ops.js';
-import { now, randomF32, table, timeGpu, timeCpu, type Spread } from './util.js';
-import { protoGemv, protoWeight, type ProtoKind } from './gemv-proto.js';
+import { now, randomF32, spread, table, timeGpu, timeCpu, type Spread } from './util.js';
+import { protoBytes, protoGemv, protoWeight, type ProtoKind } from './gemv-proto.js';
 
 export interface Bandwidth {
   /** GB/s (bytes read + written) of a vec4 copy kernel over 64 MiB. */
   gpuCopy: Spread;
-  /** GB/s of a kernel that only reads 64 MiB (coalesced vec4 loads, one sum per invocation). */
+  /** GB/s of a kernel that only reads (vec4 loads, neighbouring lanes at neighbouring addresses), 1 GiB in all. */
   gpuRead: Spread;
   /** GB/s (read + written) of copyBufferToBuffer. */
   gpuBufferCopy: Spread;
-  /** GB/s (read + written) of TypedArray.set over 256 MiB, one JS thread. */
+  /** GB/s (read + written) of TypedArray.set over 512 MiB, one JS thread. */
   cpuMemcpy: Spread;
-  /** GB/s read by Buffer.compare of two equal 256 MiB buffers (memcmp), one thread. */
+  /** GB/s read by Buffer.compare of two equal 512 MiB buffers (memcmp), one thread. */
   cpuRead: Spread;
+  /** The same on every core at once (one worker thread per core, each its own 2×256 MiB): the machine's read bandwidth. */
+  cpuReadAllCores: Spread;
   /** µs per dispatch of a tiny kernel, many in one submit (bind group made per dispatch, as the runtime does). */
   dispatchUs: Spread;
 }
@@ -38,19 +40,21 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   if (i < p.n4) { Y[i] = X[i]; }
 }`;
 
-// each invocation sums `per` vec4s strided by the number of invocations (neighbouring lanes, neighbouring addresses)
+// each invocation sums 16 vec4s strided by the grid (neighbouring lanes, neighbouring addresses): the fastest of
+// the read patterns tried on lavapipe (one vec4 per invocation, contiguous per lane, workgroup-blocked: 3–5 GB/s)
+const READ_PER = 16;
 const READ = `
-struct P { n4: u32, threads: u32, _b: u32, _c: u32 }
+struct P { n4: u32, inv: u32, _b: u32, _c: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> X: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> Y: array<f32>;
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let t = gid.x;
-  if (t >= p.threads) { return; }
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let t = gid.x + gid.y * nwg.x * 256u;
+  if (t >= p.inv) { return; }
   var acc = vec4<f32>(0.0);
-  for (var i = t; i < p.n4; i += p.threads) { acc += X[i]; }
-  Y[t] = acc.x + acc.y + acc.z + acc.w;
+  for (var j = 0u; j < ${READ_PER}u; j++) { acc += X[t + j * p.inv]; }
+  if (acc.x == 12345.5) { Y[t % 1024u] = acc.y; } // never true: keeps the loads
 }`;
 
 const TINY = `
@@ -62,48 +66,105 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (gid.x < p.n) { Y[gid.x] = Y[gid.x] + 1.0; }
 }`;
 
+/**
+ * Working sets are larger than the last-level cache (this machine's L3 is 480 MiB): the GPU tests rotate over
+ * 1 GiB of 64 MiB buffers (one storage binding holds at most 128 MiB on lavapipe), the CPU ones over 2 × 512 MiB.
+ */
 export async function measureBandwidth(rt: Runtime, quick = false): Promise<Bandwidth> {
   const rounds = quick ? 3 : 5;
   const bytes = 64 * MiB;
+  const nBuf = 16;
   const n4 = bytes / 16;
-  const x = Tensor.from(randomF32(bytes / 4, 3), [bytes / 4], 'f32', rt);
-  const y = Tensor.empty([bytes / 4], 'f32', rt);
-  const gb = (b: number, ms: Spread): Spread => {
-    const f = (t: number) => b / 1e9 / (t / 1000);
-    return { median: f(ms.median), min: f(ms.max), max: f(ms.min), n: ms.n };
-  };
-  const copy = await timeGpu(rt, () => rt.dispatch({
-    shader: 'bench_copy', code: COPY, params: [n4, 0, 0, 0], bindings: [x.binding(), y.binding()], workgroups: rt.grid(Math.ceil(n4 / 64)),
-  }), { iters: 5, rounds });
-  const threads = 4096;
-  const sums = Tensor.empty([threads], 'f32', rt);
+  const xs = replicate(rt, Tensor.from(randomF32(bytes / 4, 3), [bytes / 4], 'f32', rt), nBuf);
+  const ys = Array.from({ length: nBuf / 2 }, () => Tensor.empty([bytes / 4], 'f32', rt));
+  let i = 0;
+  const copy = await timeGpu(rt, () => {
+    const k = i++ % ys.length;
+    rt.dispatch({ shader: 'bench_copy', code: COPY, params: [n4, 0, 0, 0], bindings: [xs[k].binding(), ys[k].binding()], workgroups: rt.grid(Math.ceil(n4 / 64)) });
+  }, { iters: ys.length, rounds });
+  const inv = n4 / READ_PER;
+  const sums = Tensor.zeros([1024], 'f32', rt);
   const read = await timeGpu(rt, () => rt.dispatch({
-    shader: 'bench_read', code: READ, params: [n4, threads, 0, 0], bindings: [x.binding(), sums.binding()], workgroups: [threads / 64],
-  }), { iters: 5, rounds });
-  const bufCopy = await timeGpu(rt, () => rt.copy(x.buffer, 0, y.buffer, 0, bytes), { iters: 5, rounds });
+    shader: 'bench_read', code: READ, params: [n4, inv, 0, 0], bindings: [xs[i++ % nBuf].binding(), sums.binding()], workgroups: rt.grid(Math.ceil(inv / 256)),
+  }), { iters: nBuf, rounds });
+  const bufCopy = await timeGpu(rt, () => { const k = i++ % ys.length; rt.copy(xs[k].buffer, 0, ys[k].buffer, 0, bytes); }, { iters: ys.length, rounds });
 
   const tiny = Tensor.zeros([64], 'f32', rt);
   const nTiny = 500;
   const disp = await timeGpu(rt, () => {
-    for (let i = 0; i < nTiny; i++) rt.dispatch({ shader: 'bench_tiny', code: TINY, params: [64, 0, 0, 0], bindings: [tiny.binding()], workgroups: [1] });
+    for (let j = 0; j < nTiny; j++) rt.dispatch({ shader: 'bench_tiny', code: TINY, params: [64, 0, 0, 0], bindings: [tiny.binding()], workgroups: [1] });
   }, { iters: 2, rounds });
-  for (const t of [x, y, sums, tiny]) t.dispose();
+  for (const t of [...xs, ...ys, sums, tiny]) t.dispose();
+  rt.trimPool();
 
-  const big = 256 * MiB;
+  const big = 512 * MiB;
   const a = new Float32Array(big / 4).fill(1);
   const b = new Float32Array(big / 4);
-  const memcpy = timeCpu(() => b.set(a), { iters: 3, rounds });
+  const memcpy = timeCpu(() => b.set(a), { iters: 2, rounds });
   const ba = Buffer.from(a.buffer);
   const bb = Buffer.from(b.buffer);
-  const cmp = timeCpu(() => { if (Buffer.compare(ba, bb) !== 0) throw new Error('memcmp differs'); }, { iters: 3, rounds });
+  b.set(a);
+  const cmp = timeCpu(() => { if (Buffer.compare(ba, bb) !== 0) throw new Error('memcmp differs'); }, { iters: 2, rounds });
   return {
-    gpuCopy: gb(2 * bytes, copy.ms),
-    gpuRead: gb(bytes, read.ms),
-    gpuBufferCopy: gb(2 * bytes, bufCopy.ms),
-    cpuMemcpy: gb(2 * big, memcpy),
-    cpuRead: gb(2 * big, cmp),
+    gpuCopy: gbOf(2 * bytes, copy.ms),
+    gpuRead: gbOf(bytes, read.ms),
+    gpuBufferCopy: gbOf(2 * bytes, bufCopy.ms),
+    cpuMemcpy: gbOf(2 * big, memcpy),
+    cpuRead: gbOf(2 * big, cmp),
+    cpuReadAllCores: await cpuReadAllCores(rounds),
     dispatchUs: { median: (disp.ms.median * 1000) / nTiny, min: (disp.ms.min * 1000) / nTiny, max: (disp.ms.max * 1000) / nTiny, n: disp.ms.n },
   };
+}
+
+/** `n` GPU copies of `t` (t itself first). */
+function replicate(rt: Runtime, t: Tensor, n: number): Tensor[] {
+  const out = [t];
+  for (let i = 1; i < n; i++) {
+    const c = Tensor.empty(t.shape, t.dtype, rt);
+    rt.copy(t.buffer, 0, c.buffer, 0, t.bytes);
+    out.push(c);
+  }
+  return out;
+}
+
+/** memcmp on every core at once (worker threads): GB/s read, all threads together. */
+async function cpuReadAllCores(rounds: number): Promise<Spread> {
+  const { Worker } = await import('node:worker_threads');
+  const { availableParallelism } = await import('node:os');
+  const n = availableParallelism();
+  const bytes = 256 * MiB;
+  const code = `
+const { parentPort, workerData } = require('node:worker_threads');
+const a = Buffer.alloc(workerData.bytes, 1), b = Buffer.alloc(workerData.bytes, 1);
+Buffer.compare(a, b);
+parentPort.on('message', (iters) => {
+  const t0 = performance.now();
+  for (let i = 0; i < iters; i++) if (Buffer.compare(a, b) !== 0) throw new Error('differs');
+  parentPort.postMessage(performance.now() - t0);
+});
+parentPort.postMessage('ready');`;
+  const workers = Array.from({ length: n }, () => new Worker(code, { eval: true, workerData: { bytes } }));
+  const next = (w: InstanceType<typeof Worker>): Promise<unknown> => new Promise((res, rej) => { w.once('message', res); w.once('error', rej); });
+  try {
+    await Promise.all(workers.map(next));
+    const per: number[] = [];
+    const iters = 2;
+    for (let r = 0; r < rounds; r++) {
+      const t0 = now();
+      const done = workers.map(next);
+      for (const w of workers) w.postMessage(iters);
+      await Promise.all(done);
+      per.push(now() - t0);
+    }
+    return gbOf(n * iters * 2 * bytes, spread(per));
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
+}
+
+function gbOf(b: number, ms: Spread): Spread {
+  const f = (t: number) => b / 1e9 / (t / 1000);
+  return { median: f(ms.median), min: f(ms.max), max: f(ms.min), n: ms.n };
 }
 
 export interface MatmulCase {
@@ -135,9 +196,9 @@ export interface MatmulResult extends MatmulCase {
   maxAbsErr?: number;
 }
 
-/** Distinct weight copies per case, so a kernel cannot run out of the CPU's caches (≥ 64 MiB of weights). */
+/** Distinct weight copies per case, so the weights stream from memory as in decoding (≥ 768 MiB > the L3). */
 function copiesFor(N: number, K: number): number {
-  return Math.max(1, Math.min(16, Math.ceil((64 * MiB) / (N * K * 4))));
+  return Math.max(2, Math.ceil((768 * MiB) / (N * K * 4)));
 }
 
 export async function benchMatmuls(rt: Runtime, cases: MatmulCase[], protos: ProtoKind[], quick = false): Promise<MatmulResult[]> {
@@ -145,11 +206,11 @@ export async function benchMatmuls(rt: Runtime, cases: MatmulCase[], protos: Pro
   const rounds = quick ? 2 : 3;
   for (const c of cases) {
     const copies = copiesFor(c.N, c.K);
-    const ws = Array.from({ length: copies }, (_, i) => Tensor.from(randomF32(c.N * c.K, 11 + i, 0.05), [c.N, c.K], 'f32', rt));
+    const ws = replicate(rt, Tensor.from(randomF32(c.N * c.K, 11, 0.05), [c.N, c.K], 'f32', rt), copies);
     const x = Tensor.from(randomF32(c.M * c.K, 7), [c.M, c.K], 'f32', rt);
     const flops = 2 * c.M * c.N * c.K;
-    // enough calls for ~≥ 1.5 GFLOP or 256 MiB of weights per round
-    const iters = Math.max(copies, Math.ceil(Math.max(1.5e9 / flops, (256 * MiB) / (c.N * c.K * 4)) / copies) * copies);
+    // every copy once per round, more rounds of calls for the small T5 shapes (≥ 1.5 GFLOP per round)
+    const iters = Math.ceil(Math.max(1.5e9 / flops, copies) / copies) * copies;
     const ref = tidy(() => ops.linear(x, ws[0]));
     let i = 0;
     const lib = await timeGpu(rt, () => { ops.linear(x, ws[i++ % copies]); }, { iters: quick ? Math.ceil(iters / 2) : iters, rounds, flushEach: false });
@@ -157,23 +218,24 @@ export async function benchMatmuls(rt: Runtime, cases: MatmulCase[], protos: Pro
       out.push({ ...c, kernel, ms, gflops: flops / 1e6 / ms, weightGBs: (c.N * c.K * 4) / 1e6 / ms, maxAbsErr });
     };
     rec('library matmul (f32)', lib.ms.median);
-    if (c.M <= 8) {
+    if (c.M <= 16) {
       for (const kind of protos) {
-        if (kind === 'subgroup' && !rt.ctx.features.subgroups) continue;
+        if (kind.startsWith('subgroup') && !rt.ctx.features.subgroups) continue;
         const wps = ws.map((w) => protoWeight(kind, w));
         const y = protoGemv(rt, kind, x, wps[0], c.N, c.K);
         const err = await maxAbsDiff(ref, y);
         y.dispose();
         let j = 0;
         const t = await timeGpu(rt, () => { protoGemv(rt, kind, x, wps[j++ % copies], c.N, c.K); }, { iters: quick ? Math.ceil(iters / 2) : iters, rounds, flushEach: false });
-        const bytes = kind === 'coalesced16' ? 2 : 4;
-        out.push({ ...c, kernel: `proto ${kind}${kind === 'coalesced16' ? ' (f16 weights)' : ''}`, ms: t.ms.median, gflops: flops / 1e6 / t.ms.median, weightGBs: (c.N * c.K * bytes) / 1e6 / t.ms.median, maxAbsErr: err });
+        const bytes = protoBytes(kind);
+        out.push({ ...c, kernel: `proto ${kind}${bytes === 2 ? ' (f16 weights)' : ''}`, ms: t.ms.median, gflops: flops / 1e6 / t.ms.median, weightGBs: (c.N * c.K * bytes) / 1e6 / t.ms.median, maxAbsErr: err });
         for (const w of wps) w.dispose(); // subgroup's are views: one reference each
       }
     }
     ref.dispose();
     x.dispose();
     for (const w of ws) w.dispose();
+    rt.trimPool();
   }
   return out;
 }
@@ -252,17 +314,18 @@ export async function runKernelBench(rt: Runtime, o: { quick: boolean; log: (s: 
   const f = (s: Spread, d = 1) => `${s.median.toFixed(d)} (${s.min.toFixed(d)}–${s.max.toFixed(d)})`;
   o.say('\nMemory bandwidth (GB/s, median (min–max))');
   o.say(table(['measure', 'GB/s'], [
-    ['GPU copy kernel, vec4, 64 MiB (read + write)', f(bw.gpuCopy)],
-    ['GPU read kernel, vec4, 64 MiB (read)', f(bw.gpuRead)],
-    ['GPU copyBufferToBuffer 64 MiB (read + write)', f(bw.gpuBufferCopy)],
-    ['CPU memcpy (TypedArray.set) 256 MiB (read + write)', f(bw.cpuMemcpy)],
-    ['CPU memcmp (Buffer.compare) 2x256 MiB (read)', f(bw.cpuRead)],
+    ['GPU copy kernel, vec4 (read + write), 512 MiB', f(bw.gpuCopy)],
+    ['GPU read kernel, vec4 (read), 1 GiB', f(bw.gpuRead)],
+    ['GPU copyBufferToBuffer (read + write), 512 MiB', f(bw.gpuBufferCopy)],
+    ['CPU memcpy (TypedArray.set) 512 MiB (read + write), 1 thread', f(bw.cpuMemcpy)],
+    ['CPU memcmp (Buffer.compare) 2x512 MiB (read), 1 thread', f(bw.cpuRead)],
+    ['CPU memcmp, one thread per core (read), all cores', f(bw.cpuReadAllCores)],
   ]));
   o.say(`dispatch cost: ${f(bw.dispatchUs)} µs per tiny dispatch (500 in one submit)`);
   const limit = bw.gpuRead.median;
 
   o.log('kernels: matmul…');
-  const protos: ProtoKind[] = ['coalesced', 'coalesced16', 'subgroup'];
+  const protos: ProtoKind[] = ['subgroup', 'subgroup16', 'coalesced'];
   const mm = await benchMatmuls(rt, MATMUL_CASES, protos, o.quick);
   o.say(`\nmatmul (f32 unless noted; % of bandwidth = weight GB/s ÷ GPU read kernel ${limit.toFixed(1)} GB/s)`);
   o.say(table(['shape', 'kernel', 'ms', 'GFLOP/s', 'weights GB/s', '% of bw', 'max |err|'], mm.map((r) => [
@@ -270,7 +333,7 @@ export async function runKernelBench(rt: Runtime, o: { quick: boolean; log: (s: 
     r.maxAbsErr === undefined ? '' : r.maxAbsErr.toExponential(1),
   ])));
   const f16 = 'no f16 path in the library: weights and activations are f32 (the adapter has shader-f16); '
-    + 'the f16 row is the prototype coalesced gemv reading f16 weights (unpack2x16float), f32 accumulation';
+    + 'the f16 rows are the prototype subgroup gemv reading f16 weights (unpack2x16float), f32 accumulation';
   o.say(f16);
 
   o.log('kernels: conv…');

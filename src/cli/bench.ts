@@ -77,9 +77,9 @@ export async function main(argv = process.argv): Promise<void> {
         + `${run.dispatches_per_step.toFixed(0)} dispatches/step), EnCodec decode ${run.encodec_decode_s.toFixed(2)} s`);
     }
     const s = summarise(runs);
-    say(`median of ${runs.length}: text ${fmtSpread(s.text_s, 3)} s, generate ${fmtSpread(s.generate_total_s, 2)} s, `
+    if (runs.length > 0) say(`median of ${runs.length}: text ${fmtSpread(s.text_s, 3)} s, generate ${fmtSpread(s.generate_total_s, 2)} s, `
       + `${fmtSpread(s.per_step_ms)} ms/step, EnCodec decode ${fmtSpread(s.encodec_decode_s, 2)} s`);
-    Object.assign(result, {
+    if (runs.length > 0) Object.assign(result, {
       model: f.model,
       prompt: prompt === BENCH_PROMPT ? 'BENCH_PROMPT' : prompt,
       prompt_tokens: nTok,
@@ -92,7 +92,7 @@ export async function main(argv = process.argv): Promise<void> {
       dispatches_per_step: runs[0].dispatches_per_step,
       runs,
     });
-    if (f.profile) result.profile = await profileModel(model, { quick: !!f.quick, log, say });
+    if (f.profile) result.profile = await profileModel(model, { quick: !!f.quick, log, say, promptDir: f.model });
     model.dispose();
   }
   if (f.json) console.log(JSON.stringify(result));

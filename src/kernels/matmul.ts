@@ -4,6 +4,7 @@
 import { Tensor } from '../tensor.js';
 import { isRecording, record } from '../train/tape.js';
 import { unary, sumTo } from './elementwise.js';
+import { gemv, gemvApplies } from './gemv.js';
 
 export type Activation = 'none' | 'relu' | 'gelu';
 const ACT_ID: Record<Activation, number> = { none: 0, relu: 1, gelu: 2 };
@@ -43,8 +44,13 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   }
   if (bias && (bias.rank !== 1 || bias.shape[0] !== N)) throw new Error(`matmul: bias [${bias.shape.join(', ')}] for N = ${N}`);
   const batch = batchDims.reduce((x, y) => x * y, 1);
-  const fuseAct = act !== 'none' && !(isRecording() && (a.requiresGrad || b.requiresGrad || !!bias?.requiresGrad));
+  const recording = isRecording() && (a.requiresGrad || b.requiresGrad || !!bias?.requiresGrad);
+  const fuseAct = act !== 'none' && !recording;
   const rt = a.rt;
+  // decoding: a few rows against a Linear weight as stored → the memory-bound gemv kernel
+  if (!recording && !transA && transB && !bBatched && gemvApplies(rt, M * batch, K)) {
+    return gemv(a, b, bias, ACT_ID[act], [...batchDims, M, N]);
+  }
   const c = Tensor.empty([...batchDims, M, N], 'f32', rt);
 
   // A shared B with a plain A folds the batch into M: one big matmul instead of many small ones.

@@ -378,11 +378,12 @@ export function createMusicGenServer(opts: ServerOptions): MusicGenServer {
       job.logs += `${note}\n`;
       log(`${kind} ${id}: ${note}`);
     }
+    const accepted = job.toJSON(); // status "starting", as Cog answers 202
     if (service.submit(job) === 'at_capacity') {
       return send(res, { status: 409, body: { error: `At capacity - all ${kind} slots busy`, status: 'failed' } });
     }
     if (mode === 'sse') return stream(job, req, res);
-    if (mode === 'async') return send(res, { status: 202, body: job.toJSON() });
+    if (mode === 'async') return send(res, { status: 202, body: accepted });
     // synchronous: a client that hangs up cancels its job (coglet's SyncPredictionGuard)
     res.on('close', () => {
       if (!res.writableFinished && !job.terminal) service.cancel(kind, id);

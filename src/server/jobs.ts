@@ -180,14 +180,14 @@ export class Job {
 
   finish(status: 'succeeded' | 'failed' | 'canceled', fields: { output?: unknown; error?: string; issues?: ValidationIssue[] } = {}): void {
     if (this.terminal) return;
-    this.status = status;
-    this.startedAt ??= new Date();
-    this.completedAt = new Date();
     if (fields.output !== undefined) {
+      // the output event (and webhook) while still processing, then the terminal state, as Cog
       this.output = fields.output;
       this.emit({ event: 'output', data: { chunk: fields.output, index: 0 } });
       this.webhook?.send('output', this.toJSON());
     }
+    this.status = status;
+    this.completedAt = new Date();
     if (fields.error !== undefined) this.error = fields.error;
     if (fields.issues) this.issues = fields.issues;
     const snapshot = this.toJSON();

@@ -1,7 +1,8 @@
 // Element-wise, matmul and shape kernels against PyTorch (tools/fixtures/kernels_core.py).
 
 import assert from 'node:assert/strict';
-import { Fixture, checkGradCase, gpu } from '../helpers.js';
+import { Fixture, assertClose, checkGradCase, gpu } from '../helpers.js';
+import { gemvApplies } from '../../src/kernels/gemv.js';
 import * as ops from '../../src/ops.js';
 import type { Tensor } from '../../src/tensor.js';
 
@@ -49,6 +50,22 @@ describe('kernels: element-wise, matmul, shape', () => {
   it('matmul with a fused activation (no gradient recorded) matches too', async () => {
     for (const act of ['relu', 'gelu'] as const) {
       await checkGradCaseForwardOnly(fx, `mm.${act}`, (a, b, bias) => ops.linear(a, b, bias, act));
+    }
+  });
+
+  it('the decode-time gemv (rows ≤ 8 against a stored Linear weight) matches, with and without bias/GELU', async function () {
+    const rt = await gpu();
+    if (!rt.ctx.features.subgroups) this.skip();
+    for (const R of [1, 2, 5, 8]) {
+      const [x, w, b] = await Promise.all(['x', 'w', 'b'].map((n) => fx.tensor(`gemv.r${R}.${n}`)));
+      assert.ok(gemvApplies(rt, R, 36));
+      const before = rt.stats.dispatches;
+      const y = ops.linear(x, w, b, 'gelu'); // no gradient recorded → matmul routes to gemv: one dispatch
+      assert.equal(rt.stats.dispatches - before, 1);
+      assertClose(await y.toArray(), await fx.f32(`gemv.r${R}.y`), `gemv r${R}`, { rtol: 1e-4, atol: 1e-5 });
+      const plain = ops.gemv(x, w, undefined, 0, [R, 37]);
+      assertClose(await plain.toArray(), await fx.f32(`gemv.r${R}.y_plain`), `gemv r${R} plain`, { rtol: 1e-4, atol: 1e-5 });
+      for (const t of [x, w, b, y, plain]) t.dispose();
     }
   });
 

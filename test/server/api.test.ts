@@ -1,0 +1,625 @@
+// The Cog HTTP API of `npm run serve` (src/server/), in process with the tiny model: discovery, health, OpenAPI,
+// synchronous / asynchronous / streamed / idempotent predictions, webhooks, uploads, cancellation, 409 and the
+// queue, request caps and 422s, URL inputs and their address checks, the model folder with Range, and a
+// server that keeps serving after failures.
+
+import assert from 'node:assert/strict';
+import * as http from 'node:http';
+import { encodeWav } from '../../src/audio/encode.js';
+import { isPublicAddress, parseDataUri } from '../../src/server/files.js';
+import { safeJoin } from '../../src/server/static.js';
+import {
+  startServer, request, sse, recorder, pollUntil, sleep, tones, dataUriBytes, wavInfo, TINY, type Running,
+} from './util.js';
+
+const wavDataUri = (seconds: number, sr = 32000): string => `data:audio/wav;base64,${Buffer.from(encodeWav([tones(seconds, [60, 64, 67], sr)], sr)).toString('base64')}`;
+
+describe('server: the Cog HTTP API', function () {
+  let s: Running;
+
+  before(async () => {
+    s = await startServer();
+  });
+  after(async () => {
+    await s?.app.close();
+  });
+
+  describe('discovery, health and schema', () => {
+    it('GET / answers the discovery document as JSON (and the page to a browser)', async () => {
+      const r = await request(s.base, 'GET', '/', undefined, { Accept: '*/*' });
+      assert.equal(r.status, 200);
+      assert.match(r.headers.get('content-type') ?? '', /application\/json/);
+      for (const k of ['cog_version', 'openapi_url', 'healthcheck_url', 'predictions_url', 'predictions_idempotent_url', 'predictions_cancel_url', 'trainings_url', 'trainings_idempotent_url', 'trainings_cancel_url']) {
+        assert.ok(k in r.body, `discovery has ${k}`);
+      }
+      assert.equal(r.body.predictions_idempotent_url, '/predictions/{prediction_id}');
+      const html = await fetch(`${s.base}/`, { headers: { Accept: 'text/html,application/xhtml+xml,*/*;q=0.8' } });
+      assert.equal(html.status, 200);
+      assert.match(html.headers.get('content-type') ?? '', /text\/html/);
+      assert.match(await html.text(), /<title>MusicGen<\/title>/);
+    });
+
+    it('GET /health-check reports READY with the setup details', async () => {
+      const r = await request(s.base, 'GET', '/health-check');
+      assert.equal(r.status, 200);
+      assert.equal(r.body.status, 'READY');
+      const setup = r.body.setup as Record<string, unknown>;
+      assert.equal(setup.status, 'succeeded');
+      assert.ok(Date.parse(String(setup.started_at)) <= Date.parse(String(setup.completed_at)));
+      assert.match(String(setup.logs), /model ready/);
+    });
+
+    it('GET /openapi.json lists every input with type, default, range and choices, in Cog\'s document shape', async () => {
+      const r = await request(s.base, 'GET', '/openapi.json');
+      assert.equal(r.status, 200);
+      assert.equal(r.body.openapi, '3.0.2');
+      const schemas = (r.body.components as { schemas: Record<string, Record<string, unknown>> }).schemas;
+      const props = schemas.Input.properties as Record<string, Record<string, unknown>>;
+      assert.deepEqual(Object.keys(props), [
+        'prompt', 'input_audio', 'duration', 'continuation', 'continuation_start', 'continuation_end', 'normalization_strategy',
+        'top_k', 'top_p', 'temperature', 'classifier_free_guidance', 'output_format', 'seed',
+      ]);
+      assert.deepEqual(Object.values(props).map((p) => p['x-order']), [...Array(13).keys()]);
+      assert.equal(props.input_audio.type, 'string');
+      assert.equal(props.input_audio.format, 'uri');
+      assert.equal(props.duration.default, 8);
+      assert.equal(props.duration.exclusiveMinimum, 0);
+      assert.equal(props.duration.maximum, 300);
+      assert.equal(props.top_k.type, 'integer');
+      assert.equal(props.top_k.default, 250);
+      assert.equal(props.top_p.maximum, 1);
+      assert.equal(props.temperature.default, 1);
+      assert.equal(props.classifier_free_guidance.default, 3);
+      assert.equal(props.continuation.type, 'boolean');
+      assert.equal(props.seed.nullable, true);
+      assert.deepEqual(props.output_format.allOf, [{ $ref: '#/components/schemas/output_format' }]);
+      assert.deepEqual(schemas.output_format.enum, ['wav', 'mp3']);
+      assert.equal(props.output_format.default, 'wav');
+      assert.deepEqual((schemas.normalization_strategy.enum as string[]).slice(0, 4), ['loudness', 'clip', 'peak', 'rms']);
+      assert.deepEqual(schemas.Output, { title: 'Output', type: 'string', format: 'uri' });
+      assert.deepEqual(schemas.Status.enum, ['starting', 'processing', 'succeeded', 'canceled', 'failed']);
+      for (const k of ['PredictionRequest', 'PredictionResponse', 'HTTPValidationError', 'ValidationError', 'TrainingInput', 'TrainingOutput', 'TrainingRequest', 'TrainingResponse']) {
+        assert.ok(schemas[k], `schema ${k}`);
+      }
+      const train = schemas.TrainingInput.properties as Record<string, Record<string, unknown>>;
+      assert.deepEqual(schemas.TrainingInput.required, ['dataset_path']);
+      assert.equal(train.dataset_path.format, 'uri');
+      assert.equal(train.epochs.default, 5);
+      assert.equal(train.lr.default, 1e-4);
+      const paths = r.body.paths as Record<string, unknown>;
+      for (const p of ['/', '/health-check', '/predictions', '/predictions/{prediction_id}', '/predictions/{prediction_id}/cancel', '/trainings', '/trainings/{training_id}/cancel']) {
+        assert.ok(paths[p], `path ${p}`);
+      }
+    });
+
+    it('GET /docs and /model-info', async () => {
+      const docs = await fetch(`${s.base}/docs`);
+      assert.equal(docs.status, 200);
+      assert.match(await docs.text(), /classifier_free_guidance/);
+      const info = await request(s.base, 'GET', '/model-info');
+      assert.equal(info.body.sample_rate, 32000);
+      assert.equal(info.body.is_melody, false);
+      assert.equal(info.body.model_url, '/model/');
+    });
+  });
+
+  describe('predictions', () => {
+    it('POST /predictions answers the finished prediction with a WAV data URI of the requested length', async () => {
+      const r = await request(s.base, 'POST', '/predictions', { input: { prompt: 'calm piano', duration: 1, seed: 5 } });
+      assert.equal(r.status, 200, JSON.stringify(r.body).slice(0, 500));
+      const b = r.body;
+      assert.equal(b.status, 'succeeded');
+      assert.equal(b.error, null);
+      assert.match(String(b.id), /^[a-z2-7]{26}$/);
+      for (const k of ['created_at', 'started_at', 'completed_at']) assert.ok(!Number.isNaN(Date.parse(String(b[k]))), k);
+      assert.deepEqual(b.input, { prompt: 'calm piano', duration: 1, seed: 5 });
+      assert.ok(typeof (b.metrics as Record<string, number>).predict_time === 'number');
+      assert.match(String(b.logs), /step \d+ of \d+/);
+      assert.match(String(b.logs), /seed: 5/);
+      const { mediaType, bytes } = dataUriBytes(b.output);
+      assert.equal(mediaType, 'audio/wav');
+      const w = wavInfo(bytes);
+      assert.deepEqual([w.sampleRate, w.channels, w.bits], [32000, 1, 16]);
+      assert.ok(Math.abs(w.seconds - 1) < 1e-9, `${w.seconds} s`);
+    });
+
+    it('the same seed gives the same audio; output_format mp3 gives an MP3', async () => {
+      const a = await request(s.base, 'POST', '/predictions', { input: { prompt: 'drums', duration: 0.3, seed: 11 } });
+      const b = await request(s.base, 'POST', '/predictions', { input: { prompt: 'drums', duration: 0.3, seed: 11 } });
+      assert.equal(a.body.output, b.body.output);
+      const m = await request(s.base, 'POST', '/predictions', { input: { prompt: 'drums', duration: 0.5, output_format: 'mp3' } });
+      assert.equal(m.body.status, 'succeeded');
+      const { mediaType, bytes } = dataUriBytes(m.body.output);
+      assert.equal(mediaType, 'audio/mpeg');
+      const head = bytes.subarray(0, 3).toString('latin1');
+      assert.ok(head === 'ID3' || (bytes[0] === 0xff && (bytes[1] & 0xe0) === 0xe0), 'an MP3 stream');
+    });
+
+    it('continues an input_audio clip sent as a data URI', async () => {
+      const r = await request(s.base, 'POST', '/predictions', {
+        input: { prompt: 'more', input_audio: wavDataUri(0.5, 44100), continuation: true, duration: 1, continuation_end: 0.4 },
+      });
+      assert.equal(r.body.status, 'succeeded', String(r.body.error));
+      assert.ok(Math.abs(wavInfo(dataUriBytes(r.body.output).bytes).seconds - 1) < 1e-9);
+      assert.match(String(r.body.logs), /input_audio: 1 channel\(s\), 0\.50 s at 44100 Hz/);
+    });
+
+    it('drops unknown inputs (model_version, …) as coglet does, and says so in the logs', async () => {
+      const r = await request(s.base, 'POST', '/predictions', { input: { prompt: 'x', duration: 0.1, model_version: 'stereo-melody-large', foo: 1 } });
+      assert.equal(r.body.status, 'succeeded');
+      assert.deepEqual(r.body.input, { prompt: 'x', duration: 0.1 });
+      assert.match(String(r.body.logs), /ignored unknown input\(s\): model_version, foo/);
+    });
+
+    it('Accept: text/event-stream streams start, log (progress), output and completed', async () => {
+      const r = await sse(s.base, 'POST', '/predictions', { input: { prompt: 'strings', duration: 0.5 } });
+      assert.equal(r.status, 200);
+      assert.match(r.contentType, /^text\/event-stream/);
+      const names = r.events.map((e) => e.event);
+      assert.equal(names[0], 'start');
+      assert.deepEqual(r.events[0].data.status, 'processing');
+      assert.equal(names[names.length - 1], 'completed');
+      assert.equal(names[names.length - 2], 'output');
+      const logs = r.events.filter((e) => e.event === 'log');
+      assert.ok(logs.length >= 2);
+      for (const l of logs) assert.equal(l.data.source, 'stdout');
+      const steps = logs.map((l) => /step (\d+) of (\d+)/.exec(String(l.data.data))).filter((m) => m !== null);
+      assert.ok(steps.length >= 2, 'progress lines');
+      const last = steps[steps.length - 1]!;
+      assert.equal(last[1], last[2], 'the last progress line is the last step');
+      const done = r.events[r.events.length - 1].data;
+      assert.equal(done.status, 'succeeded');
+      assert.equal(done.output, r.events[names.length - 2].data.chunk);
+      assert.equal(done.id, r.events[0].data.id);
+      assert.ok(Math.abs(wavInfo(dataUriBytes(done.output).bytes).seconds - 0.5) < 1e-9);
+    });
+
+    it('PUT /predictions/{id} is idempotent: the same id again answers the same prediction and does not run it twice', async () => {
+      const id = `idem-${Date.now()}`;
+      const first = await request(s.base, 'PUT', `/predictions/${id}`, { input: { prompt: 'jazz', duration: 0.3 } });
+      assert.equal(first.status, 200);
+      assert.equal(first.body.id, id);
+      const again = await request(s.base, 'PUT', `/predictions/${id}`, { input: { prompt: 'something else', duration: 0.3 } });
+      assert.equal(again.status, 200);
+      assert.deepEqual(again.body, first.body, 'the same prediction object (the first input, not run again)');
+      assert.equal((again.body.input as Record<string, unknown>).prompt, 'jazz');
+      // while running: the retry attaches to the running job
+      const id2 = `idem2-${Date.now()}`;
+      const a = await request(s.base, 'PUT', `/predictions/${id2}`, { input: { prompt: 'a', duration: 2 } }, { Prefer: 'respond-async' });
+      assert.equal(a.status, 202);
+      assert.equal(a.body.id, id2);
+      const [b, c] = await Promise.all([
+        request(s.base, 'PUT', `/predictions/${id2}`, { input: { prompt: 'a', duration: 2 } }),
+        request(s.base, 'PUT', `/predictions/${id2}`, { input: { prompt: 'a', duration: 2 } }, { Prefer: 'respond-async' }),
+      ]);
+      assert.equal(c.status, 202);
+      assert.equal(c.body.id, id2);
+      assert.equal(b.status, 200);
+      assert.equal(b.body.status, 'succeeded');
+      assert.equal(b.body.created_at, a.body.created_at, 'one prediction');
+      const stream = await sse(s.base, 'PUT', `/predictions/${id2}`, { input: { prompt: 'a', duration: 2 } });
+      assert.equal(stream.events[stream.events.length - 1].data.output, b.body.output, 'a stream of the finished prediction replays its result');
+      // an id in the body that differs from the URL's
+      const bad = await request(s.base, 'PUT', '/predictions/one', { id: 'two', input: { prompt: 'a' } });
+      assert.equal(bad.status, 422);
+      assert.deepEqual((bad.body.detail as { loc: string[] }[])[0].loc, ['body', 'id']);
+    });
+
+    it('Prefer: respond-async answers 202 at once and sends webhooks (start, output, logs, completed; filtered)', async () => {
+      const hook = await recorder();
+      try {
+        const r = await request(s.base, 'POST', '/predictions', { input: { prompt: 'synth', duration: 4 }, webhook: `${hook.base}/hook` }, { Prefer: 'respond-async' });
+        assert.equal(r.status, 202);
+        assert.equal(r.body.status, 'starting');
+        const id = r.body.id;
+        await hook.waitFor((rs) => rs.some((x) => JSON.parse(x.body.toString()).status === 'succeeded'));
+        const bodies = hook.received.map((x) => JSON.parse(x.body.toString()) as Record<string, unknown>);
+        for (const x of hook.received) {
+          assert.equal(x.method, 'POST');
+          assert.equal(x.url, '/hook');
+          assert.match(String(x.headers['content-type']), /application\/json/);
+        }
+        for (const b of bodies) assert.equal(b.id, id);
+        assert.equal(bodies[0].status, 'starting', 'start webhook first');
+        const final = bodies[bodies.length - 1];
+        assert.equal(final.status, 'succeeded', 'completed webhook last');
+        assert.equal(wavInfo(dataUriBytes(final.output).bytes).seconds, 4);
+        assert.ok(bodies.some((b) => b.status === 'processing' && !b.output && /step/.test(String(b.logs))), 'a logs webhook');
+        assert.ok(bodies.some((b) => b.status === 'processing' && b.output === final.output), 'an output webhook');
+        const times = hook.received.map((x) => x.at);
+        assert.deepEqual(times, [...times].sort((a, b) => a - b));
+
+        // only start and completed
+        hook.received.length = 0;
+        const f = await request(s.base, 'POST', '/predictions', {
+          input: { prompt: 'synth', duration: 0.5 }, webhook: `${hook.base}/hook2`, webhook_events_filter: ['start', 'completed'],
+        }, { Prefer: 'respond-async' });
+        assert.equal(f.status, 202);
+        await hook.waitFor((rs) => rs.some((x) => JSON.parse(x.body.toString()).status === 'succeeded'));
+        await sleep(200);
+        assert.deepEqual(hook.received.map((x) => JSON.parse(x.body.toString()).status), ['starting', 'succeeded']);
+      } finally {
+        await hook.close();
+      }
+    });
+
+    it('the terminal webhook is retried on 5xx', async () => {
+      let n = 0;
+      const hook = await recorder((r, res) => {
+        const b = JSON.parse(r.body.toString()) as { status: string };
+        const fail = b.status === 'succeeded' && n++ < 2;
+        res.writeHead(fail ? 503 : 200);
+        res.end();
+      });
+      try {
+        await request(s.base, 'POST', '/predictions', { input: { prompt: 'x', duration: 0.2 }, webhook: hook.base, webhook_events_filter: ['completed'] }, { Prefer: 'respond-async' });
+        await hook.waitFor((rs) => rs.length >= 3);
+        assert.deepEqual(hook.received.map((x) => JSON.parse(x.body.toString()).status), ['succeeded', 'succeeded', 'succeeded']);
+      } finally {
+        await hook.close();
+      }
+    });
+
+    it('with output_file_prefix the file is PUT there (multipart, as older Cog) and the output is its URL', async () => {
+      const up = await recorder();
+      try {
+        const r = await request(s.base, 'POST', '/predictions', { id: 'upload-1', input: { prompt: 'x', duration: 0.4 }, output_file_prefix: `${up.base}/bucket/` });
+        assert.equal(r.body.status, 'succeeded', String(r.body.error));
+        assert.equal(r.body.output, `${up.base}/bucket/upload-1.wav`);
+        assert.equal(up.received.length, 1);
+        const put = up.received[0];
+        assert.equal(put.method, 'PUT');
+        assert.equal(put.url, '/bucket/upload-1.wav');
+        assert.match(String(put.headers['content-type']), /^multipart\/form-data; boundary=/);
+        const at = put.body.indexOf('RIFF');
+        assert.ok(at > 0 && put.body.includes('name="file"'));
+        assert.ok(Math.abs(wavInfo(put.body.subarray(at)).seconds - 0.4) < 1e-9);
+      } finally {
+        await up.close();
+      }
+    });
+
+    it('a failing prediction reports failed with its error, and the server keeps serving', async () => {
+      const up = await recorder((_r, res) => { res.writeHead(500); res.end(); });
+      try {
+        const r = await request(s.base, 'POST', '/predictions', { input: { prompt: 'x', duration: 0.2 }, output_file_prefix: `${up.base}/` });
+        assert.equal(r.status, 200);
+        assert.equal(r.body.status, 'failed');
+        assert.match(String(r.body.error), /HTTP 500/);
+        assert.equal(r.body.output, null);
+      } finally {
+        await up.close();
+      }
+      const ok = await request(s.base, 'POST', '/predictions', { input: { prompt: 'x', duration: 0.2 } });
+      assert.equal(ok.body.status, 'succeeded');
+      assert.equal((await request(s.base, 'GET', '/health-check')).body.status, 'READY');
+    });
+  });
+
+  describe('bad input', () => {
+    const detail = (r: { body: Record<string, unknown> }): { loc: (string | number)[]; msg: string; type: string }[] => r.body.detail as { loc: (string | number)[]; msg: string; type: string }[];
+
+    it('422 with pydantic-style detail naming the field', async () => {
+      const cases: [Record<string, unknown>, string, RegExp][] = [
+        [{ prompt: 'x', duration: 'long' }, 'duration', /not a valid float/],
+        [{ prompt: 'x', duration: -1 }, 'duration', /greater than 0/],
+        [{ prompt: 'x', duration: 1e6 }, 'duration', /less than or equal to 300/],
+        [{ prompt: 'x', top_k: 2.5 }, 'top_k', /valid integer/],
+        [{ prompt: 'x', top_p: 1.5 }, 'top_p', /less than or equal to 1/],
+        [{ prompt: 'x', temperature: -0.1 }, 'temperature', /greater than or equal to 0/],
+        [{ prompt: 'x', output_format: 'flac' }, 'output_format', /permitted: 'wav', 'mp3'/],
+        [{ prompt: 'x', normalization_strategy: 'loud' }, 'normalization_strategy', /enumeration/],
+        [{ prompt: 'x', continuation: 'maybe' }, 'continuation', /boolean/],
+        [{ prompt: 'x', seed: -5 }, 'seed', /greater than or equal to -1/],
+        [{ prompt: 42 }, 'prompt', /str type expected/],
+        [{}, 'prompt', /a prompt or input_audio is required/],
+        [{ prompt: '   ' }, 'prompt', /required/],
+        [{ prompt: 'x', continuation: true }, 'continuation', /needs input_audio/],
+        [{ prompt: 'x', input_audio: wavDataUri(0.2) }, 'input_audio', /text-only model/],
+        [{ prompt: 'x', input_audio: '/etc/passwd', continuation: true }, 'input_audio', /data: URI/],
+        [{ prompt: 'x', input_audio: 'file:///etc/passwd', continuation: true }, 'input_audio', /data: URI/],
+        [{ prompt: 'x', continuation_end: -3 }, 'continuation_end', /greater than or equal to -1/],
+      ];
+      for (const [input, field, msg] of cases) {
+        const r = await request(s.base, 'POST', '/predictions', { input });
+        assert.equal(r.status, 422, `${JSON.stringify(input).slice(0, 80)} → ${r.status}`);
+        const d = detail(r);
+        assert.ok(d.length >= 1);
+        assert.deepEqual(d[0].loc, ['body', 'input', field], JSON.stringify(d));
+        assert.match(d[0].msg, msg);
+        assert.equal(typeof d[0].type, 'string');
+      }
+    });
+
+    it('422 for a body that is not JSON or not an object, and for bad webhook fields', async () => {
+      const notJson = await request(s.base, 'POST', '/predictions', '{"input": ');
+      assert.equal(notJson.status, 422);
+      assert.equal(detail(notJson)[0].type, 'value_error.jsondecode');
+      const arr = await request(s.base, 'POST', '/predictions', '[1,2]');
+      assert.equal(arr.status, 422);
+      const inputNotObj = await request(s.base, 'POST', '/predictions', { input: 'calm piano' });
+      assert.equal(inputNotObj.status, 422);
+      assert.deepEqual(detail(inputNotObj)[0].loc, ['body', 'input']);
+      const hook = await request(s.base, 'POST', '/predictions', { input: { prompt: 'x' }, webhook: 'ftp://x' });
+      assert.deepEqual(detail(hook)[0].loc, ['body', 'webhook']);
+      const filter = await request(s.base, 'POST', '/predictions', { input: { prompt: 'x' }, webhook: 'http://127.0.0.1:9/', webhook_events_filter: ['start', 'nope'] });
+      assert.deepEqual(detail(filter)[0].loc, ['body', 'webhook_events_filter', 1]);
+    });
+
+    it('input problems found while running: 422 for a synchronous request, failed for an asynchronous one', async () => {
+      const broken = `data:audio/wav;base64,${Buffer.from('RIFF1234WAVEjunkjunkjunk').toString('base64')}`;
+      const r = await request(s.base, 'POST', '/predictions', { input: { prompt: 'x', input_audio: broken, continuation: true, duration: 1 } });
+      assert.equal(r.status, 422);
+      assert.equal(r.body.status, 'failed');
+      assert.deepEqual(detail(r)[0].loc, ['body', 'input', 'input_audio']);
+      assert.match(String(r.body.error), /input_audio: Cannot decode audio/);
+      const long = await request(s.base, 'POST', '/predictions', { input: { prompt: 'x', input_audio: wavDataUri(1), continuation: true, duration: 0.5 } });
+      assert.equal(long.status, 422);
+      assert.deepEqual(detail(long)[0].loc, ['body', 'input', 'duration']);
+      const notB64 = await request(s.base, 'POST', '/predictions', { input: { prompt: 'x', input_audio: 'data:audio/wav;base64,@@@', continuation: true } });
+      assert.deepEqual(detail(notB64)[0].loc, ['body', 'input', 'input_audio']);
+      const a = await request(s.base, 'POST', '/predictions', { id: 'async-bad', input: { prompt: 'x', input_audio: broken, continuation: true } }, { Prefer: 'respond-async' });
+      assert.equal(a.status, 202);
+      const done = await pollUntil(s.base, '/predictions/async-bad', (b) => b.status !== 'starting' && b.status !== 'processing');
+      assert.equal(done.status, 'failed');
+      assert.match(String(done.error), /input_audio/);
+    });
+
+    it('http(s) URL inputs are off by default', async () => {
+      const r = await request(s.base, 'POST', '/predictions', { input: { prompt: 'x', input_audio: 'https://example.com/a.wav', continuation: true } });
+      assert.equal(r.status, 422);
+      assert.deepEqual(detail(r)[0].loc, ['body', 'input', 'input_audio']);
+      assert.match(detail(r)[0].msg, /turned off/);
+    });
+
+    it('unknown routes 404, wrong methods 405, training streams 406', async () => {
+      assert.equal((await request(s.base, 'GET', '/nope')).status, 404);
+      assert.equal((await request(s.base, 'DELETE', '/predictions')).status, 405);
+      assert.equal((await request(s.base, 'GET', '/predictions/never-seen')).status, 404);
+      const t = await sse(s.base, 'POST', '/trainings', { input: { dataset_path: 'data:application/x-tar;base64,' } });
+      assert.equal(t.status, 406);
+    });
+  });
+
+  describe('one job at a time, cancel', () => {
+    it('a second prediction while one runs gets 409 Conflict; health says BUSY; cancel stops the first', async () => {
+      const first = request(s.base, 'POST', '/predictions', { id: 'long-1', input: { prompt: 'long', duration: 60 } });
+      await pollUntil(s.base, '/predictions/long-1', (b) => b.status === 'processing' && /step/.test(String(b.logs)));
+      const second = await request(s.base, 'POST', '/predictions', { input: { prompt: 'x', duration: 0.1 } });
+      assert.equal(second.status, 409);
+      assert.equal(second.body.status, 'failed');
+      assert.match(String(second.body.error), /capacity/i);
+      const train = await request(s.base, 'POST', '/trainings', { input: { dataset_path: 'data:application/x-tar;base64,' } });
+      assert.equal(train.status, 409, 'trainings share the slot');
+      assert.equal((await request(s.base, 'GET', '/health-check')).body.status, 'BUSY');
+      const c = await request(s.base, 'POST', '/predictions/long-1/cancel');
+      assert.equal(c.status, 200);
+      assert.deepEqual(c.body, {});
+      const r = await first;
+      assert.equal(r.status, 200);
+      assert.equal(r.body.status, 'canceled');
+      assert.equal(r.body.output, null);
+      assert.ok((r.body.metrics as Record<string, number>).predict_time < 30, 'stopped well before 60 s of tokens');
+      assert.equal((await request(s.base, 'GET', '/health-check')).body.status, 'READY');
+      assert.equal((await request(s.base, 'POST', '/predictions/no-such-id/cancel')).status, 404);
+    });
+
+    it('cancel of an async prediction: canceled, with its completed webhook', async () => {
+      const hook = await recorder();
+      try {
+        const r = await request(s.base, 'POST', '/predictions', { id: 'async-cancel', input: { prompt: 'x', duration: 60 }, webhook: hook.base }, { Prefer: 'respond-async' });
+        assert.equal(r.status, 202);
+        await pollUntil(s.base, '/predictions/async-cancel', (b) => /step/.test(String(b.logs)));
+        assert.equal((await request(s.base, 'POST', '/predictions/async-cancel/cancel')).status, 200);
+        await hook.waitFor((rs) => rs.some((x) => JSON.parse(x.body.toString()).status === 'canceled'));
+        const got = await request(s.base, 'GET', '/predictions/async-cancel');
+        assert.equal(got.body.status, 'canceled');
+      } finally {
+        await hook.close();
+      }
+    });
+
+    it('cancel of a streamed prediction ends the stream with completed: canceled', async () => {
+      const events: string[] = [];
+      const p = sse(s.base, 'POST', '/predictions', { id: 'sse-cancel', input: { prompt: 'x', duration: 60 } }, (e) => {
+        events.push(e.event);
+        if (e.event === 'log' && events.filter((x) => x === 'log').length === 3) void request(s.base, 'POST', '/predictions/sse-cancel/cancel');
+      });
+      const r = await p;
+      const last = r.events[r.events.length - 1];
+      assert.equal(last.event, 'completed');
+      assert.equal(last.data.status, 'canceled');
+      assert.ok(!r.events.some((e) => e.event === 'output'));
+    });
+
+    it('a synchronous client that hangs up cancels its prediction', async () => {
+      const req = http.request(`${s.base}/predictions`, { method: 'POST', headers: { 'Content-Type': 'application/json' } });
+      req.on('error', () => undefined);
+      req.end(JSON.stringify({ id: 'hangup', input: { prompt: 'x', duration: 60 } }));
+      await pollUntil(s.base, '/predictions/hangup', (b) => /step/.test(String(b.logs)));
+      req.destroy();
+      const b = await pollUntil(s.base, '/predictions/hangup', (x) => x.status === 'canceled', 20_000);
+      assert.equal(b.status, 'canceled');
+      const ok = await request(s.base, 'POST', '/predictions', { input: { prompt: 'x', duration: 0.1 } });
+      assert.equal(ok.body.status, 'succeeded');
+    });
+
+    it('concurrent requests: exactly one runs, the others get 409, every answer is well-formed', async () => {
+      const all = await Promise.all(Array.from({ length: 8 }, (_, i) => request(s.base, 'POST', '/predictions', { input: { prompt: `p${i}`, duration: 2 } })));
+      const statuses = all.map((r) => r.status).sort();
+      assert.equal(statuses.filter((x) => x === 200).length, 1, statuses.join(','));
+      assert.equal(statuses.filter((x) => x === 409).length, 7);
+      for (const r of all) assert.ok(r.status === 200 ? r.body.status === 'succeeded' : r.body.status === 'failed');
+    });
+  });
+
+  describe('the model folder for the page (read-only, Range)', () => {
+    it('HEAD, Range 206, 416, and no way out of the folder', async () => {
+      const head = await fetch(`${s.base}/model/model.safetensors`, { method: 'HEAD' });
+      assert.equal(head.status, 200);
+      const size = Number(head.headers.get('content-length'));
+      assert.ok(size > 1000);
+      assert.equal(head.headers.get('accept-ranges'), 'bytes');
+      const part = await fetch(`${s.base}/model/model.safetensors`, { headers: { Range: 'bytes=0-7' } });
+      assert.equal(part.status, 206);
+      assert.equal(part.headers.get('content-range'), `bytes 0-7/${size}`);
+      assert.equal((await part.arrayBuffer()).byteLength, 8);
+      const suffix = await fetch(`${s.base}/model/config.json`, { headers: { Range: 'bytes=-5' } });
+      assert.equal(suffix.status, 206);
+      assert.equal((await suffix.text()).length, 5);
+      const past = await fetch(`${s.base}/model/config.json`, { headers: { Range: 'bytes=99999999-' } });
+      assert.equal(past.status, 416);
+      for (const p of ['/model/../package.json', '/model/%2e%2e/package.json', '/model/..%2fpackage.json', '/model/.hidden', '/web/../src/server/app.ts', '/model/sub/x']) {
+        const r = await fetch(s.base + p);
+        assert.equal(r.status, 404, p);
+        await r.text();
+      }
+      const cfg = await fetch(`${s.base}/model/config.json`);
+      assert.equal(cfg.status, 200);
+      assert.ok((await cfg.json()) as unknown);
+    });
+  });
+});
+
+describe('server: limits, queue, URL inputs, uploads', function () {
+  it('--queue N: up to N wait in order, the next gets 409; the body size is capped (413)', async () => {
+    const s = await startServer({ maxQueue: 2, maxBodyBytes: 256 * 1024 });
+    try {
+      // the first runs, two wait, the fourth is refused; each request is sent once the previous one is in
+      const pending: Promise<Awaited<ReturnType<typeof request>>>[] = [];
+      for (let i = 0; i < 4; i++) {
+        pending.push(request(s.base, 'POST', '/predictions', { id: `q${i}`, input: { prompt: `q${i}`, duration: 4 } }));
+        if (i < 3) await pollUntil(s.base, `/predictions/q${i}`, () => true);
+      }
+      assert.equal((await request(s.base, 'GET', '/health-check')).body.status, 'BUSY');
+      const jobs = await Promise.all(pending);
+      assert.deepEqual(jobs.map((r) => r.status), [200, 200, 200, 409]);
+      const ok = jobs.slice(0, 3);
+      for (const r of ok) assert.equal(r.body.status, 'succeeded');
+      for (let i = 1; i < ok.length; i++) {
+        assert.ok(Date.parse(String(ok[i].body.started_at)) >= Date.parse(String(ok[i - 1].body.completed_at)), 'one after another, in order of arrival');
+      }
+      // a queued job can be canceled before it starts
+      const a = await request(s.base, 'POST', '/predictions', { id: 'qa', input: { prompt: 'a', duration: 4 } }, { Prefer: 'respond-async' });
+      const b = await request(s.base, 'POST', '/predictions', { id: 'qb', input: { prompt: 'b', duration: 4 } }, { Prefer: 'respond-async' });
+      assert.deepEqual([a.status, b.status], [202, 202]);
+      assert.equal((await request(s.base, 'POST', '/predictions/qb/cancel')).status, 200);
+      const qb = await request(s.base, 'GET', '/predictions/qb');
+      assert.equal(qb.body.status, 'canceled');
+      assert.equal(qb.body.started_at, null, 'it never started');
+      await pollUntil(s.base, '/predictions/qa', (x) => x.status === 'succeeded');
+      const big = await request(s.base, 'POST', '/predictions', { input: { prompt: 'x'.repeat(300 * 1024) } });
+      assert.equal(big.status, 413);
+      // a chunked body without Content-Length is capped too
+      const res = await new Promise<number>((resolve, reject) => {
+        const req = http.request(`${s.base}/predictions`, { method: 'POST', headers: { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' } }, (r) => { r.resume(); resolve(r.statusCode ?? 0); });
+        req.on('error', reject);
+        for (let i = 0; i < 40; i++) req.write('x'.repeat(10_000));
+        req.end();
+      });
+      assert.equal(res, 413);
+      const after = await request(s.base, 'POST', '/predictions', { input: { prompt: 'x', duration: 0.1 } });
+      assert.equal(after.body.status, 'succeeded');
+    } finally {
+      await s.app.close();
+    }
+  });
+
+  it('--allow-url-inputs: fetched, but loopback and private addresses are refused after DNS resolution', async () => {
+    const files = await recorder((_r, res) => {
+      res.writeHead(200, { 'Content-Type': 'audio/wav' });
+      res.end(Buffer.from(encodeWav([tones(0.3, [60])], 32000)));
+    });
+    const strict = await startServer({ allowUrlInputs: true });
+    const lax = await startServer({ allowUrlInputs: true, allowPrivateAddresses: true });
+    try {
+      const port = new URL(files.base).port;
+      for (const url of [`${files.base}/a.wav`, `http://localhost:${port}/a.wav`, `http://[::1]:${port}/a.wav`, 'http://10.1.2.3/a.wav', 'http://169.254.169.254/latest/meta-data', `http://0x7f000001:${port}/a.wav`]) {
+        const r = await request(strict.base, 'POST', '/predictions', { input: { prompt: 'x', input_audio: url, continuation: true, duration: 0.6 } });
+        assert.equal(r.status, 422, url);
+        assert.deepEqual((r.body.detail as { loc: string[] }[])[0].loc, ['body', 'input', 'input_audio']);
+        assert.match(String(r.body.error), /loopback|private|special-purpose|may not reach/, `${url}: ${String(r.body.error)}`);
+      }
+      assert.equal(files.received.length, 0, 'nothing reached the private server');
+      const ok = await request(lax.base, 'POST', '/predictions', { input: { prompt: 'x', input_audio: `${files.base}/a.wav`, continuation: true, duration: 0.6 } });
+      assert.equal(ok.body.status, 'succeeded', String(ok.body.error));
+      assert.equal(files.received.length, 1);
+    } finally {
+      await strict.app.close();
+      await lax.app.close();
+      await files.close();
+    }
+  });
+
+  it('--upload-url: raw PUT with the Content-Type; the output is the Location without its query', async () => {
+    const up = await recorder((r, res) => {
+      res.writeHead(201, { Location: `https://cdn.example.com/files${r.url}?signature=abc` });
+      res.end();
+    });
+    const s = await startServer({ uploadUrl: `${up.base}/uploads` });
+    try {
+      const r = await request(s.base, 'POST', '/predictions', { id: 'up2', input: { prompt: 'x', duration: 0.3, output_format: 'mp3' } });
+      assert.equal(r.body.status, 'succeeded', String(r.body.error));
+      assert.equal(r.body.output, 'https://cdn.example.com/files/uploads/up2.mp3');
+      assert.equal(up.received[0].method, 'PUT');
+      assert.equal(up.received[0].url, '/uploads/up2.mp3');
+      assert.equal(up.received[0].headers['content-type'], 'audio/mpeg');
+      assert.equal(up.received[0].headers['x-prediction-id'], 'up2');
+    } finally {
+      await s.app.close();
+      await up.close();
+    }
+  });
+
+  it('before setup finishes: STARTING and 503; a model that cannot load: SETUP_FAILED, still serving', async () => {
+    const bad = await startServer({ model: '/nonexistent/model/folder' }).catch((e: Error) => e);
+    assert.ok(bad instanceof Error && /setup failed/.test(bad.message));
+    const { createMusicGenServer } = await import('../../src/server/app.js');
+    const app = createMusicGenServer({ model: '/nonexistent/model/folder', log: () => undefined });
+    const addr = await app.listen(0);
+    const base = `http://127.0.0.1:${addr.port}`;
+    try {
+      await app.ready;
+      const h = await request(base, 'GET', '/health-check');
+      assert.equal(h.body.status, 'SETUP_FAILED');
+      assert.equal((h.body.setup as Record<string, unknown>).status, 'failed');
+      const p = await request(base, 'POST', '/predictions', { input: { prompt: 'x' } });
+      assert.equal(p.status, 503);
+      assert.equal(p.body.status, 'failed');
+    } finally {
+      await app.close();
+    }
+    const slow = createMusicGenServer({ model: TINY, log: () => undefined });
+    const a2 = await slow.listen(0);
+    try {
+      const h = await request(`http://127.0.0.1:${a2.port}`, 'GET', '/health-check');
+      assert.ok(['STARTING', 'READY'].includes(String(h.body.status)));
+      await slow.ready;
+    } finally {
+      await slow.close();
+    }
+  });
+});
+
+describe('server: pieces', () => {
+  it('isPublicAddress', () => {
+    for (const a of ['127.0.0.1', '10.0.0.1', '172.16.5.4', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0', '224.0.0.1', '::1', '::', 'fe80::1', 'fc00::1', 'fd12::1', '::ffff:127.0.0.1', '::ffff:7f00:1', 'ff02::1', 'not an ip']) {
+      assert.equal(isPublicAddress(a), false, a);
+    }
+    for (const a of ['8.8.8.8', '1.1.1.1', '93.184.216.34', '2606:4700:4700::1111', '::ffff:8.8.8.8']) assert.equal(isPublicAddress(a), true, a);
+  });
+
+  it('parseDataUri', () => {
+    assert.deepEqual(Array.from(parseDataUri('data:audio/wav;base64,AAEC').bytes), [0, 1, 2]);
+    assert.equal(parseDataUri('data:Audio/WAV;base64,AAEC').mediaType, 'audio/wav');
+    assert.equal(new TextDecoder().decode(parseDataUri('data:,hello%20world').bytes), 'hello world');
+    assert.throws(() => parseDataUri('data:audio/wav;base64,AAEC', 2), /larger than 2 bytes/);
+    assert.throws(() => parseDataUri('nope'), /data: URI/);
+  });
+
+  it('safeJoin', () => {
+    assert.equal(safeJoin('/m', 'config.json', true), '/m/config.json');
+    for (const bad of ['../x', '%2e%2e/x', '.env', 'a/b', 'a%2Fb', '%00', '']) assert.equal(safeJoin('/m', bad, true), null, bad);
+    assert.equal(safeJoin('/w', 'chunks/a.js'), '/w/chunks/a.js');
+  });
+});

@@ -1,0 +1,561 @@
+// The MusicGen page: a form for the Cog predictor's inputs, generation on the server (POST /predictions with
+// `Accept: text/event-stream`, progress from the `log` events) or in this browser on WebGPU (the library's
+// browser bundle, loading the model folder the server exposes under /model/), a player, and a picture of the
+// result (waveform and spectrogram on a canvas). Plain ES module, no build step.
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  info: null,
+  /** { blob, dataUri, name } of the melody / clip, or null. */
+  inputAudio: null,
+  recorder: null,
+  /** { cancel() } while a generation runs. */
+  running: null,
+  lib: null,
+  browserModel: null,
+  objectUrls: [],
+};
+
+// ------------------------------------------------------------------------------------------------------------
+// small helpers
+
+async function getJson(url) {
+  const res = await fetch(url, { headers: { Accept: 'application/json' } });
+  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
+  return res.json();
+}
+
+function setState(s) {
+  document.body.dataset.state = s;
+}
+
+function setStatus(text) {
+  $('status').textContent = text;
+}
+
+function setProgress(fraction) {
+  $('progress').value = Math.max(0, Math.min(1, fraction));
+}
+
+function appendLog(text) {
+  const pre = $('logs');
+  pre.textContent += text.endsWith('\n') ? text : `${text}\n`;
+  pre.scrollTop = pre.scrollHeight;
+}
+
+function randomId() {
+  const a = 'abcdefghijklmnopqrstuvwxyz234567';
+  const bytes = crypto.getRandomValues(new Uint8Array(26));
+  return Array.from(bytes, (b) => a[b & 31]).join('');
+}
+
+function blobToDataUri(blob) {
+  return new Promise((resolve, reject) => {
+    const r = new FileReader();
+    r.onload = () => resolve(r.result);
+    r.onerror = () => reject(r.error);
+    r.readAsDataURL(blob);
+  });
+}
+
+function numberOf(id) {
+  const v = $(id).value.trim();
+  return v === '' ? undefined : Number(v);
+}
+
+function describeDetail(detail) {
+  if (!Array.isArray(detail)) return String(detail);
+  return detail.map((d) => `${(d.loc || []).slice(2).join('.') || (d.loc || []).join('.')}: ${d.msg}`).join('; ');
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// start-up: what the model is, the inputs' ranges and defaults from /openapi.json
+
+async function init() {
+  let info;
+  for (;;) {
+    info = await getJson('/model-info');
+    if (info.status !== 'STARTING') break;
+    $('model-line').textContent = `${info.model}: loading the model on the server…`;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  state.info = info;
+  if (info.status === 'SETUP_FAILED' || info.status === 'DEFUNCT') {
+    $('model-line').textContent = `${info.model}: the server could not load the model (${info.status}); see /health-check`;
+    setState('error');
+    return;
+  }
+  $('model-line').textContent = `${info.model} · ${info.is_melody ? 'melody' : 'text'} model · ${info.channels === 2 ? 'stereo' : 'mono'} · ${info.sample_rate / 1000} kHz`;
+
+  try {
+    const openapi = await getJson('/openapi.json');
+    applySchema(openapi);
+  } catch (e) {
+    appendLog(`could not read /openapi.json: ${e.message}`);
+  }
+
+  $('melody-note').textContent = info.is_melody
+    ? 'unticked: the music follows the melody of the clip'
+    : 'this model is text-only: it can only continue a clip';
+
+  const canGpu = typeof navigator !== 'undefined' && 'gpu' in navigator;
+  const browserRadio = document.querySelector('input[name=where][value=browser]');
+  if (!info.browser_bundle || !canGpu) {
+    browserRadio.disabled = true;
+    $('browser-choice').title = !info.browser_bundle ? 'the browser bundle is not built on the server (npm run build:browser)' : 'this browser has no WebGPU';
+    $('browser-choice').classList.add('muted');
+  }
+  if (!navigator.mediaDevices || typeof MediaRecorder === 'undefined') {
+    $('record').disabled = true;
+    $('record').title = 'recording needs MediaRecorder and a microphone (and https or localhost)';
+  }
+  drawPlaceholder();
+  setState('ready');
+}
+
+function applySchema(openapi) {
+  const schemas = openapi.components.schemas;
+  const props = schemas.Input.properties;
+  for (const [name, p] of Object.entries(props)) {
+    const el = $(name);
+    if (!el) continue;
+    const ref = p.allOf && p.allOf[0] && p.allOf[0].$ref;
+    if (ref && el.tagName === 'SELECT') {
+      const choices = schemas[ref.split('/').pop()].enum;
+      el.replaceChildren(...choices.map((c) => new Option(c, c)));
+    }
+    if (el.tagName === 'INPUT' && el.type === 'number') {
+      if (p.minimum !== undefined) el.min = String(p.minimum);
+      if (p.exclusiveMinimum !== undefined) el.min = String(p.exclusiveMinimum);
+      if (p.maximum !== undefined) el.max = String(p.maximum);
+    }
+    if (p.default !== undefined && p.default !== null) el.value = String(p.default);
+    if (p.description) el.title = p.description;
+  }
+  const maxDuration = props.duration && props.duration.maximum;
+  if (maxDuration) $('duration-range').max = String(Math.min(30, maxDuration));
+  $('duration-range').value = $('duration').value;
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// the melody / clip: a file or a recording
+
+async function setInputAudio(blob, name) {
+  state.inputAudio = { blob, name, dataUri: await blobToDataUri(blob) };
+  const url = URL.createObjectURL(blob);
+  state.objectUrls.push(url);
+  $('input-player').src = url;
+  $('input-player').hidden = false;
+  $('clear-audio').hidden = false;
+  if (state.info && !state.info.is_melody) $('continuation').checked = true;
+}
+
+function clearInputAudio() {
+  state.inputAudio = null;
+  $('audio-file').value = '';
+  $('input-player').removeAttribute('src');
+  $('input-player').hidden = true;
+  $('clear-audio').hidden = true;
+}
+
+async function toggleRecording() {
+  if (state.recorder) {
+    state.recorder.stop();
+    return;
+  }
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+  } catch (e) {
+    setStatus(`no microphone: ${e.message}`);
+    return;
+  }
+  const rec = new MediaRecorder(stream);
+  const chunks = [];
+  rec.ondataavailable = (e) => { if (e.data.size > 0) chunks.push(e.data); };
+  rec.onstop = async () => {
+    for (const t of stream.getTracks()) t.stop();
+    state.recorder = null;
+    $('record').textContent = '● Record';
+    $('record').classList.remove('recording');
+    const blob = new Blob(chunks, { type: rec.mimeType || 'audio/webm' });
+    $('audio-file').value = '';
+    await setInputAudio(blob, 'recording');
+  };
+  rec.start();
+  state.recorder = rec;
+  $('record').textContent = '■ Stop';
+  $('record').classList.add('recording');
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// the request
+
+function collectInput() {
+  const input = {};
+  const prompt = $('prompt').value.trim();
+  if (prompt) input.prompt = prompt;
+  input.duration = numberOf('duration');
+  if (state.inputAudio) {
+    input.input_audio = state.inputAudio.dataUri;
+    input.continuation = $('continuation').checked;
+    input.continuation_start = numberOf('continuation_start') ?? 0;
+    const end = numberOf('continuation_end');
+    if (end !== undefined) input.continuation_end = end;
+  }
+  for (const id of ['top_k', 'top_p', 'temperature', 'classifier_free_guidance', 'seed']) {
+    const v = numberOf(id);
+    if (v !== undefined) input[id] = v;
+  }
+  input.normalization_strategy = $('normalization_strategy').value;
+  input.output_format = $('output_format').value;
+  return input;
+}
+
+/** Server-sent events of a fetch response: yields { event, data }. */
+async function* sseEvents(body) {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buf += value;
+    let cut;
+    while ((cut = buf.indexOf('\n\n')) >= 0) {
+      const block = buf.slice(0, cut);
+      buf = buf.slice(cut + 2);
+      let event = 'message';
+      const data = [];
+      for (const line of block.split('\n')) {
+        if (line.startsWith(':')) continue;
+        if (line.startsWith('event:')) event = line.slice(6).trim();
+        else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
+      }
+      if (data.length) yield { event, data: JSON.parse(data.join('\n')) };
+    }
+  }
+}
+
+async function runOnServer(input) {
+  const id = randomId();
+  state.running = { cancel: () => fetch(`/predictions/${id}/cancel`, { method: 'POST' }) };
+  setStatus('sending…');
+  const res = await fetch('/predictions', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream' },
+    body: JSON.stringify({ id, input }),
+  });
+  if (!res.ok) {
+    const j = await res.json().catch(() => ({}));
+    if (res.status === 409) throw new Error('the server is busy with another generation; try again in a moment');
+    throw new Error(j.detail ? describeDetail(j.detail) : j.error || `HTTP ${res.status}`);
+  }
+  let final = null;
+  for await (const { event, data } of sseEvents(res.body)) {
+    if (event === 'start') setStatus('generating…');
+    else if (event === 'log') {
+      appendLog(data.data);
+      const m = /step (\d+) of (\d+)/.exec(data.data);
+      if (m) {
+        setProgress(Number(m[1]) / Number(m[2]));
+        setStatus(`generating: step ${m[1]} of ${m[2]}`);
+      } else if (/decoding/.test(data.data)) setStatus('decoding…');
+    } else if (event === 'completed') {
+      final = data;
+      break;
+    } else if (event === 'error') throw new Error(data.error || 'stream error');
+  }
+  if (!final) throw new Error('the event stream ended before the prediction completed');
+  if (final.status === 'canceled') return { canceled: true };
+  if (final.status !== 'succeeded') throw new Error(final.error || final.status);
+  const seed = /seed: (\d+)/.exec(final.logs || '');
+  return { url: final.output, seed: seed ? seed[1] : '', seconds: final.metrics && final.metrics.predict_time };
+}
+
+async function runInBrowser(input) {
+  const info = state.info;
+  if (!state.lib) {
+    setStatus('loading the library…');
+    state.lib = await import(info.browser_bundle);
+  }
+  const lib = state.lib;
+  if (!state.browserModel) {
+    setStatus('loading the model into this browser…');
+    state.browserModel = await lib.MusicGen.load(location.origin + info.model_url, {
+      onProgress: (done, total) => { setProgress(done / total); setStatus(`loading weights: ${done} of ${total}`); },
+    });
+  }
+  const ac = new AbortController();
+  state.running = { cancel: () => ac.abort() };
+  let inputAudio;
+  if (state.inputAudio) inputAudio = await lib.decodeAudio(new Uint8Array(await state.inputAudio.blob.arrayBuffer()), state.inputAudio.name);
+  const t0 = performance.now();
+  setStatus('generating…');
+  setProgress(0);
+  let result;
+  try {
+    result = await state.browserModel.generate({
+      prompt: input.prompt,
+      inputAudio,
+      continuation: input.continuation,
+      continuationStart: input.continuation_start,
+      continuationEnd: input.continuation_end === -1 ? undefined : input.continuation_end,
+      duration: input.duration,
+      topK: input.top_k,
+      topP: input.top_p,
+      temperature: input.temperature,
+      guidance: input.classifier_free_guidance,
+      seed: input.seed === -1 ? undefined : input.seed,
+      normalization: input.normalization_strategy,
+      signal: ac.signal,
+      onProgress: (p) => {
+        if (p.stage === 'generate') {
+          setProgress(p.done / p.total);
+          setStatus(`generating: step ${Math.floor(p.done)} of ${p.total}`);
+        } else if (p.stage === 'decode') setStatus('decoding…');
+      },
+    });
+  } catch (e) {
+    if (e && e.name === 'AbortError') return { canceled: true };
+    throw e;
+  }
+  const channels = result.audio[0];
+  const mp3 = input.output_format === 'mp3';
+  const bytes = mp3 ? await lib.encodeMp3(channels, result.sampleRate) : lib.encodeWav(channels, result.sampleRate);
+  const url = URL.createObjectURL(new Blob([bytes], { type: mp3 ? 'audio/mpeg' : 'audio/wav' }));
+  state.objectUrls.push(url);
+  appendLog(`generated in this browser: seed ${result.seed}, ${(result.timings.per_step_ms).toFixed(1)} ms/step`);
+  return { url, seed: String(result.seed), seconds: (performance.now() - t0) / 1000, samples: channels, sampleRate: result.sampleRate };
+}
+
+async function generate(ev) {
+  ev.preventDefault();
+  if (state.running) return;
+  const where = document.querySelector('input[name=where]:checked').value;
+  const input = collectInput();
+  setState('running');
+  $('generate').disabled = true;
+  $('cancel').disabled = false;
+  $('logs').textContent = '';
+  setProgress(0);
+  try {
+    const r = where === 'browser' ? await runInBrowser(input) : await runOnServer(input);
+    if (r.canceled) {
+      setStatus('canceled');
+      setState('canceled');
+      return;
+    }
+    setProgress(1);
+    await showResult(r, input.output_format);
+    setState('done');
+  } catch (e) {
+    setStatus(`error: ${e.message}`);
+    appendLog(String(e.stack || e));
+    setState('error');
+  } finally {
+    state.running = null;
+    $('generate').disabled = false;
+    $('cancel').disabled = true;
+  }
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// the result: player, download, picture
+
+async function showResult(r, format) {
+  const player = $('player');
+  player.src = r.url;
+  const a = $('download');
+  a.href = r.url;
+  a.download = `musicgen${r.seed ? `-${r.seed}` : ''}.${format}`;
+  a.hidden = false;
+  let samples = r.samples;
+  let sampleRate = r.sampleRate;
+  if (!samples) {
+    try {
+      const bytes = await (await fetch(r.url)).arrayBuffer();
+      const ctx = new OfflineAudioContext(1, 1, state.info.sample_rate || 32000);
+      const buf = await ctx.decodeAudioData(bytes);
+      samples = Array.from({ length: buf.numberOfChannels }, (_, c) => buf.getChannelData(c));
+      sampleRate = buf.sampleRate;
+    } catch (e) {
+      appendLog(`could not decode the result for the picture: ${e.message}`);
+    }
+  }
+  const seconds = samples ? samples[0].length / sampleRate : NaN;
+  $('result-info').textContent = [
+    Number.isFinite(seconds) ? `${seconds.toFixed(2)} s` : '',
+    r.seed ? `seed ${r.seed}` : '',
+    r.seconds ? `made in ${Number(r.seconds).toFixed(1)} s` : '',
+  ].filter(Boolean).join(' · ');
+  setStatus('done');
+  if (samples) draw(samples, sampleRate);
+}
+
+/** In-place radix-2 FFT of (re, im), length a power of two. */
+function fft(re, im) {
+  const n = re.length;
+  for (let i = 1, j = 0; i < n; i++) {
+    let bit = n >> 1;
+    for (; j & bit; bit >>= 1) j ^= bit;
+    j ^= bit;
+    if (i < j) {
+      [re[i], re[j]] = [re[j], re[i]];
+      [im[i], im[j]] = [im[j], im[i]];
+    }
+  }
+  for (let len = 2; len <= n; len <<= 1) {
+    const ang = (-2 * Math.PI) / len;
+    const wr = Math.cos(ang);
+    const wi = Math.sin(ang);
+    for (let i = 0; i < n; i += len) {
+      let cr = 1;
+      let ci = 0;
+      for (let k = 0; k < len / 2; k++) {
+        const a = i + k;
+        const b = a + len / 2;
+        const tr = re[b] * cr - im[b] * ci;
+        const ti = re[b] * ci + im[b] * cr;
+        re[b] = re[a] - tr;
+        im[b] = im[a] - ti;
+        re[a] += tr;
+        im[a] += ti;
+        const nr = cr * wr - ci * wi;
+        ci = cr * wi + ci * wr;
+        cr = nr;
+      }
+    }
+  }
+}
+
+/** magma-like colour map, t in [0, 1]. */
+const STOPS = [[0, 0, 4], [40, 11, 84], [101, 21, 110], [159, 42, 99], [212, 72, 66], [245, 125, 21], [250, 193, 39], [252, 255, 164]];
+function colour(t) {
+  const x = Math.max(0, Math.min(1, t)) * (STOPS.length - 1);
+  const i = Math.min(STOPS.length - 2, Math.floor(x));
+  const f = x - i;
+  return STOPS[i].map((v, k) => v + (STOPS[i + 1][k] - v) * f);
+}
+
+function canvasSize() {
+  const c = $('picture');
+  const dpr = window.devicePixelRatio || 1;
+  const w = Math.max(300, Math.round(c.clientWidth * dpr));
+  const h = Math.round(w / 3);
+  c.width = w;
+  c.height = h;
+  return { c, ctx: c.getContext('2d'), w, h, dpr };
+}
+
+function drawPlaceholder() {
+  const { ctx, w, h, dpr } = canvasSize();
+  ctx.fillStyle = '#0d1021';
+  ctx.fillRect(0, 0, w, h);
+  ctx.fillStyle = '#8088a8';
+  ctx.font = `${14 * dpr}px system-ui, sans-serif`;
+  ctx.textAlign = 'center';
+  ctx.fillText('the waveform and spectrogram of the result appear here', w / 2, h / 2);
+}
+
+function draw(channels, sampleRate) {
+  const { ctx, w, h, dpr } = canvasSize();
+  const n = channels[0].length;
+  const mono = new Float32Array(n);
+  for (const ch of channels) for (let i = 0; i < n; i++) mono[i] += ch[i] / channels.length;
+  ctx.fillStyle = '#0d1021';
+  ctx.fillRect(0, 0, w, h);
+  const waveH = Math.round(h * 0.3);
+  const specTop = waveH + Math.round(4 * dpr);
+  const specH = h - specTop;
+
+  // waveform: min and max of each column
+  const mid = waveH / 2;
+  ctx.fillStyle = '#8b93ff';
+  for (let x = 0; x < w; x++) {
+    const a = Math.floor((x * n) / w);
+    const b = Math.max(a + 1, Math.floor(((x + 1) * n) / w));
+    let lo = 0;
+    let hi = 0;
+    for (let i = a; i < b && i < n; i++) {
+      if (mono[i] < lo) lo = mono[i];
+      if (mono[i] > hi) hi = mono[i];
+    }
+    const y0 = mid - hi * (mid - 2);
+    const y1 = mid - lo * (mid - 2);
+    ctx.fillRect(x, y0, 1, Math.max(1, y1 - y0));
+  }
+
+  // spectrogram: Hann-windowed frames, one per column, dB relative to the loudest bin, 80 dB range
+  const N = 1024;
+  const bins = N / 2;
+  const win = Float64Array.from({ length: N }, (_, i) => 0.5 - 0.5 * Math.cos((2 * Math.PI * i) / N));
+  const cols = w;
+  const mags = new Float32Array(cols * bins);
+  let peak = 1e-12;
+  const re = new Float64Array(N);
+  const im = new Float64Array(N);
+  for (let x = 0; x < cols; x++) {
+    const centre = Math.floor(((x + 0.5) * n) / cols);
+    const start = centre - N / 2;
+    for (let i = 0; i < N; i++) {
+      const j = start + i;
+      re[i] = j >= 0 && j < n ? mono[j] * win[i] : 0;
+      im[i] = 0;
+    }
+    fft(re, im);
+    for (let k = 0; k < bins; k++) {
+      const m = re[k] * re[k] + im[k] * im[k];
+      mags[x * bins + k] = m;
+      if (m > peak) peak = m;
+    }
+  }
+  const img = ctx.createImageData(cols, specH);
+  for (let y = 0; y < specH; y++) {
+    const k = Math.min(bins - 1, Math.floor(((specH - 1 - y) / specH) * bins));
+    for (let x = 0; x < cols; x++) {
+      const db = 10 * Math.log10(mags[x * bins + k] / peak + 1e-12);
+      const [r, g, b] = colour((db + 80) / 80);
+      const o = (y * cols + x) * 4;
+      img.data[o] = r;
+      img.data[o + 1] = g;
+      img.data[o + 2] = b;
+      img.data[o + 3] = 255;
+    }
+  }
+  ctx.putImageData(img, 0, specTop);
+
+  // labels
+  ctx.font = `${11 * dpr}px system-ui, sans-serif`;
+  ctx.fillStyle = 'rgba(255,255,255,0.75)';
+  ctx.textAlign = 'left';
+  ctx.fillText('waveform', 6 * dpr, 14 * dpr);
+  ctx.fillText(`spectrogram 0–${(sampleRate / 2000).toFixed(0)} kHz`, 6 * dpr, specTop + 14 * dpr);
+  ctx.textAlign = 'right';
+  ctx.fillText(`${(n / sampleRate).toFixed(2)} s`, w - 6 * dpr, 14 * dpr);
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// wiring
+
+$('form').addEventListener('submit', generate);
+$('cancel').addEventListener('click', () => {
+  if (state.running) {
+    setStatus('canceling…');
+    state.running.cancel();
+  }
+});
+$('duration-range').addEventListener('input', (e) => { $('duration').value = e.target.value; });
+$('duration').addEventListener('input', (e) => { $('duration-range').value = e.target.value; });
+$('audio-file').addEventListener('change', async (e) => {
+  const file = e.target.files[0];
+  if (file) await setInputAudio(file, file.name);
+});
+$('record').addEventListener('click', toggleRecording);
+$('clear-audio').addEventListener('click', clearInputAudio);
+window.addEventListener('resize', () => { if (document.body.dataset.state !== 'done') drawPlaceholder(); });
+
+init().catch((e) => {
+  $('model-line').textContent = `could not reach the server: ${e.message}`;
+  setState('error');
+});
