@@ -5,8 +5,8 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { initRuntime, type Runtime } from '../src/runtime.js';
 import { Tensor } from '../src/tensor.js';
-import { openSafetensorsFile } from '../src/io/file-source.js';
-import type { SafetensorsFile } from '../src/io/safetensors.js';
+import { readFile } from 'node:fs/promises';
+import { SafetensorsFile, BufferSource } from '../src/io/safetensors.js';
 import '../src/ops.js';
 import { backward } from '../src/train/tape.js';
 
@@ -19,8 +19,10 @@ export function gpu(): Promise<Runtime> {
 export class Fixture {
   constructor(readonly file: SafetensorsFile) {}
 
+  /** Reads the whole (small) fixture into memory, so no file stays open whatever the test forgets to close. */
   static async open(path: string): Promise<Fixture> {
-    return new Fixture(await openSafetensorsFile(join(FIXTURES, path)));
+    const full = join(FIXTURES, path);
+    return new Fixture(await SafetensorsFile.open(new BufferSource(await readFile(full)), full));
   }
 
   has(name: string): boolean {

@@ -73,7 +73,19 @@ export function lstm(
   if (c0) rt.copy(c0.buffer, 0, cs.buffer, 0, rowBytes);
   else rt.clear(cs.buffer, rowBytes);
   const grid: [number, number] = [Math.ceil(H / 32), Math.ceil(B / 4)];
+  // one sequence at inference (EnCodec): the subgroup step kernel reads W_hh as stored, contiguously
+  const single = !wantGrad && B === 1 && H % 4 === 0 && rt.ctx.features.subgroups;
+  const sgs = (rt.device.adapterInfo as GPUAdapterInfo & { subgroupMaxSize?: number }).subgroupMaxSize ?? 32;
   for (let t = 0; t < T; t++) {
+    if (single) {
+      rt.dispatch({
+        shader: 'lstm_step_b1',
+        params: [t, H, 0, 0],
+        bindings: [xp.binding(), weightHh.binding(), out.binding(), cs.binding()],
+        workgroups: rt.grid(Math.ceil((H * sgs) / 64)),
+      });
+      continue;
+    }
     rt.dispatch({
       shader: 'lstm',
       params: [t, B, H, 0],

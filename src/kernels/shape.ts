@@ -46,12 +46,14 @@ export function permute(x: Tensor, perm: number[]): Tensor {
     throw new Error(`permute: [${perm.join(', ')}] is not a permutation of ${x.rank} dims`);
   }
   if (x.dtype === 'f16') throw new Error('permute: f16 is not supported');
-  if (perm.every((d, i) => d === i)) return reshape(x, x.shape);
+  const outShape = perm.map((d) => x.shape[d]);
+  // when only size-1 dims move (a decode step's [B, 1, H, D] → [B, H, 1, D]), no element moves: a view
+  const moved = perm.filter((d) => x.shape[d] !== 1);
+  if (moved.every((d, i) => i === 0 || d > moved[i - 1])) return reshape(x, outShape);
   const rt = x.rt;
   const strides: number[] = [];
   let s = 1;
   for (let i = x.rank - 1; i >= 0; i--) { strides[i] = s; s *= x.shape[i]; }
-  const outShape = perm.map((d) => x.shape[d]);
   const y = Tensor.empty(outShape, x.dtype, rt);
   rt.dispatch({
     shader: 'permute',

@@ -92,11 +92,11 @@ describe('kernels: pad1d, conv1d, convTranspose1d, weightNorm, lstm', () => {
     const [B, H] = h.shape;
     return ops.concat([y, ops.reshape(h, [1, B, H]), ops.reshape(c, [1, B, H])], 0);
   };
-  for (const name of ['i5h5', 'i5h5_state', 'i6h4', 'i6h4_state', 'b5_h33']) {
+  for (const name of ['i5h5', 'i5h5_state', 'i6h4', 'i6h4_state', 'b5_h33', 'b1_h12']) {
     it(`lstm ${name}, forward and backward through time`, () => checkGradCase(fx, `lstm.${name}`, lstmPacked, FWD, GRAD));
   }
   it('lstm without gradients (inference path) gives the same y, h and c', async () => {
-    for (const name of ['i5h5_state', 'b5_h33', 'i6h4']) {
+    for (const name of ['i5h5_state', 'b5_h33', 'i6h4', 'b1_h12']) {
       const xs: Tensor[] = [];
       for (let i = 0; fx.has(`lstm.${name}.x${i}`); i++) xs.push(await fx.tensor(`lstm.${name}.x${i}`));
       const [x, wih, whh, bih, bhh, h0, c0] = xs;

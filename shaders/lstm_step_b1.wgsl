@@ -1,0 +1,43 @@
+// One LSTM time step for a single sequence (B = 1, inference: EnCodec's LSTMs), dispatched once per step.
+// Same maths and state layout as lstm.wgsl (S, CS rows 0 … T, step t reads row t and writes row t + 1), but
+// memory-bound the other way round: one subgroup per hidden unit j reads its 4 gate rows of W_hh as stored
+// ([4H, H]), lanes striding along k in vec4s (contiguous reads), then subgroupAdd. lstm.wgsl instead computes
+// 4 batch items per invocation, 3 of them wasted when B = 1 (2.5× slower there on lavapipe).
+
+enable subgroups;
+struct P { t: u32, H: u32, _a: u32, _b: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> XP: array<f32>;       // [T, 4H]: x·W_ihᵀ + b_ih + b_hh
+@group(0) @binding(2) var<storage, read> W: array<vec4<f32>>;  // W_hh [4H, H]
+@group(0) @binding(3) var<storage, read_write> S: array<f32>;  // [T + 1, H]: h0, h_1 … h_T
+@group(0) @binding(4) var<storage, read_write> CS: array<f32>; // [T + 1, H]: c0, c_1 … c_T
+
+fn sigmoid_(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
+fn tanh_(x: f32) -> f32 { return tanh(clamp(x, -15.0, 15.0)); }
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) sgs: u32) {
+  let j = (gid.x + gid.y * nwg.x * 64u) / sgs;
+  let H = p.H;
+  let H4 = H / 4u;
+  let jj = min(j, H - 1u); // the last subgroups may run past H: clamped loads, no store
+  var a = vec4<f32>(0.0);
+  for (var k4 = lane; k4 < H4; k4 += sgs) {
+    let hb = p.t * H + 4u * k4;
+    let h = vec4<f32>(S[hb], S[hb + 1u], S[hb + 2u], S[hb + 3u]);
+    a += vec4<f32>(dot(W[jj * H4 + k4], h), dot(W[(H + jj) * H4 + k4], h),
+                   dot(W[(2u * H + jj) * H4 + k4], h), dot(W[(3u * H + jj) * H4 + k4], h));
+  }
+  let s = vec4<f32>(subgroupAdd(a.x), subgroupAdd(a.y), subgroupAdd(a.z), subgroupAdd(a.w));
+  if (lane == 0u && j < H) {
+    let xo = p.t * 4u * H + j;
+    let i = sigmoid_(XP[xo] + s.x);
+    let f = sigmoid_(XP[xo + H] + s.y);
+    let g = tanh_(XP[xo + 2u * H] + s.z);
+    let o = sigmoid_(XP[xo + 3u * H] + s.w);
+    let c = f * CS[p.t * H + j] + i * g;
+    CS[(p.t + 1u) * H + j] = c;
+    S[(p.t + 1u) * H + j] = o * tanh_(c);
+  }
+}
