@@ -16,6 +16,23 @@ export function launch1d(rt: Runtime, n: number): [number, number] {
   return rt.grid(Math.ceil(n / WG));
 }
 
+// Generated kernels index tensors of rank ≤ 6 through uniforms named `${name}0` … `${name}5`.
+const DIMS = [0, 1, 2, 3, 4, 5];
+/** Uniform struct fields `${name}0: u32, …, ${name}5: u32`. */
+export const fields6 = (name: string): string => DIMS.map((k) => `${name}${k}: u32`).join(', ');
+/** WGSL lines splitting the flat index `idx` into coordinates `${c}0` … `${c}5` over the dims `p.${dims}k`. */
+export const unravel6 = (idx: string, c: string, dims: string): string =>
+  [`var ${c}r = ${idx};`, ...[5, 4, 3, 2, 1].map((k) => `let ${c}${k} = ${c}r % p.${dims}${k}; ${c}r = ${c}r / p.${dims}${k};`), `let ${c}0 = ${c}r;`]
+    .join('\n  ');
+/** The WGSL offset Σₖ `${c}k` · `p.${strides}k`. */
+export const offset6 = (c: string, strides: string): string => DIMS.map((k) => `${c}${k} * p.${strides}${k}`).join(' + ');
+
+/** Pads a list of ≤ 6 dims (or strides) on the left to exactly 6. */
+export function pad6(xs: number[], fill: number): number[] {
+  if (xs.length > MAX_RANK) throw new Error(`rank ${xs.length} > ${MAX_RANK} is not supported`);
+  return [...new Array<number>(MAX_RANK - xs.length).fill(fill), ...xs];
+}
+
 // ---- unary ----
 
 interface UnaryDef {
@@ -166,19 +183,13 @@ function broadcastStrides(shape: Shape, out: Shape): number[] {
     strides[i] = d === 1 ? 0 : s;
     s *= d;
   }
-  return pad(strides, 0);
+  return pad6(strides, 0);
 }
 
-function pad(xs: number[], fill: number): number[] {
-  if (xs.length > MAX_RANK) throw new Error(`rank ${xs.length} > ${MAX_RANK} is not supported`);
-  return [...new Array<number>(MAX_RANK - xs.length).fill(fill), ...xs];
-}
 
 function binaryCode(op: BinaryOp): string {
   return `
-struct P { n: u32, d0: u32, d1: u32, d2: u32, d3: u32, d4: u32, d5: u32,
-           a0: u32, a1: u32, a2: u32, a3: u32, a4: u32, a5: u32,
-           b0: u32, b1: u32, b2: u32, b3: u32, b4: u32, b5: u32 }
+struct P { n: u32, ${fields6('d')}, ${fields6('a')}, ${fields6('b')} }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> A: array<f32>;
 @group(0) @binding(2) var<storage, read> B: array<f32>;
@@ -187,16 +198,8 @@ struct P { n: u32, d0: u32, d1: u32, d2: u32, d3: u32, d4: u32, d5: u32,
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   ${INDEX}
   if (i >= p.n) { return; }
-  var r = i;
-  let c5 = r % p.d5; r = r / p.d5;
-  let c4 = r % p.d4; r = r / p.d4;
-  let c3 = r % p.d3; r = r / p.d3;
-  let c2 = r % p.d2; r = r / p.d2;
-  let c1 = r % p.d1; r = r / p.d1;
-  let c0 = r;
-  let ia = c0 * p.a0 + c1 * p.a1 + c2 * p.a2 + c3 * p.a3 + c4 * p.a4 + c5 * p.a5;
-  let ib = c0 * p.b0 + c1 * p.b1 + c2 * p.b2 + c3 * p.b3 + c4 * p.b4 + c5 * p.b5;
-  let a = A[ia]; let b = B[ib];
+  ${unravel6('i', 'c', 'd')}
+  let a = A[${offset6('c', 'a')}]; let b = B[${offset6('c', 'b')}];
   C[i] = ${BINARY_EXPR[op]};
 }`;
 }
@@ -213,7 +216,7 @@ export function binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   rt.dispatch({
     shader: `binary_${op}`,
     code: binaryCode(op),
-    params: [c.size, ...pad(shape, 1), ...broadcastStrides(a.shape, shape), ...broadcastStrides(b.shape, shape)],
+    params: [c.size, ...pad6(shape, 1), ...broadcastStrides(a.shape, shape), ...broadcastStrides(b.shape, shape)],
     bindings: [a.binding(), b.binding(), c.binding()],
     workgroups: launch1d(rt, c.size),
   });
@@ -241,10 +244,7 @@ export const maximum = (a: Tensor, b: Tensor): Tensor => binary('maximum', a, b)
 // ---- sumTo: the reduction broadcasting's backward needs ----
 
 const SUM_TO_CODE = `
-struct P { n: u32, r: u32,
-           o0: u32, o1: u32, o2: u32, o3: u32, o4: u32, o5: u32,
-           q0: u32, q1: u32, q2: u32, q3: u32, q4: u32, q5: u32,
-           s0: u32, s1: u32, s2: u32, s3: u32, s4: u32, s5: u32 }
+struct P { n: u32, r: u32, ${fields6('o')}, ${fields6('q')}, ${fields6('s')} }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 @group(0) @binding(2) var<storage, read_write> Y: array<f32>;
@@ -253,25 +253,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   ${INDEX}
   if (i >= p.n) { return; }
   // coordinates of this output element (kept dims; reduced dims have size 1 here)
-  var r = i;
-  let c5 = r % p.o5; r = r / p.o5;
-  let c4 = r % p.o4; r = r / p.o4;
-  let c3 = r % p.o3; r = r / p.o3;
-  let c2 = r % p.o2; r = r / p.o2;
-  let c1 = r % p.o1; r = r / p.o1;
-  let c0 = r;
-  let base = c0 * p.s0 + c1 * p.s1 + c2 * p.s2 + c3 * p.s3 + c4 * p.s4 + c5 * p.s5;
+  ${unravel6('i', 'c', 'o')}
+  let base = ${offset6('c', 's')};
   var acc = 0.0;
   for (var k = 0u; k < p.r; k++) {
     // coordinates along the reduced dims (kept dims have size 1 here)
-    var q = k;
-    let e5 = q % p.q5; q = q / p.q5;
-    let e4 = q % p.q4; q = q / p.q4;
-    let e3 = q % p.q3; q = q / p.q3;
-    let e2 = q % p.q2; q = q / p.q2;
-    let e1 = q % p.q1; q = q / p.q1;
-    let e0 = q;
-    acc += X[base + e0 * p.s0 + e1 * p.s1 + e2 * p.s2 + e3 * p.s3 + e4 * p.s4 + e5 * p.s5];
+    ${unravel6('k', 'e', 'q')}
+    acc += X[base + ${offset6('e', 's')}];
   }
   Y[i] = acc;
 }`;
@@ -297,7 +285,7 @@ export function sumTo(x: Tensor, shape: Shape): Tensor {
   rt.dispatch({
     shader: 'sum_to',
     code: SUM_TO_CODE,
-    params: [y.size, numel(reduced), ...pad(kept, 1), ...pad(reduced, 1), ...pad(strides, 0)],
+    params: [y.size, numel(reduced), ...pad6(kept, 1), ...pad6(reduced, 1), ...pad6(strides, 0)],
     bindings: [x.binding(), y.binding()],
     workgroups: launch1d(rt, y.size),
   });

@@ -4,7 +4,7 @@
 import { Tensor, type Shape, numel } from '../tensor.js';
 import { i32 } from '../runtime.js';
 import { record } from '../train/tape.js';
-import { launch1d } from './elementwise.js';
+import { launch1d, fields6, unravel6, offset6, pad6 } from './elementwise.js';
 
 const WG = 256;
 const INDEX = `let i = gid.x + gid.y * nwg.x * ${WG}u;`;
@@ -16,8 +16,7 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
 }
 
 const PERMUTE_CODE = `
-struct P { n: u32, d0: u32, d1: u32, d2: u32, d3: u32, d4: u32, d5: u32,
-           s0: u32, s1: u32, s2: u32, s3: u32, s4: u32, s5: u32 }
+struct P { n: u32, ${fields6('d')}, ${fields6('s')} }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> X: array<u32>;
 @group(0) @binding(2) var<storage, read_write> Y: array<u32>;
@@ -25,20 +24,9 @@ struct P { n: u32, d0: u32, d1: u32, d2: u32, d3: u32, d4: u32, d5: u32,
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   ${INDEX}
   if (i >= p.n) { return; }
-  var r = i;
-  let c5 = r % p.d5; r = r / p.d5;
-  let c4 = r % p.d4; r = r / p.d4;
-  let c3 = r % p.d3; r = r / p.d3;
-  let c2 = r % p.d2; r = r / p.d2;
-  let c1 = r % p.d1; r = r / p.d1;
-  let c0 = r;
-  Y[i] = X[c0 * p.s0 + c1 * p.s1 + c2 * p.s2 + c3 * p.s3 + c4 * p.s4 + c5 * p.s5];
+  ${unravel6('i', 'c', 'd')}
+  Y[i] = X[${offset6('c', 's')}];
 }`;
-
-function padTo6(xs: number[], fill: number): number[] {
-  if (xs.length > 6) throw new Error(`rank ${xs.length} > 6 is not supported`);
-  return [...new Array<number>(6 - xs.length).fill(fill), ...xs];
-}
 
 /** Reorders dims: y.shape[i] = x.shape[perm[i]]. Works for f32 and i32 (4-byte elements). */
 export function permute(x: Tensor, perm: number[]): Tensor {
@@ -58,7 +46,7 @@ export function permute(x: Tensor, perm: number[]): Tensor {
   rt.dispatch({
     shader: 'permute',
     code: PERMUTE_CODE,
-    params: [y.size, ...padTo6(outShape, 1), ...padTo6(perm.map((d) => strides[d]), 0)],
+    params: [y.size, ...pad6(outShape, 1), ...pad6(perm.map((d) => strides[d]), 0)],
     bindings: [x.binding(), y.binding()],
     workgroups: launch1d(rt, y.size),
   });
