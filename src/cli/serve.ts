@@ -29,6 +29,7 @@ interface Flags {
   host: string;
   queue: number;
   maxBodyMb: number;
+  maxDatasetMb: number;
   maxDuration: number;
   allowUrlInputs?: boolean;
   uploadUrl?: string;
@@ -46,6 +47,7 @@ export async function main(argv = process.argv): Promise<void> {
     .option('--host <address>', 'address to listen on (0.0.0.0 for every interface)', '127.0.0.1')
     .option('--queue <n>', 'requests that may wait for the GPU; 0 answers 409 Conflict when busy, as Cog', int('--queue', 0), 0)
     .option('--max-body-mb <n>', 'largest request body (MiB), file inputs included', positive('--max-body-mb'), 64)
+    .option('--max-dataset-mb <n>', 'largest training dataset fetched from a URL (MiB)', positive('--max-dataset-mb'), 1024)
     .option('--max-duration <s>', 'longest duration a prediction may ask for (seconds)', positive('--max-duration'), 300)
     .option('--allow-url-inputs', 'fetch http(s) URL file inputs (loopback and private addresses are still refused)')
     .option('--upload-url <url>', 'upload file outputs with PUT under this URL instead of returning data: URIs (as cog --upload-url)', httpUrl)
@@ -57,6 +59,7 @@ export async function main(argv = process.argv): Promise<void> {
 
   const app = createMusicGenServer({
     model: f.model, cacheDir: f.cacheDir, offline: f.offline, maxQueue: f.queue, maxBodyBytes: Math.round(f.maxBodyMb * 2 ** 20),
+    maxDatasetBytes: Math.round(f.maxDatasetMb * 2 ** 20),
     maxDuration: f.maxDuration, allowUrlInputs: f.allowUrlInputs ?? false, uploadUrl: f.uploadUrl, trainings: f.trainings,
   });
   const addr = await app.listen(f.port, f.host);

@@ -57,6 +57,8 @@ export interface ServerOptions {
   allowUrlInputs?: boolean;
   /** Tests only: URL inputs may reach loopback/private addresses. */
   allowPrivateAddresses?: boolean;
+  /** Largest training dataset fetched from a URL (default 1 GiB). */
+  maxDatasetBytes?: number;
   /** Upload file outputs with PUT under this URL (cog's --upload-url) instead of returning data: URIs. */
   uploadUrl?: string;
   /** Longest `duration` accepted, seconds (default 300). */
@@ -166,7 +168,7 @@ export function createMusicGenServer(opts: ServerOptions): MusicGenServer {
       musicgen = await MusicGen.load(dirFolder(modelDir), {
         onProgress: (done, total) => {
           const pct = Math.floor((100 * done) / Math.max(1, total) / 10) * 10;
-          if (pct !== lastPct) {
+          if (pct !== lastPct || done === total) {
             lastPct = pct;
             setupLog(`uploading weights: ${done} of ${total} tensors`);
           }
@@ -182,7 +184,7 @@ export function createMusicGenServer(opts: ServerOptions): MusicGenServer {
       if (trainingsOn) {
         service.setRunner('training', makeTrainer({
           modelDir, modelName: opts.model, allowUrlInputs: opts.allowUrlInputs ?? false, allowPrivateAddresses: opts.allowPrivateAddresses,
-          maxInputBytes: maxBody, uploadUrl: opts.uploadUrl,
+          maxDatasetBytes: opts.maxDatasetBytes ?? 2 ** 30, uploadUrl: opts.uploadUrl,
         }));
       }
       void musicgen.model.rt.device.lost.then((info) => {
@@ -301,7 +303,7 @@ export function createMusicGenServer(opts: ServerOptions): MusicGenServer {
     return { status: 200, body };
   }
 
-  function stream(job: Job, req: http.IncomingMessage, res: http.ServerResponse): void {
+  function stream(job: Job, res: http.ServerResponse): void {
     res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
     res.flushHeaders();
     let ended = false;
@@ -338,11 +340,10 @@ export function createMusicGenServer(opts: ServerOptions): MusicGenServer {
       if (!sub.replay.some((e) => e.event === 'completed')) write('completed', job.toJSON());
       end();
     }
-    void req;
   }
 
-  async function respondExisting(job: Job, mode: 'sync' | 'async' | 'sse', req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    if (mode === 'sse') return stream(job, req, res);
+  async function respondExisting(job: Job, mode: 'sync' | 'async' | 'sse', res: http.ServerResponse): Promise<void> {
+    if (mode === 'sse') return stream(job, res);
     if (mode === 'async') return send(res, { status: 202, body: job.toJSON() });
     await job.done;
     send(res, finalResult(job));
@@ -364,7 +365,7 @@ export function createMusicGenServer(opts: ServerOptions): MusicGenServer {
 
     // idempotent: an id seen before is answered from that job, never run again
     const existing = service.get(kind, id);
-    if (existing) return respondExisting(existing, mode, req, res);
+    if (existing) return respondExisting(existing, mode, res);
 
     const f = kind === 'prediction' ? fields.predictor : fields.trainer!;
     const v = validateInput(f, r.input);
@@ -382,7 +383,7 @@ export function createMusicGenServer(opts: ServerOptions): MusicGenServer {
     if (service.submit(job) === 'at_capacity') {
       return send(res, { status: 409, body: { error: `At capacity - all ${kind} slots busy`, status: 'failed' } });
     }
-    if (mode === 'sse') return stream(job, req, res);
+    if (mode === 'sse') return stream(job, res);
     if (mode === 'async') return send(res, { status: 202, body: accepted });
     // synchronous: a client that hangs up cancels its job (coglet's SyncPredictionGuard)
     res.on('close', () => {
@@ -413,7 +414,8 @@ export function createMusicGenServer(opts: ServerOptions): MusicGenServer {
   function modelInfo(): Record<string, unknown> {
     const mg = musicgen;
     return {
-      model: opts.model,
+      // a local folder is shown by its name only: visitors need not see the server's paths
+      model: existsSync(opts.model) ? path.basename(path.resolve(opts.model)) : opts.model,
       status: health(),
       sample_rate: mg?.sampleRate ?? null,
       channels: mg?.channels ?? null,

@@ -99,7 +99,7 @@ export function isPublicAddress(address: string): boolean {
 }
 
 /** A dns lookup for http.request that refuses names resolving to any non-public address. */
-const guardedLookup: LookupFunction = (hostname, options, callback) => {
+export const guardedLookup: LookupFunction = (hostname, options, callback) => {
   dns.lookup(hostname, { all: true, family: options.family ?? 0, hints: options.hints }, (err, addresses) => {
     if (err) return (callback as (e: Error | null, a: string, f?: number) => void)(err, '', 0);
     const bad = addresses.find((a) => !isPublicAddress(a.address));

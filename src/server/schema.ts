@@ -340,7 +340,12 @@ export function openApiDocument(opts: { version: string; title?: string; predict
   const paths: Record<string, unknown> = {
     '/': simpleGet('Root', 'root__get'),
     '/health-check': simpleGet('Healthcheck', 'healthcheck_health_check_get'),
-    '/predictions': { post: endpoint('Predict', 'Run a single prediction on the model', 'predict_predictions_post', '#/components/schemas/PredictionRequest', '#/components/schemas/PredictionResponse') },
+    '/predictions': {
+      post: {
+        ...endpoint('Predict', 'Run a single prediction on the model', 'predict_predictions_post', '#/components/schemas/PredictionRequest', '#/components/schemas/PredictionResponse'),
+        'x-cog-streaming': true,
+      },
+    },
     '/predictions/{prediction_id}': {
       put: {
         ...endpoint('Predict Idempotent', 'Run a single prediction on the model (idempotent).', 'predict_idempotent_predictions__prediction_id__put', '#/components/schemas/PredictionRequest', '#/components/schemas/PredictionResponse'),

@@ -25,7 +25,8 @@ export interface TrainerOptions {
   modelName: string;
   allowUrlInputs: boolean;
   allowPrivateAddresses?: boolean;
-  maxInputBytes: number;
+  /** Largest dataset fetched from a URL, bytes (a data: URI is bounded by the request body cap). */
+  maxDatasetBytes: number;
   uploadUrl?: string;
   /** Where the temporary folders go (default: the OS temp folder). */
   tmpDir?: string;
@@ -47,7 +48,7 @@ export function makeTrainer(o: TrainerOptions): JobRunner {
       let file;
       try {
         file = await resolveFileInput(String(v.dataset_path), {
-          allowUrls: o.allowUrlInputs, allowPrivateAddresses: o.allowPrivateAddresses, maxBytes: Number.MAX_SAFE_INTEGER, signal: ctx.signal,
+          allowUrls: o.allowUrlInputs, allowPrivateAddresses: o.allowPrivateAddresses, maxBytes: o.maxDatasetBytes, signal: ctx.signal,
         });
       } catch (e) {
         check();

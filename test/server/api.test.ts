@@ -6,10 +6,10 @@
 import assert from 'node:assert/strict';
 import * as http from 'node:http';
 import { encodeWav } from '../../src/audio/encode.js';
-import { isPublicAddress, parseDataUri } from '../../src/server/files.js';
+import { isPublicAddress, parseDataUri, guardedLookup } from '../../src/server/files.js';
 import { safeJoin } from '../../src/server/static.js';
 import {
-  startServer, request, sse, recorder, pollUntil, sleep, tones, dataUriBytes, wavInfo, TINY, type Running,
+  startServer, request, sse, recorder, pollUntil, sleep, tones, dataUriBytes, wavInfo, TINY, TINY_MELODY, type Running,
 } from './util.js';
 
 const wavDataUri = (seconds: number, sr = 32000): string => `data:audio/wav;base64,${Buffer.from(encodeWav([tones(seconds, [60, 64, 67], sr)], sr)).toString('base64')}`;
@@ -432,6 +432,20 @@ describe('server: the Cog HTTP API', function () {
       assert.ok(!r.events.some((e) => e.event === 'output'));
     });
 
+    it('a streaming client that goes away cancels its prediction', async () => {
+      const ac = new AbortController();
+      const res = await fetch(`${s.base}/predictions`, {
+        method: 'POST', signal: ac.signal,
+        headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream' },
+        body: JSON.stringify({ id: 'sse-gone', input: { prompt: 'x', duration: 60 } }),
+      });
+      assert.equal(res.status, 200);
+      await pollUntil(s.base, '/predictions/sse-gone', (b) => /step/.test(String(b.logs)));
+      ac.abort();
+      const b = await pollUntil(s.base, '/predictions/sse-gone', (x) => x.status === 'canceled', 20_000);
+      assert.equal(b.status, 'canceled');
+    });
+
     it('a synchronous client that hangs up cancels its prediction', async () => {
       const req = http.request(`${s.base}/predictions`, { method: 'POST', headers: { 'Content-Type': 'application/json' } });
       req.on('error', () => undefined);
@@ -571,6 +585,22 @@ describe('server: limits, queue, URL inputs, uploads', function () {
     }
   });
 
+  it('a melody model follows the melody of input_audio (no continuation needed)', async () => {
+    const s = await startServer({ model: TINY_MELODY });
+    try {
+      const schema = await request(s.base, 'GET', '/openapi.json');
+      const props = ((schema.body.components as { schemas: Record<string, { properties: Record<string, { description: string }> }> }).schemas.Input.properties);
+      assert.match(props.input_audio.description, /mimic the audio file's melody/);
+      const r = await request(s.base, 'POST', '/predictions', { input: { prompt: 'x', input_audio: wavDataUri(2), duration: 1 } });
+      assert.equal(r.body.status, 'succeeded', String(r.body.error));
+      assert.equal(wavInfo(dataUriBytes(r.body.output).bytes).seconds, 1);
+      const melodyOnly = await request(s.base, 'POST', '/predictions', { input: { input_audio: wavDataUri(1), duration: 0.5 } });
+      assert.equal(melodyOnly.body.status, 'succeeded', 'input_audio alone is enough');
+    } finally {
+      await s.app.close();
+    }
+  });
+
   it('before setup finishes: STARTING and 503; a model that cannot load: SETUP_FAILED, still serving', async () => {
     const bad = await startServer({ model: '/nonexistent/model/folder' }).catch((e: Error) => e);
     assert.ok(bad instanceof Error && /setup failed/.test(bad.message));
@@ -607,6 +637,17 @@ describe('server: pieces', () => {
       assert.equal(isPublicAddress(a), false, a);
     }
     for (const a of ['8.8.8.8', '1.1.1.1', '93.184.216.34', '2606:4700:4700::1111', '::ffff:8.8.8.8']) assert.equal(isPublicAddress(a), true, a);
+  });
+
+  it('the guarded DNS lookup refuses names of private addresses and answers both callback shapes', async () => {
+    const look = (host: string, all: boolean): Promise<unknown> => new Promise((resolve, reject) => {
+      guardedLookup(host, { all } as Parameters<typeof guardedLookup>[1], (err: Error | null, a: unknown) => (err ? reject(err) : resolve(a)));
+    });
+    await assert.rejects(look('localhost', true), /may not reach/);
+    await assert.rejects(look('localhost', false), /may not reach/);
+    await assert.rejects(look('127.0.0.1', false), /may not reach/);
+    assert.deepEqual(await look('8.8.8.8', true), [{ address: '8.8.8.8', family: 4 }]);
+    assert.equal(await look('8.8.8.8', false), '8.8.8.8');
   });
 
   it('parseDataUri', () => {

@@ -66,10 +66,10 @@ describe('server: memory over hundreds of predictions', function () {
 
   it('200 tiny predictions: live GPU buffers, RSS and heap stay flat', async () => {
     const rt = runtime();
-    for (let i = 0; i < 30; i++) await one(i);
+    for (let i = 0; i < 120; i++) await one(i);
     const live0 = rt.stats.liveBuffers;
     const m0 = settle();
-    for (let i = 30; i < 230; i++) await one(i);
+    for (let i = 120; i < 320; i++) await one(i);
     // let the last job retire
     await new Promise((r) => setTimeout(r, 50));
     const live1 = rt.stats.liveBuffers;
@@ -77,10 +77,12 @@ describe('server: memory over hundreds of predictions', function () {
     const detail = `live buffers ${live0} → ${live1}; rss ${(m0.rss / MB).toFixed(1)} → ${(m1.rss / MB).toFixed(1)} MiB; heap ${(m0.heap / MB).toFixed(1)} → ${(m1.heap / MB).toFixed(1)} MiB`;
     console.log(`      ${detail}`);
     assert.equal(live1, live0, `GPU buffers leaked: ${detail}`);
-    assert.ok(m1.heap - m0.heap < 8 * MB, `heap grew: ${detail}`);
-    assert.ok(m1.rss - m0.rss < 48 * MB, `rss grew: ${detail}`);
+    assert.ok(m1.heap - m0.heap < 3 * MB, `heap grew: ${detail}`);
+    // RSS wanders by a few tens of MiB (allocator, Dawn, V8 code space) while warming up; measured here it then
+    // stayed within ~356-363 MiB over 1000 more predictions of this mix
+    assert.ok(m1.rss - m0.rss < 64 * MB, `rss grew: ${detail}`);
     // finished jobs are kept within the budget: the early ones are gone
-    assert.equal((await request(s.base, 'GET', '/predictions/mem-33')).status, 404);
-    assert.equal((await request(s.base, 'GET', '/predictions/mem-228')).status, 200);
+    assert.equal((await request(s.base, 'GET', '/predictions/mem-123')).status, 404);
+    assert.equal((await request(s.base, 'GET', '/predictions/mem-318')).status, 200);
   });
 });
