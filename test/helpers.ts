@@ -6,9 +6,11 @@ import { dirname, join } from 'node:path';
 import { initRuntime, type Runtime } from '../src/runtime.js';
 import { Tensor } from '../src/tensor.js';
 import { readFile } from 'node:fs/promises';
-import { SafetensorsFile, BufferSource } from '../src/io/safetensors.js';
+import { SafetensorsFile, BufferSource, type TensorToWrite } from '../src/io/safetensors.js';
 import '../src/ops.js';
 import { backward } from '../src/train/tape.js';
+// static imports only: under mocha + tsx a dynamic import() loads a second copy of a module (and its runtime)
+import { probe } from '../src/cli/probe.js';
 
 export const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
 
@@ -112,4 +114,42 @@ export async function checkGradCase(
     assertClose(await g.toArray(), await fx.f32(`${name}.gx${i}`), `${name}.gx${i}`, gradTol);
   }
   for (const t of [...xs, y, gy]) t.dispose();
+}
+
+export interface ProbeRun {
+  inputs: Fixture;
+  expected: Fixture;
+  out: Record<string, TensorToWrite>;
+}
+
+const probeRuns = new Map<string, Promise<ProbeRun>>();
+
+/**
+ * `npm run probe` on a fixture model with its committed inputs, next to transformers' outputs. Memoised: the
+ * network parity tests and the training parity tests read the same run.
+ */
+export function probeFixture(model: string): Promise<ProbeRun> {
+  let run = probeRuns.get(model);
+  if (!run) {
+    run = (async () => {
+      const inputs = await Fixture.open(`probe/${model}.inputs.safetensors`);
+      const expected = await Fixture.open(`probe/${model}.outputs.safetensors`);
+      return { inputs, expected, out: await probe(join(FIXTURES, 'models', model), inputs.file) };
+    })();
+    probeRuns.set(model, run);
+  }
+  return run;
+}
+
+/** Decaying notes with two harmonics (a melody the chroma can follow), mono, at `sr`. */
+export function tones(seconds: number, midi: number[], sr = 32000): Float32Array {
+  const n = Math.round(seconds * sr);
+  const seg = Math.round(0.25 * sr);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const f = 440 * 2 ** ((midi[Math.floor(i / seg) % midi.length] - 69) / 12);
+    const t = (i % seg) / sr;
+    out[i] = 0.4 * Math.exp(-3 * t) * (0.6 * Math.sin(2 * Math.PI * f * t) + 0.25 * Math.sin(4 * Math.PI * f * t));
+  }
+  return out;
 }

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { mkdtemp, cp, rm, writeFile, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { FIXTURES, Fixture, assertClose, gpu } from '../helpers.js';
+import { FIXTURES, Fixture, assertClose, gpu, probeFixture } from '../helpers.js';
 import * as ops from '../../src/ops.js';
 import { probe } from '../../src/cli/probe.js';
 import { Musicgen } from '../../src/model/musicgen.js';
@@ -32,13 +32,11 @@ describe('loading checkpoints', function () {
   before(() => gpu());
 
   it('loads the hub naming (weight_g/weight_v, embed_tokens only, embed_positions table) to the same logits', async () => {
-    const inputs = await Fixture.open('probe/melody-mono.inputs.safetensors');
-    const a = await probe(join(FIXTURES, 'models', 'melody-mono'), inputs.file);
+    const { inputs, out: a } = await probeFixture('melody-mono');
     const b = await probe(join(FIXTURES, 'models', 'melody-mono-wg'), inputs.file);
     for (const name of ['lm.logits', 'encodec.decoded', 'encodec.codes', 'text.hidden']) {
       assert.deepEqual(Array.from(b[name].data as ArrayLike<number>), Array.from(a[name].data as ArrayLike<number>), name);
     }
-    await inputs.file.close();
   });
 
   it('splits the stacked codebook tables and heads into groups when one binding cannot hold them', async () => {

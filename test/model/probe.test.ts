@@ -3,9 +3,7 @@
 // (fixtures: tools/fixtures/models.py). Floats within 1e-3 relative / 1e-4 absolute; codes and one-hots exact.
 
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
-import { FIXTURES, Fixture, assertClose, gpu } from '../helpers.js';
-import { probe } from '../../src/cli/probe.js';
+import { Fixture, assertClose, gpu, probeFixture } from '../helpers.js';
 import type { TensorToWrite } from '../../src/io/safetensors.js';
 
 const TOL = { rtol: 1e-3, atol: 1e-4 };
@@ -20,13 +18,7 @@ describe('probe: parity with transformers', function () {
       let expected: Fixture;
       let inputs: Fixture;
       before(async () => {
-        inputs = await Fixture.open(`probe/${model}.inputs.safetensors`);
-        expected = await Fixture.open(`probe/${model}.outputs.safetensors`);
-        out = await probe(join(FIXTURES, 'models', model), inputs.file);
-      });
-      after(async () => {
-        await inputs.file.close();
-        await expected.file.close();
+        ({ inputs, expected, out } = await probeFixture(model));
       });
 
       const check = async (name: string, exact = false): Promise<void> => {

@@ -144,18 +144,7 @@ export async function pollUntil(base: string, path: string, pred: (b: Record<str
   }
 }
 
-/** Decaying notes, mono, at `sr`. */
-export function tones(seconds: number, midi: number[], sr = 32000): Float32Array {
-  const n = Math.round(seconds * sr);
-  const seg = Math.round(0.25 * sr);
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    const f = 440 * 2 ** ((midi[Math.floor(i / seg) % midi.length] - 69) / 12);
-    const t = (i % seg) / sr;
-    out[i] = 0.4 * Math.exp(-3 * t) * Math.sin(2 * Math.PI * f * t);
-  }
-  return out;
-}
+export { tones } from '../helpers.js';
 
 /** The bytes of a data: URI (base64). */
 export function dataUriBytes(uri: unknown): { mediaType: string; bytes: Buffer } {

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tar from 'tar';
-import { assertClose, gpu } from '../helpers.js';
+import { assertClose, gpu, tones } from '../helpers.js';
 import { Tensor, tidy } from '../../src/tensor.js';
 import * as ops from '../../src/ops.js';
 import { encodeWav } from '../../src/audio/encode.js';
@@ -27,18 +27,6 @@ const TEXT_MODEL = join(REPO, 'weights', 'tiny-musicgen');
 const MELODY_MODEL = join(REPO, 'weights', 'tiny-musicgen-melody');
 const SR = 32000;
 
-/** Decaying notes with two harmonics (a melody the chroma can follow), at `sr`. */
-function tones(seconds: number, midi: number[], sr = SR): Float32Array {
-  const n = Math.round(seconds * sr);
-  const seg = Math.round(0.25 * sr);
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    const f = 440 * 2 ** ((midi[Math.floor(i / seg) % midi.length] - 69) / 12);
-    const t = (i % seg) / sr;
-    out[i] = 0.4 * Math.exp(-3 * t) * (0.6 * Math.sin(2 * Math.PI * f * t) + 0.25 * Math.sin(4 * Math.PI * f * t));
-  }
-  return out;
-}
 
 const BASE: TrainOptions = {
   epochs: 6, lr: 1e-3, batchSize: 1, gradAccum: 1, warmup: 0, schedule: 'constant', saveSteps: 0,

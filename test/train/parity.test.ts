@@ -3,9 +3,7 @@
 // melody and a stereo model. Loss within 1e-4 relative; gradients within 1e-2 relative / 1e-6 absolute.
 
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
-import { FIXTURES, Fixture, assertClose, gpu } from '../helpers.js';
-import { probe } from '../../src/cli/probe.js';
+import { Fixture, assertClose, gpu, probeFixture } from '../helpers.js';
 import type { TensorToWrite } from '../../src/io/safetensors.js';
 import { delayedLabels, shiftRight, learningRate } from '../../src/train/loop.js';
 import { Rng } from '../../src/train/data.js';
@@ -20,13 +18,7 @@ describe('training: loss and gradients match transformers', function () {
       let expected: Fixture;
       let inputs: Fixture;
       before(async () => {
-        inputs = await Fixture.open(`probe/${model}.inputs.safetensors`);
-        expected = await Fixture.open(`probe/${model}.outputs.safetensors`);
-        out = await probe(join(FIXTURES, 'models', model), inputs.file);
-      });
-      after(async () => {
-        await inputs.file.close();
-        await expected.file.close();
+        ({ inputs, expected, out } = await probeFixture(model));
       });
 
       it('train.loss', async () => {
