@@ -25,6 +25,7 @@ export interface EncodecConfig {
   target_bandwidths: number[];
   pad_mode?: string;
   use_causal_conv?: boolean;
+  trim_right_ratio?: number;
   use_conv_shortcut?: boolean;
   norm_type?: string;
   normalize?: boolean;
@@ -40,19 +41,57 @@ export function numQuantizers(cfg: EncodecConfig): number {
 
 type Layer = { forward(x: Tensor): Tensor; parameters(): Tensor[] };
 
+/** GroupNorm(1, C) (the `time_group_norm` variant): normalise each item over (C, T), then a per-channel affine. */
+class TimeGroupNorm {
+  constructor(readonly weight: Tensor, readonly bias: Tensor) {}
+  static async load(w: Weights, C: number): Promise<TimeGroupNorm> {
+    return new TimeGroupNorm(await w.get('weight', [C]), await w.get('bias', [C]));
+  }
+  forward(x: Tensor): Tensor {
+    const [B, C, T] = x.shape;
+    const normed = ops.reshape(ops.layerNorm(ops.reshape(x, [B, C * T]), undefined, undefined, 1e-5), [B, C, T]);
+    return ops.add(ops.mul(normed, ops.reshape(this.weight, [C, 1])), ops.reshape(this.bias, [C, 1]));
+  }
+  parameters(): Tensor[] { return [this.weight, this.bias]; }
+}
+
+type PadMode = 'reflect' | 'zero' | 'replicate';
+
+/** How a conv is set up by the config: causal or centred padding, its mode, and the norm after the conv. */
+interface ConvStyle {
+  causal: boolean;
+  padMode: PadMode;
+  trimRightRatio: number;
+}
+
+function convStyle(cfg: EncodecConfig): ConvStyle {
+  if (cfg.norm_type && cfg.norm_type !== 'weight_norm' && cfg.norm_type !== 'time_group_norm') {
+    throw new Error(`EnCodec: norm_type "${cfg.norm_type}" is not supported (weight_norm, time_group_norm)`);
+  }
+  const mode = cfg.pad_mode ?? 'reflect';
+  const padMode: PadMode | undefined = ({ reflect: 'reflect', constant: 'zero', replicate: 'replicate' } as Record<string, PadMode>)[mode];
+  if (!padMode) throw new Error(`EnCodec: pad_mode "${mode}" is not supported (reflect, constant, replicate)`);
+  return { causal: !!cfg.use_causal_conv, padMode, trimRightRatio: cfg.trim_right_ratio ?? 1 };
+}
+
+/** The conv's weight (weight-normalised, or plain with a GroupNorm after it) and its optional norm. */
+async function loadConvWeights(w: Weights, cfg: EncodecConfig, shape: number[], cout: number): Promise<{ weight: Tensor; bias: Tensor; norm: TimeGroupNorm | null }> {
+  const conv = w.pp('conv');
+  const weight = await conv.getWeightNorm(shape);
+  const bias = await conv.get('bias', [cout]);
+  const norm = cfg.norm_type === 'time_group_norm' ? await TimeGroupNorm.load(w.pp('norm'), cout) : null;
+  return { weight, bias, norm };
+}
+
 class EncodecConv1d implements Layer {
   constructor(
-    readonly weight: Tensor, readonly bias: Tensor,
-    readonly stride: number, readonly dilation: number, readonly padMode: 'reflect' | 'zero',
+    readonly weight: Tensor, readonly bias: Tensor, readonly norm: TimeGroupNorm | null,
+    readonly stride: number, readonly dilation: number, readonly style: ConvStyle,
   ) {}
 
   static async load(w: Weights, cfg: EncodecConfig, cin: number, cout: number, k: number, stride = 1, dilation = 1): Promise<EncodecConv1d> {
-    if (cfg.use_causal_conv) throw new Error('EnCodec: causal convs (the 24/48 kHz models) are not supported; MusicGen uses the non-causal 32 kHz model');
-    if (cfg.norm_type && cfg.norm_type !== 'weight_norm') throw new Error(`EnCodec: norm_type "${cfg.norm_type}" is not supported`);
-    const conv = w.pp('conv');
-    const weight = await conv.getWeightNorm([cout, cin, k]);
-    const bias = await conv.get('bias', [cout]);
-    return new EncodecConv1d(weight, bias, stride, dilation, cfg.pad_mode === 'reflect' || !cfg.pad_mode ? 'reflect' : 'zero');
+    const { weight, bias, norm } = await loadConvWeights(w, cfg, [cout, cin, k], cout);
+    return new EncodecConv1d(weight, bias, norm, stride, dilation, convStyle(cfg));
   }
 
   forward(x: Tensor): Tensor {
@@ -62,34 +101,41 @@ class EncodecConv1d implements Layer {
     // extra right padding so the last window is complete (transformers' _get_extra_padding_for_conv1d)
     const nFrames = Math.ceil((length - k + paddingTotal) / this.stride + 1) - 1;
     const extra = nFrames * this.stride + k - paddingTotal - length;
-    const right = Math.floor(paddingTotal / 2);
+    // causal: all the padding on the left; otherwise centred, the odd one on the left
+    const right = this.style.causal ? 0 : Math.floor(paddingTotal / 2);
     const left = paddingTotal - right;
-    const padded = this.padMode === 'reflect'
+    const padded = this.style.padMode === 'reflect'
       ? ops.encodecPad1d(x, left, right + extra, 'reflect')
-      : ops.pad1d(x, left, right + extra, 'zero');
-    return ops.conv1d(padded, this.weight, this.bias, { stride: this.stride, dilation: this.dilation });
+      : ops.pad1d(x, left, right + extra, this.style.padMode);
+    const y = ops.conv1d(padded, this.weight, this.bias, { stride: this.stride, dilation: this.dilation });
+    return this.norm ? this.norm.forward(y) : y;
   }
 
-  parameters(): Tensor[] { return [this.weight, this.bias]; }
+  parameters(): Tensor[] { return [this.weight, this.bias, ...(this.norm?.parameters() ?? [])]; }
 }
 
 class EncodecConvTranspose1d implements Layer {
-  constructor(readonly weight: Tensor, readonly bias: Tensor, readonly stride: number) {}
+  constructor(
+    readonly weight: Tensor, readonly bias: Tensor, readonly norm: TimeGroupNorm | null,
+    readonly stride: number, readonly style: ConvStyle,
+  ) {}
 
-  static async load(w: Weights, cin: number, cout: number, k: number, stride: number): Promise<EncodecConvTranspose1d> {
-    const conv = w.pp('conv');
-    return new EncodecConvTranspose1d(await conv.getWeightNorm([cin, cout, k]), await conv.get('bias', [cout]), stride);
+  static async load(w: Weights, cfg: EncodecConfig, cin: number, cout: number, k: number, stride: number): Promise<EncodecConvTranspose1d> {
+    const { weight, bias, norm } = await loadConvWeights(w, cfg, [cin, cout, k], cout);
+    return new EncodecConvTranspose1d(weight, bias, norm, stride, convStyle(cfg));
   }
 
   forward(x: Tensor): Tensor {
-    const y = ops.convTranspose1d(x, this.weight, this.bias, { stride: this.stride });
+    let y = ops.convTranspose1d(x, this.weight, this.bias, { stride: this.stride });
+    if (this.norm) y = this.norm.forward(y);
     const paddingTotal = this.weight.shape[2] - this.stride;
-    const right = Math.floor(paddingTotal / 2);
+    // trim the fixed padding: causal models trim trim_right_ratio of it on the right
+    const right = this.style.causal ? Math.ceil(paddingTotal * this.style.trimRightRatio) : Math.floor(paddingTotal / 2);
     const left = paddingTotal - right;
     return ops.narrow(y, 2, left, y.shape[2] - left - right);
   }
 
-  parameters(): Tensor[] { return [this.weight, this.bias]; }
+  parameters(): Tensor[] { return [this.weight, this.bias, ...(this.norm?.parameters() ?? [])]; }
 }
 
 class Elu implements Layer {
@@ -193,7 +239,7 @@ async function loadDecoder(w: Weights, cfg: EncodecConfig): Promise<Sequential> 
   for (const ratio of cfg.upsampling_ratios) {
     const dim = scaling * nf;
     layers.push(new Elu());
-    layers.push(await EncodecConvTranspose1d.load(at(), dim, dim / 2, ratio * 2, ratio));
+    layers.push(await EncodecConvTranspose1d.load(at(), cfg, dim, dim / 2, ratio * 2, ratio));
     for (let j = 0; j < cfg.num_residual_layers; j++) {
       layers.push(await EncodecResnetBlock.load(at(), cfg, dim / 2, [cfg.dilation_growth_rate ** j, 1]));
     }
@@ -215,6 +261,8 @@ export class EncodecModel {
 
   get numQuantizers(): number { return this.codebooks.shape[0]; }
   get hopLength(): number { return hopLength(this.cfg); }
+  /** Whether time windows give the whole clip's result: not with GroupNorm, whose statistics span the clip. */
+  get chunkable(): boolean { return this.cfg.norm_type !== 'time_group_norm'; }
 
   /** `w` at `audio_encoder`. */
   static async load(w: Weights, cfg: EncodecConfig): Promise<EncodecModel> {
@@ -243,7 +291,7 @@ export class EncodecModel {
     const hop = this.hopLength;
     const N = audio.shape[2];
     const T = Math.ceil(N / hop);
-    if (T <= chunkFrames) return tidy(() => ops.rvqEncode(this.encoder.forward(audio), this.codebooks, this.numQuantizers));
+    if (T <= chunkFrames || !this.chunkable) return tidy(() => ops.rvqEncode(this.encoder.forward(audio), this.codebooks, this.numQuantizers));
     const split = this.encoder.layers.length - 3; // LSTM, ELU, last conv
     const convs = new Sequential(this.encoder.layers.slice(0, split));
     const tail = new Sequential(this.encoder.layers.slice(split));
@@ -275,6 +323,12 @@ export class EncodecModel {
    * [B·C·T·hop] in the layout of `decode`'s output.
    */
   async decodeChunked(codes: Tensor, chunkFrames = 250, overlap = 16): Promise<Float32Array> {
+    if (!this.chunkable) {
+      const audio = this.decode(codes);
+      const data = (await audio.read()) as Float32Array;
+      audio.dispose();
+      return data;
+    }
     const [B, , T] = codes.shape;
     const C = this.cfg.audio_channels;
     const hop = this.hopLength;

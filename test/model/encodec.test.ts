@@ -5,7 +5,10 @@ import { join } from 'node:path';
 import { FIXTURES, Fixture, assertClose, gpu } from '../helpers.js';
 import { Tensor } from '../../src/tensor.js';
 import { Musicgen } from '../../src/model/musicgen.js';
-import { dirFolder } from '../../src/io/file-source.js';
+import { dirFolder, openCheckpointDir } from '../../src/io/file-source.js';
+import { readFile } from 'node:fs/promises';
+import { Weights } from '../../src/model/weights.js';
+import { EncodecModel, type EncodecConfig } from '../../src/model/encodec.js';
 
 describe('EnCodec in chunks', function () {
   this.timeout(120_000);
@@ -44,4 +47,36 @@ describe('EnCodec in chunks', function () {
     await expected.file.close();
     model.dispose();
   });
+});
+
+describe('EnCodec for other config values (tools/fixtures/encodec_variants.py)', function () {
+  this.timeout(120_000);
+  before(() => gpu());
+
+  for (const name of ['causal', 'causal-half-trim', 'groupnorm-constant']) {
+    it(`${name}: codes exactly, decoded audio within 1e-3 / 1e-4, also in chunks`, async () => {
+      const rt = await gpu();
+      const dir = join(FIXTURES, 'encodec', name);
+      const cfg = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as EncodecConfig;
+      const reader = await openCheckpointDir(dir);
+      const w = new Weights(reader, rt);
+      const model = await EncodecModel.load(w, cfg);
+      assert.deepEqual(w.unused().filter((n) => !/quantizer\..*\.(inited|cluster_size|embed_avg)$/.test(n)), [], 'every weight is used');
+      await reader.close();
+      const fx = await Fixture.open(`encodec/${name}.safetensors`);
+      const wav = await fx.f32('audio.wav');
+      const audio = Tensor.from(wav, [1, 1, wav.length]);
+      const want = Array.from(await fx.i32('encodec.codes'));
+      const codes = model.encode(audio);
+      assert.deepEqual(Array.from(await codes.read()), want, 'codes');
+      const chunkedCodes = model.encode(audio, 40, 16);
+      assert.deepEqual(Array.from(await chunkedCodes.read()), want, 'codes, encoded in chunks');
+      const decoded = model.decode(codes);
+      const expected = await fx.f32('encodec.decoded');
+      assertClose(await decoded.toArray(), expected, `${name} decoded`, { rtol: 1e-3, atol: 1e-4 });
+      assertClose(await model.decodeChunked(codes, 40, 16), expected, `${name} decoded in chunks`, { rtol: 1e-3, atol: 1e-4 });
+      for (const t of [audio, codes, chunkedCodes, decoded]) t.dispose();
+      model.dispose();
+    });
+  }
 });
