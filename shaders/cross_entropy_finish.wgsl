@@ -8,24 +8,7 @@ struct P { rows: u32 }
 @group(0) @binding(2) var<storage, read_write> Loss: array<f32>;
 @group(0) @binding(3) var<storage, read_write> Inv: array<f32>;
 
-const WG = 64u;
-var<workgroup> red_a: array<vec2<f32>, 64>;
-var<workgroup> red_b: array<vec2<f32>, 8>;
-
-// Sum over the workgroup, returned to every invocation, with two barriers (see softmax.wgsl).
-fn wg_sum2(v: vec2<f32>, t: u32) -> vec2<f32> {
-  red_a[t] = v;
-  workgroupBarrier();
-  if (t < 8u) {
-    var s = vec2<f32>(0.0);
-    for (var k = 0u; k < 8u; k++) { s += red_a[k * 8u + t]; }
-    red_b[t] = s;
-  }
-  workgroupBarrier();
-  var s = vec2<f32>(0.0);
-  for (var k = 0u; k < 8u; k++) { s += red_b[k]; }
-  return s;
-}
+#include "lib/row_reduce_vec2.wgsl"
 
 @compute @workgroup_size(64)
 fn main(@builtin(local_invocation_index) t: u32) {

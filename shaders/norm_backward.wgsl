@@ -12,24 +12,7 @@ struct P { rows: u32, C: u32, flags: u32 }
 @group(0) @binding(5) var<storage, read> Rstd: array<f32>;
 @group(0) @binding(6) var<storage, read_write> DX: array<f32>;
 
-const WG = 64u;
-var<workgroup> red_a: array<vec2<f32>, 64>;
-var<workgroup> red_b: array<vec2<f32>, 8>;
-
-// Sum over the workgroup, returned to every invocation, with two barriers (see layer_norm.wgsl).
-fn wg_sum2(v: vec2<f32>, t: u32) -> vec2<f32> {
-  red_a[t] = v;
-  workgroupBarrier();
-  if (t < 8u) {
-    var s = vec2<f32>(0.0);
-    for (var k = 0u; k < 8u; k++) { s += red_a[k * 8u + t]; }
-    red_b[t] = s;
-  }
-  workgroupBarrier();
-  var s = vec2<f32>(0.0);
-  for (var k = 0u; k < 8u; k++) { s += red_b[k]; }
-  return s;
-}
+#include "lib/row_reduce_vec2.wgsl"
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
