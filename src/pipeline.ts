@@ -192,7 +192,9 @@ export class MusicGen {
     const tText = now();
     const text = tidy(() => {
       if (prompts.length === 0) {
-        // no description: one masked (zero) state, as audiocraft's null condition
+        // no description: one masked (zero) state, as transformers encodes a lone BOS with mask 0 when it has no
+        // input_ids (and audiocraft's null condition): a melody prefix gets one zero row; a text model's
+        // cross-attention to it adds exactly nothing
         return { states: Tensor.zeros([1, 1, m.cfg.decoder.hidden_size], 'f32', rt), mask: Tensor.zeros([1, 1], 'f32', rt) };
       }
       const tok = m.tokenizer.encodeBatch(prompts);

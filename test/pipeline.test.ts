@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -100,6 +101,18 @@ describe('pipeline (library)', function () {
     const without = await melody.generate({ prompt: 'x', duration: 1, temperature: 0 });
     assert.equal(withMelody.audio[0][0].length, 32000);
     assert.notDeepEqual(withMelody.codes[0], without.codes[0]);
+  });
+
+  it('without a prompt, generates what transformers does without input_ids (melody alone; continuation alone)', async () => {
+    const clip = await melodyClip();
+    const fixture = (name: string): { frames: number; codes: number[][][] } =>
+      JSON.parse(readFileSync(join(FIXTURES, 'generate', `${name}.json`), 'utf8')) as { frames: number; codes: number[][][] };
+    const mel = fixture('melody-mono-noprompt-cfg3');
+    const a = await melody.generate({ inputAudio: clip, duration: mel.frames / 50, temperature: 0, guidance: 3 });
+    assert.deepEqual(Array.from(a.codes[0]), mel.codes[0].flat());
+    const cont = fixture('text-mono-continuation-noprompt-cfg3');
+    const b = await text.generate({ inputAudio: clip, continuation: true, continuationEnd: 0.5, duration: cont.frames / 50, temperature: 0, guidance: 3 });
+    assert.deepEqual(Array.from(b.codes[0]), cont.codes[0].flat());
   });
 
   it('plans windows of 30 s advanced by 18 s, each prompted by the last 12 s', () => {
