@@ -27,7 +27,10 @@ if ! grep -rqs "${codename}-backports" /etc/apt/sources.list /etc/apt/sources.li
   # the backports suite from the mirror this machine already uses
   uri=$(grep -hoE '^URIs: \S+' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -1 | cut -d' ' -f2 || true)
   [ -n "$uri" ] || uri=$(grep -hoE '^deb\s+\S+' /etc/apt/sources.list 2>/dev/null | head -1 | awk '{print $2}' || true)
-  [ -n "$uri" ] || uri="http://deb.debian.org/debian"
+  if [ -z "$uri" ]; then
+    echo "install-lavapipe: cannot tell which Debian mirror this machine uses; add ${codename}-backports to apt's sources and rerun" >&2
+    exit 1
+  fi
   echo "deb $uri ${codename}-backports main" > /etc/apt/sources.list.d/backports.list
 fi
 export DEBIAN_FRONTEND=noninteractive
