@@ -18,7 +18,7 @@ export interface DeviceOptions {
 const NO_ADAPTER_HELP = [
   'No WebGPU adapter was found.',
   '- In Node on Linux without a GPU: install the Mesa 25 software Vulkan driver (lavapipe) with',
-  '  `sudo bash tools/install-lavapipe.sh` (Debian bookworm: bookworm-backports mesa-vulkan-drivers; the',
+  '  `bash tools/install-lavapipe.sh` as root (Debian bookworm: bookworm-backports mesa-vulkan-drivers; the',
   '  bookworm Mesa 22 driver is refused by Dawn), and set XDG_RUNTIME_DIR (e.g. /tmp).',
   '- With a GPU: install its Vulkan driver (check with `vulkaninfo --summary`).',
   '- In a browser: use one with WebGPU enabled (Chrome/Edge 113+, or --enable-unsafe-webgpu).',
