@@ -47,7 +47,7 @@ export interface ResolveModelOptions {
   endpoint?: string;
   /** Branch, tag or commit (default "main"). */
   revision?: string;
-  /** Access token for gated/private repos (default: $HF_TOKEN, $HUGGING_FACE_HUB_TOKEN). */
+  /** Access token for gated/private repos (default: `defaultToken()`: $HF_TOKEN, or the saved login). */
   token?: string;
   /** Never touch the network (default: $HF_HUB_OFFLINE is 1/true/yes/on). */
   offline?: boolean;
@@ -103,6 +103,19 @@ export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   if (hubCache) return expand(hubCache);
   const home = env.HF_HOME ?? path.join(env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'huggingface');
   return path.join(expand(home), 'hub');
+}
+
+/**
+ * The access token: $HF_TOKEN, $HUGGING_FACE_HUB_TOKEN, else the file `huggingface-cli login` saves
+ * ($HF_TOKEN_PATH, or $HF_HOME/token with HF_HOME defaulting to ~/.cache/huggingface).
+ */
+export async function defaultToken(env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
+  const fromEnv = env.HF_TOKEN || env.HUGGING_FACE_HUB_TOKEN;
+  if (fromEnv) return fromEnv;
+  const home = env.HF_HOME ?? path.join(env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'huggingface');
+  const file = env.HF_TOKEN_PATH ?? path.join(home, 'token');
+  const saved = await fsp.readFile(file, 'utf8').catch(() => '');
+  return saved.trim() || undefined;
 }
 
 /** The cache folder of one repo: {cacheDir}/models--{owner}--{name}. */
@@ -163,7 +176,7 @@ export async function resolveModel(idOrPath: string, opts: ResolveModelOptions =
     repoId,
     endpoint: (opts.endpoint || process.env.HF_ENDPOINT || DEFAULT_ENDPOINT).replace(/\/+$/, ''),
     revision,
-    token: opts.token ?? (process.env.HF_TOKEN || process.env.HUGGING_FACE_HUB_TOKEN || undefined),
+    token: opts.token ?? (await defaultToken()),
     fetch: opts.fetch ?? globalThis.fetch.bind(globalThis),
     retries: opts.retries ?? 3,
     timeoutMs: opts.timeoutMs ?? 30_000,

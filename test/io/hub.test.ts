@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
 
 import {
+  defaultToken,
   HubError,
   cliProgress,
   defaultCacheDir,
@@ -348,5 +349,16 @@ describe('io/hub', function () {
     bar({ file: 'model.safetensors', received: 4096, total: 4096, fileIndex: 0, files: 1 });
     bar.stop();
     assert.match(out, /\[1\/1\] model\.safetensors .*100% 4\.00 kB\/4\.00 kB/);
+  });
+});
+
+describe('hub: access token', () => {
+  it('comes from HF_TOKEN, else from the file huggingface-cli login saves', async () => {
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'hf-token-'));
+    assert.equal(await defaultToken({ HF_TOKEN: 'hf_env', HF_HOME: dir }), 'hf_env');
+    assert.equal(await defaultToken({ HF_HOME: dir }), undefined);
+    await fsp.writeFile(path.join(dir, 'token'), 'hf_saved\n');
+    assert.equal(await defaultToken({ HF_HOME: dir }), 'hf_saved');
+    await fsp.rm(dir, { recursive: true });
   });
 });
