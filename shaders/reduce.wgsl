@@ -9,30 +9,12 @@ struct P { rows: u32, C: u32, n: u32, mode: u32 }
 @group(0) @binding(2) var<storage, read_write> Y: array<f32>;
 @group(0) @binding(3) var<storage, read_write> I: array<i32>;
 
-const WG = 64u;
+#include "lib/row_reduce.wgsl"
+
 const NONE = 0xffffffffu;
-var<workgroup> red_a: array<f32, 64>;
-var<workgroup> red_b: array<f32, 8>;
+// the indices beside lib/row_reduce.wgsl's red_a / red_b, for wg_argmax
 var<workgroup> idx_a: array<u32, 64>;
 var<workgroup> idx_b: array<u32, 8>;
-
-// Sum over the workgroup, returned to every invocation, with two barriers: 8 invocations each add 8 of the 64
-// partials (neighbouring lanes read neighbouring words), then every invocation adds those 8. 64 invocations
-// rather than 256: on llvmpipe each barrier switches between every 8-lane group, and 64 made the row kernels
-// ~5× faster there; 64 per row still gives a GPU plenty of rows in flight.
-fn wg_sum(v: f32, t: u32) -> f32 {
-  red_a[t] = v;
-  workgroupBarrier();
-  if (t < 8u) {
-    var s = 0.0;
-    for (var k = 0u; k < 8u; k++) { s += red_a[k * 8u + t]; }
-    red_b[t] = s;
-  }
-  workgroupBarrier();
-  var s = 0.0;
-  for (var k = 0u; k < 8u; k++) { s += red_b[k]; }
-  return s;
-}
 
 // Is (v, i) a better max than (bv, bi)? Larger value, or equal value at a smaller index. NONE marks "no
 // element yet", so a row of −inf still yields −inf and its first index.
