@@ -6,7 +6,7 @@ import { Tensor, tidy, keep } from '../tensor.js';
 import * as ops from '../ops.js';
 import type { Weights } from './weights.js';
 
-/** config.json's `audio_encoder` (EncodecConfig) fields used here. */
+/** config.json's `audio_encoder` (EncodecConfig) fields used here, as checked by parseEncodecConfig (config.ts). */
 export interface EncodecConfig {
   sampling_rate: number;
   audio_channels: number;
@@ -23,11 +23,11 @@ export interface EncodecConfig {
   codebook_size: number;
   codebook_dim?: number;
   target_bandwidths: number[];
-  pad_mode?: string;
+  pad_mode?: 'reflect' | 'constant' | 'replicate';
   use_causal_conv?: boolean;
   trim_right_ratio?: number;
   use_conv_shortcut?: boolean;
-  norm_type?: string;
+  norm_type?: 'weight_norm' | 'time_group_norm';
   normalize?: boolean;
 }
 
@@ -65,12 +65,7 @@ interface ConvStyle {
 }
 
 function convStyle(cfg: EncodecConfig): ConvStyle {
-  if (cfg.norm_type && cfg.norm_type !== 'weight_norm' && cfg.norm_type !== 'time_group_norm') {
-    throw new Error(`EnCodec: norm_type "${cfg.norm_type}" is not supported (weight_norm, time_group_norm)`);
-  }
-  const mode = cfg.pad_mode ?? 'reflect';
-  const padMode: PadMode | undefined = ({ reflect: 'reflect', constant: 'zero', replicate: 'replicate' } as Record<string, PadMode>)[mode];
-  if (!padMode) throw new Error(`EnCodec: pad_mode "${mode}" is not supported (reflect, constant, replicate)`);
+  const padMode = ({ reflect: 'reflect', constant: 'zero', replicate: 'replicate' } as const)[cfg.pad_mode ?? 'reflect'];
   return { causal: !!cfg.use_causal_conv, padMode, trimRightRatio: cfg.trim_right_ratio ?? 1 };
 }
 
@@ -266,7 +261,6 @@ export class EncodecModel {
 
   /** `w` at `audio_encoder`. */
   static async load(w: Weights, cfg: EncodecConfig): Promise<EncodecModel> {
-    if (cfg.normalize) throw new Error('EnCodec: input normalisation (the 48 kHz model) is not supported');
     const encoder = await loadEncoder(w.pp('encoder'), cfg);
     const decoder = await loadDecoder(w.pp('decoder'), cfg);
     const K = numQuantizers(cfg);

@@ -10,7 +10,7 @@ import { Tensor, tidy, keep } from '../tensor.js';
 import * as ops from '../ops.js';
 import type { Weights } from './weights.js';
 
-/** config.json's `decoder` fields the LM uses (MusicgenDecoderConfig / MusicgenMelodyDecoderConfig). */
+/** config.json's `decoder` fields the LM uses (MusicgenDecoderConfig / MusicgenMelodyDecoderConfig), as parsed in config.ts. */
 export interface DecoderConfig {
   vocab_size: number;
   hidden_size: number;
@@ -21,7 +21,7 @@ export interface DecoderConfig {
   pad_token_id: number;
   bos_token_id?: number;
   audio_channels?: number;
-  activation_function?: string;
+  activation_function?: 'gelu' | 'relu';
   scale_embedding?: boolean;
   max_position_embeddings?: number;
 }
@@ -117,7 +117,7 @@ class MusicgenDecoderLayer {
       await layerNormLoad(w.pp('final_layer_norm'), D),
       await w.get('fc1.weight', [cfg.ffn_dim, D]),
       await w.get('fc2.weight', [D, cfg.ffn_dim]),
-      ffnActivation(cfg.activation_function),
+      cfg.activation_function ?? 'gelu',
     );
   }
 
@@ -136,11 +136,6 @@ class MusicgenDecoderLayer {
     return [...this.selfAttnNorm, ...attn(this.selfAttn), ...(this.crossNorm ?? []), ...attn(this.crossAttn),
       ...this.finalNorm, this.fc1, this.fc2];
   }
-}
-
-function ffnActivation(name = 'gelu'): 'gelu' | 'relu' {
-  if (name === 'gelu' || name === 'relu') return name;
-  throw new Error(`decoder activation_function "${name}" is not supported (gelu, relu)`);
 }
 
 /** sinusoidal position embeddings for positions [offset, offset + T), as transformers computes them in float32 */

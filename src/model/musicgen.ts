@@ -8,20 +8,13 @@ import { runtime, type Runtime } from '../runtime.js';
 import * as ops from '../ops.js';
 import { SafetensorsCheckpoint, type CheckpointFolder } from '../io/safetensors.js';
 import { Weights } from './weights.js';
-import { T5Encoder, type T5Config } from './t5.js';
-import { EncodecModel, type EncodecConfig } from './encodec.js';
-import { MusicgenLM, type Conditioning, type DecoderConfig } from './lm.js';
+import { T5Encoder } from './t5.js';
+import { EncodecModel } from './encodec.js';
+import { MusicgenLM, type Conditioning } from './lm.js';
+import { parseMusicgenConfig, type MusicgenConfig } from './config.js';
 import { TextTokenizer } from './tokenizer.js';
 
-export interface MusicgenConfig {
-  model_type: 'musicgen' | 'musicgen_melody';
-  text_encoder: T5Config;
-  audio_encoder: EncodecConfig;
-  decoder: DecoderConfig;
-  /** melody models */
-  num_chroma?: number;
-  chroma_length?: number;
-}
+export type { MusicgenConfig };
 
 export interface LoadProgress {
   (done: number, total: number, what: string): void;
@@ -64,9 +57,12 @@ export class Musicgen {
 
   static async load(folder: CheckpointFolder, opts: { rt?: Runtime; onProgress?: LoadProgress; maxGroupBytes?: number } = {}): Promise<Musicgen> {
     const rt = opts.rt ?? runtime();
-    const cfg = (await readJson(folder, 'config.json', true)) as unknown as MusicgenConfig;
-    if (cfg.model_type !== 'musicgen' && cfg.model_type !== 'musicgen_melody') {
-      throw new Error(`${folder.label}/config.json: model_type "${String(cfg.model_type)}" is not musicgen or musicgen_melody`);
+    const cfgJson = await readJson(folder, 'config.json', true);
+    let cfg: MusicgenConfig;
+    try {
+      cfg = parseMusicgenConfig(cfgJson);
+    } catch (e) {
+      throw new Error(`${folder.label}/config.json: ${(e as Error).message}`);
     }
     const tokJson = await readJson(folder, 'tokenizer.json', true);
     const tokCfg = (await readJson(folder, 'tokenizer_config.json', false)) ?? {};

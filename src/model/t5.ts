@@ -6,7 +6,7 @@ import { Tensor, tidy } from '../tensor.js';
 import * as ops from '../ops.js';
 import type { Weights } from './weights.js';
 
-/** The fields of config.json's `text_encoder` that the encoder uses. */
+/** The fields of config.json's `text_encoder` that the encoder uses, as parsed in config.ts. */
 export interface T5Config {
   vocab_size: number;
   d_model: number;
@@ -17,7 +17,7 @@ export interface T5Config {
   relative_attention_num_buckets: number;
   relative_attention_max_distance: number;
   layer_norm_epsilon: number;
-  feed_forward_proj: string;
+  feed_forward_proj: 'relu' | 'gelu' | 'gated-gelu';
 }
 
 class T5LayerNorm {

@@ -7,7 +7,8 @@ import { readFile } from 'node:fs/promises';
 import { FIXTURES, Fixture, assertClose, gpu } from '../helpers.js';
 import { openCheckpointDir } from '../../src/io/file-source.js';
 import { Weights } from '../../src/model/weights.js';
-import { T5Encoder, type T5Config } from '../../src/model/t5.js';
+import { T5Encoder } from '../../src/model/t5.js';
+import { parseT5Config } from '../../src/model/config.js';
 
 describe('T5 for other config values', function () {
   this.timeout(120_000);
@@ -16,7 +17,7 @@ describe('T5 for other config values', function () {
     it(name, async () => {
       const rt = await gpu();
       const dir = join(FIXTURES, 't5', name);
-      const cfg = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as T5Config;
+      const cfg = parseT5Config(JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')), '');
       const reader = await openCheckpointDir(dir);
       const w = new Weights(reader, rt);
       const t5 = await T5Encoder.load(w, cfg);
