@@ -1,8 +1,5 @@
 // The op library in one import: every differentiable op sits in its kernel's file with its backward beside it.
 
-import { setGradAdder } from './train/tape.js';
-import { add } from './kernels/elementwise.js';
-
 export * from './kernels/elementwise.js';
 export * from './kernels/matmul.js';
 export * from './kernels/gemv.js';
@@ -17,8 +14,7 @@ export * from './kernels/attention.js';
 export * from './kernels/embedding.js';
 export * from './kernels/rvq.js';
 export * from './kernels/adam.js';
+export * from './kernels/clip.js';
 export * from './kernels/sample.js';
 
 export * from './kernels/codes.js';
-
-setGradAdder(add);

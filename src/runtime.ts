@@ -2,7 +2,33 @@
 // records many dispatches before a single submit. Nothing here reads back unless asked (`Tensor.read()`).
 
 import { requestGpu, type DeviceOptions, type GpuContext } from './device.js';
-import { WGSL } from './kernels/wgsl.generated.js';
+import { WGSL } from './wgsl.generated.js';
+
+/** The WGSL of shaders/NAME.wgsl, its `#include` lines expanded (embedded by tools/embed-shaders.mjs). */
+export function shaderSource(name: string): string {
+  const source = WGSL[name];
+  if (source === undefined) throw new Error(`unknown shader "${name}" (not in shaders/)`);
+  return source;
+}
+
+const specialised = new Map<string, string>();
+
+/**
+ * shaders/NAME.wgsl compiled for one value of a constant it declares as `const K = 16u;` or
+ * `const K: u32 = 16u;` (sizes that must be known at compile time: a head dim, outputs per invocation).
+ */
+export function specialise(name: string, constant: string, value: number): { shader: string; code: string } {
+  const shader = `${name}_${constant}${value}`;
+  let code = specialised.get(shader);
+  if (code === undefined) {
+    const source = shaderSource(name);
+    const line = new RegExp(`const ${constant}(: u32)? = \\d+u;`);
+    if (!line.test(source)) throw new Error(`shader "${name}" declares no "const ${constant} = …u;" line to specialise`);
+    code = source.replace(line, `const ${constant}: u32 = ${value}u;`);
+    specialised.set(shader, code);
+  }
+  return { shader, code };
+}
 
 /** A uniform value: plain numbers are u32; wrap floats and signed ints. */
 export class F32 { constructor(readonly v: number) {} }
@@ -164,8 +190,7 @@ export class Runtime {
     const key = `${shader}:${entry}`;
     let p = this.pipelines.get(key);
     if (p) return p;
-    const source = code ?? WGSL[shader];
-    if (source === undefined) throw new Error(`unknown shader "${shader}" (not in shaders/)`);
+    const source = code ?? shaderSource(shader);
     const module = this.device.createShaderModule({ code: source, label: shader });
     p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: entry }, label: key });
     this.pipelines.set(key, p);

@@ -3,7 +3,7 @@
 // it returns. The autograd fields (`requiresGrad`, `grad`, `node`) are used only when gradients are wanted.
 
 import { runtime, type Binding, type Runtime } from './runtime.js';
-import { f16ToF32 } from './io/safetensors.js';
+import { f16ToF32 } from './dtype.js';
 
 export type DType = 'f32' | 'f16' | 'i32';
 export type Shape = readonly number[];

@@ -8,7 +8,7 @@ import { Tensor } from '../src/tensor.js';
 import { readFile } from 'node:fs/promises';
 import { SafetensorsFile, BufferSource, type TensorToWrite } from '../src/io/safetensors.js';
 import '../src/ops.js';
-import { backward } from '../src/train/tape.js';
+import { backward } from '../src/autograd.js';
 // static imports only: under mocha + tsx a dynamic import() loads a second copy of a module (and its runtime)
 import { probe } from '../src/cli/probe.js';
 

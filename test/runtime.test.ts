@@ -6,7 +6,7 @@ import { gpu } from './helpers.js';
 import { Tensor, tidy, keep } from '../src/tensor.js';
 import type { Runtime } from '../src/runtime.js';
 import * as ops from '../src/ops.js';
-import { backward, noGrad } from '../src/train/tape.js';
+import { backward, noGrad } from '../src/autograd.js';
 
 describe('runtime', () => {
   let rt: Runtime;

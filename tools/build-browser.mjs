@@ -105,8 +105,8 @@ export function scanForNode(dir) {
 
 export async function buildBrowser(options = {}) {
   const opts = { ...parseArgs([]), ...options };
-  if (!existsSync(join(ROOT, 'src', 'kernels', 'wgsl.generated.ts'))) {
-    throw new Error('src/kernels/wgsl.generated.ts is missing: run `node tools/embed-shaders.mjs` first (npm run build:browser does)');
+  if (!existsSync(join(ROOT, 'src', 'wgsl.generated.ts'))) {
+    throw new Error('src/wgsl.generated.ts is missing: run `node tools/embed-shaders.mjs` first (npm run build:browser does)');
   }
   rmSync(opts.outdir, { recursive: true, force: true });
   mkdirSync(opts.outdir, { recursive: true });

@@ -1,14 +1,12 @@
 // Kernel benchmarks at MusicGen's shapes, each beside the machine's measured limits: memory bandwidth (a GPU
 // copy kernel, a GPU read kernel, copyBufferToBuffer, and a CPU memcpy), so every GB/s reads as a fraction of
-// what the memory gives. matmul in GFLOP/s (and, for decode rows, the weight bytes it streams in GB/s), the
-// prototype decode gemvs of gemv-proto.ts beside the library's matmul, and EnCodec's conv shapes.
-// There is no f16 matmul path in the library (weights are f32); the f16 figure is the prototype's.
+// what the memory gives. matmul in GFLOP/s (and, for decode rows, the weight bytes it streams in GB/s; ≤ 8 rows
+// take the library's decode gemv), and EnCodec's conv shapes. There is no f16 matmul path (weights are f32).
 
 import { Tensor, tidy } from '../tensor.js';
 import type { Runtime } from '../runtime.js';
 import * as ops from '../ops.js';
 import { now, randomF32, spread, table, timeGpu, timeCpu, type Spread } from './util.js';
-import { protoBytes, protoGemv, protoWeight, type ProtoKind } from './gemv-proto.js';
 
 export interface Bandwidth {
   /** GB/s (bytes read + written) of a vec4 copy kernel over 64 MiB. */
@@ -193,7 +191,6 @@ export interface MatmulResult extends MatmulCase {
   gflops: number;
   /** Weight bytes streamed per second (N·K·bytes / time). */
   weightGBs: number;
-  maxAbsErr?: number;
 }
 
 /** Distinct weight copies per case, so the weights stream from memory as in decoding (≥ 768 MiB > the L3). */
@@ -201,7 +198,7 @@ function copiesFor(N: number, K: number): number {
   return Math.max(2, Math.ceil((768 * MiB) / (N * K * 4)));
 }
 
-export async function benchMatmuls(rt: Runtime, cases: MatmulCase[], protos: ProtoKind[], quick = false): Promise<MatmulResult[]> {
+export async function benchMatmuls(rt: Runtime, cases: MatmulCase[], quick = false): Promise<MatmulResult[]> {
   const out: MatmulResult[] = [];
   const rounds = quick ? 2 : 3;
   for (const c of cases) {
@@ -211,40 +208,14 @@ export async function benchMatmuls(rt: Runtime, cases: MatmulCase[], protos: Pro
     const flops = 2 * c.M * c.N * c.K;
     // every copy once per round, more rounds of calls for the small T5 shapes (≥ 1.5 GFLOP per round)
     const iters = Math.ceil(Math.max(1.5e9 / flops, copies) / copies) * copies;
-    const ref = tidy(() => ops.linear(x, ws[0]));
     let i = 0;
     const lib = await timeGpu(rt, () => { ops.linear(x, ws[i++ % copies]); }, { iters: quick ? Math.ceil(iters / 2) : iters, rounds, flushEach: false });
-    const rec = (kernel: string, ms: number, maxAbsErr?: number): void => {
-      out.push({ ...c, kernel, ms, gflops: flops / 1e6 / ms, weightGBs: (c.N * c.K * 4) / 1e6 / ms, maxAbsErr });
-    };
-    rec('library matmul (f32)', lib.ms.median);
-    if (c.M <= 16) {
-      for (const kind of protos) {
-        if (kind.startsWith('subgroup') && !rt.ctx.features.subgroups) continue;
-        const wps = ws.map((w) => protoWeight(kind, w));
-        const y = protoGemv(rt, kind, x, wps[0], c.N, c.K);
-        const err = await maxAbsDiff(ref, y);
-        y.dispose();
-        let j = 0;
-        const t = await timeGpu(rt, () => { protoGemv(rt, kind, x, wps[j++ % copies], c.N, c.K); }, { iters: quick ? Math.ceil(iters / 2) : iters, rounds, flushEach: false });
-        const bytes = protoBytes(kind);
-        out.push({ ...c, kernel: `proto ${kind}${bytes === 2 ? ' (f16 weights)' : ''}`, ms: t.ms.median, gflops: flops / 1e6 / t.ms.median, weightGBs: (c.N * c.K * bytes) / 1e6 / t.ms.median, maxAbsErr: err });
-        for (const w of wps) w.dispose(); // subgroup's are views: one reference each
-      }
-    }
-    ref.dispose();
+    out.push({ ...c, kernel: 'library matmul (f32)', ms: lib.ms.median, gflops: flops / 1e6 / lib.ms.median, weightGBs: (c.N * c.K * 4) / 1e6 / lib.ms.median });
     x.dispose();
     for (const w of ws) w.dispose();
     rt.trimPool();
   }
   return out;
-}
-
-async function maxAbsDiff(a: Tensor, b: Tensor): Promise<number> {
-  const [x, y] = [await a.read(), await b.read()] as Float32Array[];
-  let m = 0;
-  for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i] - y[i]));
-  return m;
 }
 
 export interface ConvCase {
@@ -325,15 +296,12 @@ export async function runKernelBench(rt: Runtime, o: { quick: boolean; log: (s: 
   const limit = bw.gpuRead.median;
 
   o.log('kernels: matmul…');
-  const protos: ProtoKind[] = ['subgroup', 'subgroup16', 'coalesced'];
-  const mm = await benchMatmuls(rt, MATMUL_CASES, protos, o.quick);
+  const mm = await benchMatmuls(rt, MATMUL_CASES, o.quick);
   o.say(`\nmatmul (f32 unless noted; % of bandwidth = weight GB/s ÷ GPU read kernel ${limit.toFixed(1)} GB/s)`);
-  o.say(table(['shape', 'kernel', 'ms', 'GFLOP/s', 'weights GB/s', '% of bw', 'max |err|'], mm.map((r) => [
+  o.say(table(['shape', 'kernel', 'ms', 'GFLOP/s', 'weights GB/s', '% of bw'], mm.map((r) => [
     r.name, r.kernel, r.ms.toFixed(3), r.gflops.toFixed(1), r.weightGBs.toFixed(2), `${((100 * r.weightGBs) / limit).toFixed(0)}%`,
-    r.maxAbsErr === undefined ? '' : r.maxAbsErr.toExponential(1),
   ])));
-  const f16 = 'no f16 path in the library: weights and activations are f32 (the adapter has shader-f16); '
-    + 'the f16 rows are the prototype subgroup gemv reading f16 weights (unpack2x16float), f32 accumulation';
+  const f16 = 'no f16 path in the library: weights and activations are f32 (the adapter has shader-f16)';
   o.say(f16);
 
   o.log('kernels: conv…');

@@ -4,8 +4,7 @@
 //     lm.ts / generate.ts: the matmuls, the attention kernels, the glue (norms, residual adds, head permutes,
 //     KV appends), input/output (embedding, positions, final norm, logits permute, guidance, sampling);
 //  2. the dispatches per step times the measured cost of a dispatch, as a share of the step;
-//  3. the weight bytes a step reads over the measured bandwidths (the bound), and the same matmuls with the
-//     prototype gemvs of gemv-proto.ts (what a decode-specific kernel would give);
+//  3. the weight bytes a step reads over the measured bandwidths (the bound);
 //  4. the text stage (T5) and EnCodec's decoder layer by layer (2 s of codes).
 
 import { Tensor, tidy, keep } from '../tensor.js';
@@ -14,7 +13,6 @@ import type { Musicgen } from '../model/musicgen.js';
 import type { LayerCache } from '../model/lm.js';
 import { sinusoidalPositions } from '../model/lm.js';
 import { randomF32, table, timeGpu, type GpuTiming } from './util.js';
-import { protoBytes, protoGemv, protoLstm, protoWeight, type ProtoKind } from './gemv-proto.js';
 import { measureBandwidth, type Bandwidth } from './kernels.js';
 import { benchPrompt } from './pipeline.js';
 
@@ -34,10 +32,8 @@ export interface Profile {
   weightBytesPerStep: number;
   bandwidth: Bandwidth;
   boundMs: { lavapipeRead: number; machineRead: number };
-  protoMatmulMs: Record<string, number>;
   text: Part[];
   encodec: Part[];
-  encodecLstm: { library: Part; prototype: Part; maxAbsDiff: number } | null;
 }
 
 const part = (name: string, t: GpuTiming): Part => ({ name, ms: t.ms.median, msMin: t.ms.min, msMax: t.ms.max, dispatches: t.dispatches });
@@ -154,26 +150,6 @@ export async function profileModel(model: Musicgen, o: { quick: boolean; log: (s
   const dispatchUs = bw.dispatchUs.median;
   const dispatchShare = (whole.dispatches * dispatchUs) / 1000 / whole.ms;
 
-  // ---- prototype gemvs over the same weights ----
-  o.log('profile: prototype gemvs…');
-  const protoMatmulMs: Record<string, number> = {};
-  const x2 = keep(Tensor.from(randomF32(rows * D, 3), [rows, D], 'f32', rt));
-  const x2f = keep(Tensor.from(randomF32(rows * F, 4), [rows, F], 'f32', rt));
-  const kinds: ProtoKind[] = rt.ctx.features.subgroups ? ['subgroup', 'subgroup16'] : [];
-  for (const kind of kinds) {
-    const ws = [...mm.map((m) => m.w), ...heads].map((w) => protoWeight(kind, w));
-    const all = [...mm, ...heads.map((w) => ({ w, x: h }))];
-    const tm = await timeGpu(rt, () => {
-      all.forEach((m, i) => {
-        const [N, Kd] = m.w.shape;
-        protoGemv(rt, kind, Kd === D ? x2 : x2f, ws[i], N, Kd);
-      });
-    }, { iters, rounds });
-    protoMatmulMs[`${kind}${protoBytes(kind) === 2 ? ' (f16 weights)' : ''}`] = tm.ms.median;
-    for (const w of ws) w.dispose();
-    rt.trimPool();
-  }
-
   const lavapipeBound = (weightBytes / 1e9 / bw.gpuRead.median) * 1000;
   const machineBound = (weightBytes / 1e9 / bw.cpuReadAllCores.median) * 1000;
   o.say(`\nDecode step (1 prompt with guidance = ${rows} rows, ${lm.layers.length} layers, KV cache at ${tk}): median (min–max) of ${rounds} rounds × ${iters} steps`);
@@ -184,9 +160,8 @@ export async function profileModel(model: Musicgen, o: { quick: boolean; log: (s
   o.say(`dispatch overhead: ${whole.dispatches} dispatches × ${dispatchUs.toFixed(1)} µs = ${((whole.dispatches * dispatchUs) / 1000).toFixed(1)} ms (${(100 * dispatchShare).toFixed(0)}% of the step)`);
   o.say(`weights read per step: ${(weightBytes / 2 ** 20).toFixed(0)} MiB → bound ${lavapipeBound.toFixed(0)} ms at lavapipe's read-kernel ${bw.gpuRead.median.toFixed(1)} GB/s, `
     + `${machineBound.toFixed(0)} ms at the machine's ${bw.cpuReadAllCores.median.toFixed(1)} GB/s (all cores, memcmp); step/bound = ${(whole.ms / lavapipeBound).toFixed(1)}× / ${(whole.ms / machineBound).toFixed(1)}×`);
-  o.say(`the same matmuls: library ${matmuls.ms.toFixed(1)} ms; ${Object.entries(protoMatmulMs).map(([k, v]) => `prototype ${k} ${v.toFixed(1)} ms`).join('; ')}`);
 
-  for (const tt of [cond, condMask, forced, seq, h, hf, q, kv, logitsIn, x2, x2f]) tt.dispose();
+  for (const tt of [cond, condMask, forced, seq, h, hf, q, kv, logitsIn]) tt.dispose();
   for (const c of caches) { c.self.dispose(); c.crossK?.dispose(); c.crossV?.dispose(); }
   rt.trimPool();
 
@@ -219,7 +194,6 @@ export async function profileModel(model: Musicgen, o: { quick: boolean; log: (s
   const frames = 100;
   const codesIn = keep(Tensor.from(Int32Array.from({ length: enc.numQuantizers * frames }, (_, i) => (i * 7919) % enc.cfg.codebook_size), [1, enc.numQuantizers, frames], 'i32', rt));
   const encParts: Part[] = [];
-  let encLstm: { library: Part; prototype: Part; maxAbsDiff: number } | null = null;
   let cur = keep(tidy(() => ops.rvqDecode(codesIn, enc.codebooks)));
   encParts.push(part('rvqDecode', await timeGpu(rt, () => { ops.rvqDecode(codesIn, enc.codebooks); }, { iters: 2, rounds: 2 })));
   const layers = enc.decoder.layers;
@@ -234,36 +208,13 @@ export async function profileModel(model: Musicgen, o: { quick: boolean; log: (s
   cur.dispose();
   codesIn.dispose();
   rt.trimPool();
-  // the LSTM layers (the decoder's costliest) again with the prototype B = 1 step kernel, same weights
-  const lstmLayer = layers.find((l) => l.constructor.name === 'EncodecLSTM') as unknown as { layers?: { wIh: Tensor; wHh: Tensor; bIh: Tensor; bHh: Tensor }[] } | undefined;
-  let lstmProto: Part | null = null;
-  if (lstmLayer?.layers && rt.ctx.features.subgroups) {
-    const Hl = lstmLayer.layers[0].wHh.shape[1];
-    const xl = keep(Tensor.from(randomF32(frames * Hl, 9), [frames, 1, Hl], 'f32', rt));
-    const lib = part('library ops.lstm, all layers', await timeGpu(rt, () => {
-      let hh = xl;
-      for (const l of lstmLayer.layers!) hh = ops.lstm(hh, l.wIh, l.wHh, l.bIh, l.bHh).y;
-    }, { iters: 1, rounds: 2 }));
-    lstmProto = part('prototype B = 1 subgroup step kernel, all layers', await timeGpu(rt, () => {
-      let hh = xl;
-      for (const l of lstmLayer.layers!) hh = protoLstm(rt, hh, l.wIh, l.wHh, l.bIh, l.bHh);
-    }, { iters: 1, rounds: 2 }));
-    const a = tidy(() => ops.lstm(xl, lstmLayer.layers![0].wIh, lstmLayer.layers![0].wHh, lstmLayer.layers![0].bIh, lstmLayer.layers![0].bHh).y);
-    const b = tidy(() => protoLstm(rt, xl, lstmLayer.layers![0].wIh, lstmLayer.layers![0].wHh, lstmLayer.layers![0].bIh, lstmLayer.layers![0].bHh));
-    const [A, Bv] = [await a.read(), await b.read()] as Float32Array[];
-    let err = 0;
-    for (let i = 0; i < A.length; i++) err = Math.max(err, Math.abs(A[i] - Bv[i]));
-    for (const tt of [a, b, xl]) tt.dispose();
-    o.say(`\nEnCodec LSTM recurrence (${frames} steps): library ${lib.ms.toFixed(0)} ms, prototype ${lstmProto.ms.toFixed(0)} ms (max |diff| ${err.toExponential(1)})`);
-    encLstm = { library: lib, prototype: lstmProto, maxAbsDiff: err };
-  }
   const encTotal = encParts.reduce((s, p) => s + p.ms, 0);
   o.say(`\nEnCodec decoder, layer by layer, ${frames} frames (2 s): ${encTotal.toFixed(0)} ms in all`);
   o.say(table(['layer [input channels×length]', 'ms', 'share', 'dispatches'], encParts.map((p) => [p.name, p.ms.toFixed(1), `${((100 * p.ms) / encTotal).toFixed(0)}%`, p.dispatches])));
 
   return {
     step: whole, parts, dispatchUs, dispatchShare, weightBytesPerStep: weightBytes, bandwidth: bw,
-    boundMs: { lavapipeRead: lavapipeBound, machineRead: machineBound }, protoMatmulMs, text: [t5, t5mm], encodec: encParts, encodecLstm: encLstm,
+    boundMs: { lavapipeRead: lavapipeBound, machineRead: machineBound }, text: [t5, t5mm], encodec: encParts,
   };
 }
 

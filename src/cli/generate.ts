@@ -6,7 +6,7 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { readAudioFile } from '../audio/file.js';
 import { encodeWav, encodeMp3 } from '../audio/encode.js';
 import { MusicGen, InputError, type GenerateRequest, type Progress } from '../pipeline.js';
-import { cliProgress } from '../io/hub.js';
+import { cliProgress } from './progress.js';
 import cliProgressBars from 'cli-progress';
 
 const number = (name: string) => (v: string): number => {

@@ -5,11 +5,10 @@
 // per head size) so their per-row registers have fixed sizes.
 
 import { Tensor, keep } from '../tensor.js';
-import { f32, type Runtime } from '../runtime.js';
-import { record } from '../train/tape.js';
+import { f32, specialise, type Runtime } from '../runtime.js';
+import { record } from '../autograd.js';
 import { launch1d, sumTo } from './elementwise.js';
 import { narrow } from './shape.js';
-import { WGSL } from './wgsl.generated.js';
 
 export interface AttentionOptions {
   /** Query i sees keys j ≤ i + (tk − Tq): the queries are the last Tq positions (KV-cache decoding). */
@@ -33,22 +32,6 @@ const MAX_HEAD_DIM = 256;
 const MIN_KEYS_PER_SPLIT = 16;
 /** ...and only until rows × splits reaches this many invocations (decoding has few rows and many keys). */
 const TARGET_INVOCATIONS = 4096;
-
-const specialised = new Map<string, string>();
-
-/** The shader `name` with its `const D` line set to the head dim; cached per (shader, D). */
-function shaderFor(name: string, D: number): { shader: string; code: string } {
-  const key = `${name}_d${D}`;
-  let code = specialised.get(key);
-  if (code === undefined) {
-    const src = WGSL[name];
-    if (src === undefined) throw new Error(`unknown shader "${name}"`);
-    code = src.replace(/const D: u32 = \d+u;/, `const D: u32 = ${D}u;`);
-    if (code === src && D !== 64) throw new Error(`shader "${name}" has no "const D: u32 = …u;" line`);
-    specialised.set(key, code);
-  }
-  return { shader: key, code };
-}
 
 function grid64(rt: Runtime, n: number): [number, number] {
   return rt.grid(Math.ceil(n / 64));
@@ -108,7 +91,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   if (rows > 0) {
     if (nsplit === 1) {
       rt.dispatch({
-        ...shaderFor('attention', D),
+        ...specialise('attention', 'D', D),
         params,
         bindings: [q.binding(), k.binding(), v.binding(), maskBinding, biasBinding, out.binding(), lse.binding()],
         workgroups: grid64(rt, rows),
@@ -117,7 +100,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
       const part = Tensor.empty([rows * nsplit, D], 'f32', rt);
       const partLse = Tensor.empty([rows * nsplit], 'f32', rt);
       rt.dispatch({
-        ...shaderFor('attention', D),
+        ...specialise('attention', 'D', D),
         params,
         bindings: [q.binding(), k.binding(), v.binding(), maskBinding, biasBinding, part.binding(), partLse.binding()],
         workgroups: grid64(rt, rows * nsplit),
@@ -144,7 +127,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     const dS = Tensor.empty(wantBias ? [B, H, Tq, Tk] : [1], 'f32', rt);
     const common = [H, Tq, Tk, kvT, causal ? 1 : 0, ...maskParams, bias ? 1 : 0, biasBatchStride];
     rt.dispatch({
-      ...shaderFor('attention_bwd_dq', D),
+      ...specialise('attention_bwd_dq', 'D', D),
       params: [rows, ...common, wantBias ? 1 : 0, f32(scale)],
       bindings: [q.binding(), k.binding(), v.binding(), out.binding(), dO.binding(), lse.binding(), maskBinding,
         biasBinding, dQ.binding(), delta.binding(), dS.binding()],
@@ -157,7 +140,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
       dV = Tensor.empty(v.shape, 'f32', rt);
       const keyRows = B * H * kvT;
       rt.dispatch({
-        ...shaderFor('attention_bwd_dkv', D),
+        ...specialise('attention_bwd_dkv', 'D', D),
         params: [keyRows, ...common, f32(scale)],
         bindings: [q.binding(), k.binding(), v.binding(), dO.binding(), lse.binding(), delta.binding(), maskBinding,
           biasBinding, dK.binding(), dV.binding()],

@@ -6,11 +6,10 @@
 // conv1d_grad_weight (a correlation of the two, chunked over time) gives both weight gradients.
 
 import { Tensor } from '../tensor.js';
-import { f32, i32, type Runtime } from '../runtime.js';
-import { noGrad, record } from '../train/tape.js';
+import { f32, i32, specialise, type Runtime } from '../runtime.js';
+import { noGrad, record } from '../autograd.js';
 import { launch1d, sumTo } from './elementwise.js';
 import { narrow, permute } from './shape.js';
-import { WGSL } from './wgsl.generated.js';
 
 // ---- padding ----
 
@@ -93,13 +92,6 @@ function coPerInvocation(coutG: number): number {
   return [1, 2, 4, 8].find((c) => c >= coutG) ?? 16;
 }
 
-function variant(shader: string, co: number): { shader: string; code?: string } {
-  if (co === 16) return { shader };
-  const base = WGSL[shader];
-  const code = base.replace('const CO = 16u;', `const CO = ${co}u;`);
-  if (code === base) throw new Error(`${shader}.wgsl no longer declares 'const CO = 16u;'`);
-  return { shader: `${shader}_co${co}`, code };
-}
 
 interface ConvGeometry {
   B: number;
@@ -127,7 +119,7 @@ function conv1dRaw(rt: Runtime, x: Tensor, w: Tensor, bias: Tensor | undefined, 
   const wy = groups * coBlocks;
   checkGrid('conv1d', rt, Math.ceil(Tout / 256), wy, B);
   rt.dispatch({
-    ...variant('conv1d', co),
+    ...specialise('conv1d', 'CO', co),
     params: [T, Tout, Cin, Cout, CinG, CoutG, K, stride, dilation, i32(padL), coBlocks, bias ? 1 : 0],
     bindings: [x.binding(), w.binding(), (bias ?? w).binding(), y.binding()],
     workgroups: [Math.ceil(Tout / 256), wy, B],
@@ -154,7 +146,7 @@ function convTranspose1dRaw(
   // paid for itself ~1.4× on EnCodec's 1024 → 512 upsampling layer)
   const wk = noGrad(() => permute(w, [2, 0, 1]));
   rt.dispatch({
-    ...variant('conv_transpose1d', co),
+    ...specialise('conv_transpose1d', 'CO', co),
     params: [T, Tout, Cin, Cout, CinG, CoutG, K, stride, dilation, pad, coBlocks, bias ? 1 : 0, mLo, nM, 0, 0],
     bindings: [x.binding(), wk.binding(), (bias ?? w).binding(), y.binding()],
     workgroups: [Math.ceil(nM / 256), wy, B],

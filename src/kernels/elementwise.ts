@@ -4,7 +4,7 @@
 
 import { Tensor, type DType, type Shape, numel } from '../tensor.js';
 import { f32, type Runtime } from '../runtime.js';
-import { record } from '../train/tape.js';
+import { record } from '../autograd.js';
 
 const WG = 256;
 const MAX_RANK = 6;

@@ -4,7 +4,7 @@
 // 0…V−1 read nothing: they embed to zeros and get no gradient.
 
 import { Tensor } from '../tensor.js';
-import { record } from '../train/tape.js';
+import { record } from '../autograd.js';
 import { launch1d } from './elementwise.js';
 
 function shapeStr(t: Tensor): string {

@@ -5,7 +5,7 @@
 
 import { Tensor } from '../tensor.js';
 import { i32 } from '../runtime.js';
-import { record } from '../train/tape.js';
+import { record } from '../autograd.js';
 import { launch1d } from './elementwise.js';
 
 /**

@@ -4,7 +4,7 @@
 // (shaders/lstm_backward.wgsl) and then gets every weight, bias and input gradient from matmuls.
 
 import { Tensor, tidy } from '../tensor.js';
-import { isRecording, noGrad, record } from '../train/tape.js';
+import { isRecording, noGrad, record } from '../autograd.js';
 import { add, sumTo } from './elementwise.js';
 import { matmul } from './matmul.js';
 import { narrow, reshape, transpose } from './shape.js';

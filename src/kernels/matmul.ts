@@ -2,7 +2,7 @@
 // When gradients are recorded the activation runs as its own op, so its backward sees the pre-activation.
 
 import { Tensor } from '../tensor.js';
-import { isRecording, record } from '../train/tape.js';
+import { isRecording, record } from '../autograd.js';
 import { unary, sumTo } from './elementwise.js';
 import { gemv, gemvApplies } from './gemv.js';
 

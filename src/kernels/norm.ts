@@ -5,7 +5,7 @@
 
 import { Tensor } from '../tensor.js';
 import { f32, type Runtime } from '../runtime.js';
-import { record } from '../train/tape.js';
+import { record } from '../autograd.js';
 
 function checkNormArgs(name: string, x: Tensor, params: (Tensor | undefined)[]): number {
   if (x.dtype !== 'f32') throw new Error(`${name}: expects f32 input, got ${x.dtype}`);

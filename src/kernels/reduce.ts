@@ -3,7 +3,7 @@
 
 import { Tensor, type Shape } from '../tensor.js';
 import { f32, type Runtime } from '../runtime.js';
-import { record } from '../train/tape.js';
+import { record } from '../autograd.js';
 import { launch1d } from './elementwise.js';
 
 export interface ReduceOptions {

@@ -4,8 +4,8 @@
 // Both work in the EnCodec encoder/decoder layout [B, D, T]. No backward: EnCodec is frozen.
 
 import { Tensor } from '../tensor.js';
+import { specialise } from '../runtime.js';
 import { launch1d } from './elementwise.js';
-import { WGSL } from './wgsl.generated.js';
 
 /** Codebook dims the encoder is compiled for go up to this (the residual lives in registers). */
 const MAX_CODEBOOK_DIM = 512;
@@ -40,8 +40,7 @@ export function rvqEncode(x: Tensor, codebooks: Tensor, nQ?: number): Tensor {
   if (B * T === 0) return codes;
   rt.dispatch({
     // the codebook dim is compiled in so the residual has a fixed-size register array
-    shader: `rvq_d${D}`,
-    code: WGSL.rvq.replace(/const D: u32 = \d+u;/, `const D: u32 = ${D}u;`),
+    ...specialise('rvq', 'D', D),
     params: [B, T, V, n],
     bindings: [x.binding(), codebooks.binding(), codes.binding()],
     workgroups: rt.grid(Math.ceil((B * T) / 64)),

@@ -3,7 +3,7 @@
 
 import { Tensor, type Shape, numel } from '../tensor.js';
 import { i32 } from '../runtime.js';
-import { record } from '../train/tape.js';
+import { record } from '../autograd.js';
 import { launch1d, fields6, unravel6, offset6, pad6 } from './elementwise.js';
 
 const WG = 256;

@@ -2,7 +2,7 @@
 // (softmax_backward.wgsl) reads the output, which the node's closure holds (the output outlives its node).
 
 import { Tensor } from '../tensor.js';
-import { record } from '../train/tape.js';
+import { record } from '../autograd.js';
 
 function softmaxImpl(x: Tensor, isLog: boolean): Tensor {
   const name = isLog ? 'logSoftmax' : 'softmax';

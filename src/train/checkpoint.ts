@@ -16,13 +16,12 @@ import type { Musicgen } from '../model/musicgen.js';
 import {
   SafetensorsCheckpoint,
   dtypeSize,
-  f32ToBf16Bits,
-  f32ToF16Bits,
   type CheckpointFolder,
   type Dtype,
   type TensorReader,
 } from '../io/safetensors.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { f32ToBf16Bits, f32ToF16Bits } from '../dtype.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // names

@@ -18,7 +18,7 @@ import { prepareAudio } from '../audio/resample.js';
 import { openSafetensorsFile } from '../io/file-source.js';
 import { SafetensorsCheckpoint, type CheckpointFolder } from '../io/safetensors.js';
 import { writeSafetensorsStream, type StreamTensor } from './checkpoint.js';
-import { noGrad } from './tape.js';
+import { noGrad } from '../autograd.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // PRNG

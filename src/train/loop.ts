@@ -22,9 +22,9 @@ import type { Conditioning } from '../model/lm.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { openSafetensorsFile } from '../io/file-source.js';
 import { encodeSafetensors } from '../io/safetensors.js';
-import { backward, noGrad } from './tape.js';
+import { backward, noGrad } from '../autograd.js';
 import { AdamW } from './optim.js';
-import { clipGradNorm } from './clip.js';
+import { clipGradNorm } from '../kernels/clip.js';
 import { Lora } from './lora.js';
 import { Rng, type Chunk, type TrainingData } from './data.js';
 import {

@@ -13,7 +13,7 @@ import { Tensor, keep, tidy } from '../tensor.js';
 import * as ops from '../ops.js';
 import type { Musicgen } from '../model/musicgen.js';
 import type { Rng } from './data.js';
-import { noGrad } from './tape.js';
+import { noGrad } from '../autograd.js';
 
 export const LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'out_proj', 'fc1', 'fc2'] as const;
 

@@ -5,7 +5,7 @@
 
 import { Tensor, keep } from '../tensor.js';
 import { adamwStep } from '../kernels/adam.js';
-import { zeroGrad } from './tape.js';
+import { zeroGrad } from '../autograd.js';
 
 export interface AdamWOptions {
   lr: number;

@@ -14,14 +14,11 @@ import {
   BufferSource,
   SafetensorsCheckpoint,
   SafetensorsFile,
-  bf16ToF32,
   encodeSafetensors,
-  f16ToF32,
-  f32ToBf16Bits,
-  f32ToF16Bits,
   type CheckpointFolder,
   type TensorToWrite,
 } from '../../src/io/safetensors.ts';
+import { bf16ToF32, f16ToF32, f32ToBf16Bits, f32ToF16Bits } from '../../src/dtype.ts';
 import { FileSource, openCheckpointDir, openSafetensorsFile } from '../../src/io/file-source.ts';
 import { UrlSource, openCheckpointUrl } from '../../src/io/url-source.ts';
 

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { Fixture, assertClose, checkGradCase, gpu } from '../helpers.js';
 import * as ops from '../../src/ops.js';
 import { Tensor, tidy } from '../../src/tensor.js';
-import { backward } from '../../src/train/tape.js';
+import { backward } from '../../src/autograd.js';
 
 const FWD = { rtol: 1e-5, atol: 1e-6 };
 const GRAD = { rtol: 1e-4, atol: 1e-5 };

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { Fixture, assertClose, gpu } from '../helpers.js';
 import { Tensor } from '../../src/tensor.js';
 import { Adam, AdamW } from '../../src/train/optim.js';
-import { clipGradNorm } from '../../src/train/clip.js';
+import { clipGradNorm } from '../../src/kernels/clip.js';
 
 const N_PARAMS = 4;
 const STEPS = 3;

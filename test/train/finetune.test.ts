@@ -20,7 +20,7 @@ import { generateCodes } from '../../src/model/generate.js';
 import { readDataset, prepareTrainingData, Rng, type TrainingData } from '../../src/train/data.js';
 import { finetune, lmLoss, trainingConditioning, trainingProbe, delayedLabels, shiftRight, labelsByCodebook, TrainingDiverged, type TrainOptions } from '../../src/train/loop.js';
 import { Lora } from '../../src/train/lora.js';
-import { backward, noGrad } from '../../src/train/tape.js';
+import { backward, noGrad } from '../../src/autograd.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const TEXT_MODEL = join(REPO, 'weights', 'tiny-musicgen');

@@ -1,8 +1,9 @@
 // The autograd tape. Ops record a GradNode on their output only when gradients are wanted (some input has
 // `requiresGrad` and recording is on), so inference pays nothing. `backward` walks the nodes in reverse
-// topological order, summing gradients per tensor and checking their shapes.
+// topological order, summing gradients per tensor and checking their shapes. It sits in the core beside
+// tensor.ts, below the op library: the one kernel it needs itself (summing two gradients) it dispatches directly.
 
-import { Tensor, tidy, type GradNode } from '../tensor.js';
+import { Tensor, tidy, type GradNode } from './tensor.js';
 
 let recording = true;
 
@@ -146,10 +147,16 @@ export function zeroGrad(t: Tensor): void {
   t.grad = null;
 }
 
-// The element-wise add is injected by the op library to avoid an import cycle.
-let addInto: (a: Tensor, b: Tensor) => Tensor = () => {
-  throw new Error('autograd used before the op library was loaded');
-};
-export function setGradAdder(fn: (a: Tensor, b: Tensor) => Tensor): void {
-  addInto = fn;
+/** a + b for two f32 gradients of one shape (the shapes were checked by the caller). */
+function addInto(a: Tensor, b: Tensor): Tensor {
+  if (a.dtype !== 'f32' || b.dtype !== 'f32') throw new Error(`backward: gradients are f32, got ${a.dtype} and ${b.dtype}`);
+  const rt = a.rt;
+  const c = Tensor.empty(a.shape, 'f32', rt);
+  rt.dispatch({
+    shader: 'grad_accumulate',
+    params: [c.size],
+    bindings: [a.binding(), b.binding(), c.binding()],
+    workgroups: rt.grid(Math.ceil(c.size / 256)),
+  });
+  return c;
 }

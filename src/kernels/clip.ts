@@ -1,7 +1,8 @@
 // Gradient-norm clipping as torch.nn.utils.clip_grad_norm_ (2-norm), entirely on the GPU
 // (shaders/sum_squares.wgsl): the total norm, the clip coefficient and a finite flag stay in [1] tensors, and
 // the optimiser multiplies the gradients by the coefficient (`AdamW.step(lr, clip.scale)`), so nothing is read
-// back. The gradients themselves are not modified.
+// back. The gradients themselves are not modified. A kernel like adam.ts: the training loop calls it, the op
+// library exports it.
 
 import { Tensor } from '../tensor.js';
 import { f32 } from '../runtime.js';
