@@ -30,6 +30,8 @@ struct P {
 @group(0) @binding(6) var<storage, read_write> O: array<f32>;
 @group(0) @binding(7) var<storage, read_write> Lse: array<f32>;
 
+#include "lib/attention_keys.wgsl"
+
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let n = gid.x + gid.y * nwg.x * 64u;
@@ -42,12 +44,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let h = bh % p.H;
 
   // keys this invocation may see
-  var jEnd = p.Tk;
-  if (p.causal != 0u) {
-    jEnd = u32(clamp(i32(i) + i32(p.Tk) - i32(p.Tq) + 1, 0, i32(p.Tk)));
-  }
   let j0 = s * p.chunk;
-  let j1 = min(j0 + p.chunk, jEnd);
+  let j1 = min(j0 + p.chunk, key_end(i));
 
   var q: array<f32, D>;
   for (var d = 0u; d < D; d++) { q[d] = Q[row * D + d]; }
@@ -62,23 +60,15 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   // once per block. Lanes past j1 or masked are invalid: clamped loads, probability 0.
   for (var j = j0; j < j1; j += 4u) {
     let jj = vec4<u32>(j, j + 1u, j + 2u, j + 3u);
-    var valid = jj < vec4<u32>(j1);
     let jc = min(jj, vec4<u32>(j1 - 1u));
-    if (p.hasMask != 0u) {
-      let mb = b * p.maskStride;
-      let keep = vec4<u32>(Mask[mb + jc.x], Mask[mb + jc.y], Mask[mb + jc.z], Mask[mb + jc.w]) & vec4<u32>(0x7fffffffu);
-      valid = valid & (keep != vec4<u32>(0u));
-    }
+    let valid = keys_valid(jj, jc, j1, b);
     if (!any(valid)) { continue; }
     let kb = vec4<u32>(kvBase) + jc * D;
     var dots = vec4<f32>(0.0);
     for (var d = 0u; d < D; d++) {
       dots += q[d] * vec4<f32>(K[kb.x + d], K[kb.y + d], K[kb.z + d], K[kb.w + d]);
     }
-    var sc = dots * p.scale;
-    if (p.hasBias != 0u) {
-      sc += vec4<f32>(Bias[biasRow + jc.x], Bias[biasRow + jc.y], Bias[biasRow + jc.z], Bias[biasRow + jc.w]);
-    }
+    let sc = block_scores(dots, biasRow, jc);
     let vmax = select(vec4<f32>(-BIG), sc, valid);
     let bm = max(max(vmax.x, vmax.y), max(vmax.z, vmax.w));
     if (bm > m) {

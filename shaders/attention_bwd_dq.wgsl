@@ -26,6 +26,8 @@ struct P {
 @group(0) @binding(10) var<storage, read_write> Delta: array<f32>;
 @group(0) @binding(11) var<storage, read_write> dS: array<f32>;
 
+#include "lib/attention_keys.wgsl"
+
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let row = gid.x + gid.y * nwg.x * 64u;
@@ -34,10 +36,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let i = row % p.Tq;
   let b = bh / p.H;
   let h = bh % p.H;
-  var jEnd = p.Tk;
-  if (p.causal != 0u) {
-    jEnd = u32(clamp(i32(i) + i32(p.Tk) - i32(p.Tq) + 1, 0, i32(p.Tk)));
-  }
+  let jEnd = key_end(i);
 
   var q: array<f32, D>;
   var g: array<f32, D>;
@@ -58,13 +57,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   // keys in blocks of 4 (as in attention.wgsl); invalid lanes (past jEnd, masked) get P = 0, so dS = 0 there
   for (var j = 0u; j < jEnd; j += 4u) {
     let jj = vec4<u32>(j, j + 1u, j + 2u, j + 3u);
-    var valid = jj < vec4<u32>(jEnd);
     let jc = min(jj, vec4<u32>(jEnd - 1u));
-    if (p.hasMask != 0u) {
-      let mb = b * p.maskStride;
-      let keep = vec4<u32>(Mask[mb + jc.x], Mask[mb + jc.y], Mask[mb + jc.z], Mask[mb + jc.w]) & vec4<u32>(0x7fffffffu);
-      valid = valid & (keep != vec4<u32>(0u));
-    }
+    let valid = keys_valid(jj, jc, jEnd, b);
     let kb = vec4<u32>(kvBase) + jc * D;
     var dots = vec4<f32>(0.0);
     var dps = vec4<f32>(0.0);
@@ -72,10 +66,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
       dots += q[d] * vec4<f32>(K[kb.x + d], K[kb.y + d], K[kb.z + d], K[kb.w + d]);
       dps += g[d] * vec4<f32>(V[kb.x + d], V[kb.y + d], V[kb.z + d], V[kb.w + d]);
     }
-    var sc = dots * p.scale;
-    if (p.hasBias != 0u) {
-      sc += vec4<f32>(Bias[biasRow + jc.x], Bias[biasRow + jc.y], Bias[biasRow + jc.z], Bias[biasRow + jc.w]);
-    }
+    let sc = block_scores(dots, biasRow, jc);
     let pr = select(vec4<f32>(0.0), exp(sc - vec4<f32>(L)), valid);
     let ds = pr * (dps - vec4<f32>(delta));
     for (var d = 0u; d < D; d++) {

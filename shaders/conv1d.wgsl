@@ -70,10 +70,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     }
   }
 
-  for (var c = 0u; c < CO; c++) {
-    let oc = oc0 + c;
-    if (oc >= p.CoutG) { break; }
-    let o = g * p.CoutG + oc;
+  // the block's channels past the group's last (when CoutG is not a multiple of CO) are not stored
+  for (var c = 0u; c < min(CO, p.CoutG - oc0); c++) {
+    let o = g * p.CoutG + oc0 + c;
     var bv = 0.0;
     if (p.hasBias != 0u) { bv = Bias[o]; }
     let yRow = (b * p.Cout + o) * p.Tout;

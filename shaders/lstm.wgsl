@@ -16,16 +16,11 @@ struct P { t: u32, B: u32, H: u32, _p: u32 }
 @group(0) @binding(4) var<storage, read_write> CS: array<f32>; // [T + 1, B, H]: c0, c_1 … c_T
 @group(0) @binding(5) var<storage, read_write> G: array<f32>;  // [T, B, 4H]
 
-fn sigmoid_(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
-// tanh through exp overflows to inf/inf (NaN) on some drivers for large |x|; tanh(±15) is ±1 in f32 anyway
-fn tanh_(x: f32) -> f32 { return tanh(clamp(x, -15.0, 15.0)); }
+#include "lib/lstm_cell.wgsl"
+#include "lib/lstm_grid.wgsl"
 
-@compute @workgroup_size(32, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let j = gid.x;
+fn lstm_main(j: u32, b0: u32) {
   let H = p.H;
-  if (j >= H) { return; }
-  let b0 = gid.y * 4u;
   let H4 = 4u * H;
   let prev = p.t * p.B * H; // row t of S and CS
   var hRow: array<u32, 4>;

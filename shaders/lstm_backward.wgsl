@@ -19,14 +19,11 @@ struct P { t: u32, T: u32, B: u32, H: u32 }
 @group(0) @binding(5) var<storage, read_write> DA: array<f32>; // [T, B, 4H]
 @group(0) @binding(6) var<storage, read_write> DC: array<f32>; // [B, H]
 
-fn tanh_(x: f32) -> f32 { return tanh(clamp(x, -15.0, 15.0)); }
+#include "lib/lstm_cell.wgsl"
+#include "lib/lstm_grid.wgsl"
 
-@compute @workgroup_size(32, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let j = gid.x;
+fn lstm_main(j: u32, b0: u32) {
   let H = p.H;
-  if (j >= H) { return; }
-  let b0 = gid.y * 4u;
   let H4 = 4u * H;
   let t = p.t;
 

@@ -12,8 +12,7 @@ struct P { t: u32, H: u32, _a: u32, _b: u32 }
 @group(0) @binding(3) var<storage, read_write> S: array<f32>;  // [T + 1, H]: h0, h_1 … h_T
 @group(0) @binding(4) var<storage, read_write> CS: array<f32>; // [T + 1, H]: c0, c_1 … c_T
 
-fn sigmoid_(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
-fn tanh_(x: f32) -> f32 { return tanh(clamp(x, -15.0, 15.0)); }
+#include "lib/lstm_cell.wgsl"
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,

@@ -13,11 +13,7 @@ struct P {
 @group(0) @binding(3) var<storage, read> Bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> C: array<f32>;
 
-fn erf_(x: f32) -> f32 {
-  let t = 1.0 / (1.0 + 0.3275911 * abs(x));
-  let y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * exp(-x * x);
-  return select(-y, y, x >= 0.0);
-}
+#include "lib/erf.wgsl"
 
 fn activate(x: f32) -> f32 {
   switch p.act {

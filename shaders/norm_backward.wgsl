@@ -13,14 +13,9 @@ struct P { rows: u32, C: u32, flags: u32 }
 @group(0) @binding(6) var<storage, read_write> DX: array<f32>;
 
 #include "lib/row_reduce_vec2.wgsl"
+#include "lib/row_kernel.wgsl"
 
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) t: u32) {
-  let row = wid.x + wid.y * nwg.x;
-  if (row >= p.rows) { return; }
-  let C = p.C;
-  let base = row * C;
+fn row_main(row: u32, base: u32, C: u32, t: u32) {
   let hasW = (p.flags & 1u) != 0u;
   let rms = (p.flags & 2u) != 0u;
   let mean = select(Mean[row], 0.0, rms);

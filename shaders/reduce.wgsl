@@ -46,13 +46,10 @@ fn wg_argmax(v: f32, i: u32, t: u32) -> vec2<u32> {
   return vec2<u32>(bitcast<u32>(bv), bi);
 }
 
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) t: u32) {
-  let row = wid.x + wid.y * nwg.x;
-  if (row >= p.rows) { return; }
-  let start = row * p.C;
-  let end = min(start + p.C, p.n);
+#include "lib/row_kernel.wgsl"
+
+fn row_main(row: u32, start: u32, C: u32, t: u32) {
+  let end = min(start + C, p.n);
   if (p.mode == 2u) {
     var bv = 0.0;
     var bi = NONE;
@@ -70,6 +67,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     var s = 0.0;
     for (var i = start + t; i < end; i += WG) { s += X[i]; }
     s = wg_sum(s, t);
-    if (t == 0u) { Y[row] = select(s, s / f32(p.C), p.mode == 1u); }
+    if (t == 0u) { Y[row] = select(s, s / f32(C), p.mode == 1u); }
   }
 }

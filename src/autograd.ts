@@ -3,7 +3,7 @@
 // topological order, summing gradients per tensor and checking their shapes. It sits in the core beside
 // tensor.ts, below the op library: the one kernel it needs itself (summing two gradients) it dispatches directly.
 
-import { Tensor, tidy, type GradNode } from './tensor.js';
+import { Tensor, tidy, shapeStr, type GradNode } from './tensor.js';
 
 let recording = true;
 
@@ -90,7 +90,7 @@ export function backward(root: Tensor, gradRoot?: Tensor): void {
     const grads = new Map<Tensor, Tensor>();
     if (gradRoot) grads.set(root, gradRoot.retain());
     else {
-      if (root.size !== 1) throw new Error(`backward: root has shape [${root.shape.join(', ')}]; pass its gradient`);
+      if (root.size !== 1) throw new Error(`backward: root has shape ${shapeStr(root)}; pass its gradient`);
       grads.set(root, hold(Tensor.from([1], root.shape, root.dtype, root.rt)));
     }
     const accumulate = (x: Tensor, g: Tensor): void => {
@@ -131,7 +131,7 @@ export function backward(root: Tensor, gradRoot?: Tensor): void {
         }
         if (gi.shape.length !== x.shape.length || gi.shape.some((d, j) => d !== x.shape[j])) {
           throw new Error(
-            `backward of ${node.name}: gradient [${gi.shape.join(', ')}] for input ${i} of shape [${x.shape.join(', ')}]`,
+            `backward of ${node.name}: gradient ${shapeStr(gi)} for input ${i} of shape ${shapeStr(x)}`,
           );
         }
         accumulate(x, gi);
@@ -154,7 +154,7 @@ function addInto(a: Tensor, b: Tensor): Tensor {
   const c = Tensor.empty(a.shape, 'f32', rt);
   rt.dispatch({
     shader: 'grad_accumulate',
-    params: [c.size],
+    params: { n: c.size },
     bindings: [a.binding(), b.binding(), c.binding()],
     workgroups: rt.grid(Math.ceil(c.size / 256)),
   });

@@ -30,12 +30,50 @@ export function specialise(name: string, constant: string, value: number): { sha
   return { shader, code };
 }
 
-/** A uniform value: plain numbers are u32; wrap floats and signed ints. */
-export class F32 { constructor(readonly v: number) {} }
-export class I32 { constructor(readonly v: number) {} }
-export const f32 = (v: number): F32 => new F32(v);
-export const i32 = (v: number): I32 => new I32(v);
-export type Param = number | F32 | I32;
+/**
+ * Uniform values by name. The names and their order come from the shader's `struct P` (4-byte scalar fields
+ * u32, i32, f32), so a value is written as its field's type; every field must be given, except padding fields
+ * whose names start with `_` (written as 0), and no other name is accepted.
+ */
+export type Params = Readonly<Record<string, number>>;
+
+type ScalarType = 'u32' | 'i32' | 'f32';
+interface UniformField { name: string; type: ScalarType }
+
+/** The fields of `struct P` in WGSL `source`, in order (none when it declares no such struct). */
+export function uniformFields(source: string, label = 'shader'): UniformField[] {
+  const m = /\bstruct\s+P\s*\{([^}]*)\}/.exec(source.replace(/\/\/[^\n]*/g, ''));
+  if (!m) return [];
+  return m[1].split(',').map((f) => f.trim()).filter((f) => f.length > 0).map((f) => {
+    const fm = /^(\w+)\s*:\s*(\w+)$/.exec(f);
+    if (!fm || !['u32', 'i32', 'f32'].includes(fm[2])) {
+      throw new Error(`${label}: uniform field "${f}" of struct P is not a u32, i32 or f32 scalar`);
+    }
+    return { name: fm[1], type: fm[2] as ScalarType };
+  });
+}
+
+/** Writes `params` into `view` in the order of `fields`, checking names and value ranges. */
+function writeParams(view: DataView, fields: readonly UniformField[], params: Params, label: string): void {
+  let used = 0;
+  fields.forEach((f, i) => {
+    const v = params[f.name];
+    if (v === undefined) {
+      if (f.name.startsWith('_')) return view.setUint32(i * 4, 0, true);
+      throw new Error(`${label}: uniform "${f.name}" is missing (struct P: ${fields.map((x) => x.name).join(', ')})`);
+    }
+    used++;
+    if (f.type === 'f32') view.setFloat32(i * 4, v, true);
+    else if (!Number.isInteger(v) || (f.type === 'u32' ? v < 0 || v > 0xffffffff : v < -(2 ** 31) || v >= 2 ** 31)) {
+      throw new Error(`${label}: uniform "${f.name}" is ${f.type}, got ${v}`);
+    } else if (f.type === 'u32') view.setUint32(i * 4, v, true);
+    else view.setInt32(i * 4, v, true);
+  });
+  if (used !== Object.keys(params).length) {
+    const extra = Object.keys(params).filter((k) => !fields.some((f) => f.name === k));
+    throw new Error(`${label}: no uniform named ${extra.map((k) => `"${k}"`).join(', ')} (struct P: ${fields.map((x) => x.name).join(', ') || 'none'})`);
+  }
+}
 
 export interface Binding {
   buffer: GPUBuffer;
@@ -49,8 +87,8 @@ export interface Dispatch {
   /** Full WGSL source when the kernel is generated; `shader` is then its cache key. */
   code?: string;
   entry?: string;
-  /** Uniform params, bound at @binding(0) when present. */
-  params?: Param[];
+  /** Uniform params by the names of the shader's `struct P` fields, bound at @binding(0) when present. */
+  params?: Params;
   /** Storage bindings in order after the params: inputs (read) then outputs (read_write). */
   bindings: Binding[];
   workgroups: [number, number?, number?];
@@ -88,6 +126,7 @@ export class Runtime {
   poolCapBytes = 2 ** 30;
 
   private pipelines = new Map<string, GPUComputePipeline>();
+  private uniforms = new Map<string, UniformField[]>();
   private free = new Map<number, GPUBuffer[]>();
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
@@ -109,6 +148,15 @@ export class Runtime {
     this.device.addEventListener('uncapturederror', (ev) => {
       this.errors.push((ev as GPUUncapturedErrorEvent).error.message);
     });
+  }
+
+  /**
+   * The largest subgroup size the adapter may use, to plan subgroup kernels' dispatches for (a smaller real
+   * size only adds idle invocations); 32 when the adapter does not say.
+   */
+  get maxSubgroupSize(): number {
+    const info = this.device.adapterInfo as (GPUAdapterInfo & { subgroupMaxSize?: number }) | undefined;
+    return info?.subgroupMaxSize ?? 32;
   }
 
   static async create(opts: DeviceOptions = {}): Promise<Runtime> {
@@ -194,6 +242,7 @@ export class Runtime {
     const module = this.device.createShaderModule({ code: source, label: shader });
     p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: entry }, label: key });
     this.pipelines.set(key, p);
+    if (!this.uniforms.has(shader)) this.uniforms.set(shader, uniformFields(source, shader));
     return p;
   }
 
@@ -218,15 +267,14 @@ export class Runtime {
     const pipeline = this.pipeline(d.shader, d.code, d.entry);
     const entries: GPUBindGroupEntry[] = [];
     let binding = 0;
-    if (d.params && d.params.length > 0) {
+    const fields = this.uniforms.get(d.shader)!;
+    if (d.params === undefined && fields.length > 0) throw new Error(`${d.shader}: the shader has uniforms (struct P) but no params were given`);
+    if (d.params !== undefined) {
+      if (fields.length === 0) throw new Error(`${d.shader}: params given but the shader declares no struct P`);
       const slot = this.uniformSlot++;
       const view = new DataView(this.uniformData, slot * UNIFORM_STRIDE, UNIFORM_STRIDE);
-      d.params.forEach((p, i) => {
-        if (p instanceof F32) view.setFloat32(i * 4, p.v, true);
-        else if (p instanceof I32) view.setInt32(i * 4, p.v, true);
-        else view.setUint32(i * 4, p, true);
-      });
-      const size = Math.max(16, Math.ceil((d.params.length * 4) / 16) * 16);
+      writeParams(view, fields, d.params, d.shader);
+      const size = Math.max(16, Math.ceil((fields.length * 4) / 16) * 16);
       entries.push({ binding: binding++, resource: { buffer: this.uniformBuffer, offset: slot * UNIFORM_STRIDE, size } });
     }
     for (const b of d.bindings) {

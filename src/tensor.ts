@@ -17,6 +17,16 @@ export function numel(shape: Shape): number {
   return n;
 }
 
+/** A shape as error messages print it: "[2, 3]". */
+export function shapeStr(t: Tensor | Shape): string {
+  return `[${(t instanceof Tensor ? t.shape : t).join(', ')}]`;
+}
+
+/** Throws unless every tensor given is f32 (undefined ones, absent optional inputs, are skipped). */
+export function checkF32(op: string, ...ts: (Tensor | undefined)[]): void {
+  for (const t of ts) if (t && t.dtype !== 'f32') throw new Error(`${op}: expects f32 tensors, got ${t.dtype}`);
+}
+
 /** A recorded op: how to turn the gradient of its output into gradients of its inputs. */
 export interface GradNode {
   name: string;
@@ -99,7 +109,7 @@ export class Tensor {
   /** An uninitialised tensor (its contents are whatever the pooled buffer held). */
   static empty(shape: Shape, dtype: DType = 'f32', rt: Runtime = runtime()): Tensor {
     for (const d of shape) {
-      if (!Number.isInteger(d) || d < 0) throw new Error(`bad shape [${shape.join(', ')}]`);
+      if (!Number.isInteger(d) || d < 0) throw new Error(`bad shape ${shapeStr(shape)}`);
     }
     const bytes = numel(shape) * BYTES[dtype];
     return new Tensor(rt, shape, dtype, new Storage(rt, rt.alloc(bytes), bytes));
@@ -107,7 +117,7 @@ export class Tensor {
 
   static from(data: ArrayLike<number>, shape: Shape, dtype: DType = 'f32', rt: Runtime = runtime()): Tensor {
     const n = numel(shape);
-    if (data.length !== n) throw new Error(`Tensor.from: ${data.length} values for shape [${shape.join(', ')}]`);
+    if (data.length !== n) throw new Error(`Tensor.from: ${data.length} values for shape ${shapeStr(shape)}`);
     const typed =
       dtype === 'i32' ? Int32Array.from(data) : dtype === 'f16' ? Uint16Array.from(data) : Float32Array.from(data);
     const t = Tensor.empty(shape, dtype, rt);
@@ -150,7 +160,7 @@ export class Tensor {
   reshape(shape: Shape): Tensor {
     const resolved = resolveShape(shape, this.size);
     if (numel(resolved) !== this.size) {
-      throw new Error(`reshape: [${this.shape.join(', ')}] has ${this.size} elements, [${shape.join(', ')}] does not`);
+      throw new Error(`reshape: ${shapeStr(this)} has ${this.size} elements, ${shapeStr(shape)} does not`);
     }
     if (!this.storage) throw new Error('tensor used after dispose()');
     this.storage.retain();
@@ -201,7 +211,7 @@ export class Tensor {
   }
 
   toString(): string {
-    return `Tensor(${this.dtype}[${this.shape.join(', ')}])`;
+    return `Tensor(${this.dtype}${shapeStr(this)})`;
   }
 }
 

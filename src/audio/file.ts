@@ -2,7 +2,7 @@
 // browser-safe; this file only adds file access with errors that name the path, as the Cog predictor's
 // `input_audio` is a path.
 
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { decodeAudio, type AudioData } from './decode.js';
 
 /** Thrown when an audio file cannot be read from disk (missing, a directory, no permission...). */
@@ -33,13 +33,4 @@ export async function readAudioFile(path: string): Promise<AudioData> {
     throw new AudioFileError(path, fsReason(e), { cause: e });
   }
   return decodeAudio(bytes, path);
-}
-
-/** Writes encoded audio bytes (from encode.ts) to a file; errors name the path. */
-export async function writeAudioFile(path: string, bytes: Uint8Array): Promise<void> {
-  try {
-    await writeFile(path, bytes);
-  } catch (e) {
-    throw new Error(`Cannot write audio file ${path}: ${fsReason(e)}`, { cause: e });
-  }
 }

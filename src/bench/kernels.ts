@@ -78,19 +78,19 @@ export async function measureBandwidth(rt: Runtime, quick = false): Promise<Band
   let i = 0;
   const copy = await timeGpu(rt, () => {
     const k = i++ % ys.length;
-    rt.dispatch({ shader: 'bench_copy', code: COPY, params: [n4, 0, 0, 0], bindings: [xs[k].binding(), ys[k].binding()], workgroups: rt.grid(Math.ceil(n4 / 64)) });
+    rt.dispatch({ shader: 'bench_copy', code: COPY, params: { n4 }, bindings: [xs[k].binding(), ys[k].binding()], workgroups: rt.grid(Math.ceil(n4 / 64)) });
   }, { iters: ys.length, rounds });
   const inv = n4 / READ_PER;
   const sums = Tensor.zeros([1024], 'f32', rt);
   const read = await timeGpu(rt, () => rt.dispatch({
-    shader: 'bench_read', code: READ, params: [n4, inv, 0, 0], bindings: [xs[i++ % nBuf].binding(), sums.binding()], workgroups: rt.grid(Math.ceil(inv / 256)),
+    shader: 'bench_read', code: READ, params: { n4, inv }, bindings: [xs[i++ % nBuf].binding(), sums.binding()], workgroups: rt.grid(Math.ceil(inv / 256)),
   }), { iters: nBuf, rounds });
   const bufCopy = await timeGpu(rt, () => { const k = i++ % ys.length; rt.copy(xs[k].buffer, 0, ys[k].buffer, 0, bytes); }, { iters: ys.length, rounds });
 
   const tiny = Tensor.zeros([64], 'f32', rt);
   const nTiny = 500;
   const disp = await timeGpu(rt, () => {
-    for (let j = 0; j < nTiny; j++) rt.dispatch({ shader: 'bench_tiny', code: TINY, params: [64, 0, 0, 0], bindings: [tiny.binding()], workgroups: [1] });
+    for (let j = 0; j < nTiny; j++) rt.dispatch({ shader: 'bench_tiny', code: TINY, params: { n: 64 }, bindings: [tiny.binding()], workgroups: [1] });
   }, { iters: 2, rounds });
   for (const t of [...xs, ...ys, sums, tiny]) t.dispose();
   rt.trimPool();

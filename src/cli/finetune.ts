@@ -117,9 +117,9 @@ export async function main(argv = process.argv): Promise<void> {
   };
   if (f.resume) {
     // a resumed run keeps the options it was started with, unless they are given again (then they must agree)
-    const { findCheckpoint } = await import('../train/checkpoint.js');
+    const { TRAINER_STATE_FILE, findCheckpoint } = await import('../train/checkpoint.js');
     const { openSafetensorsFile } = await import('../io/file-source.js');
-    const file = await openSafetensorsFile(path.join(await findCheckpoint(f.resume), 'trainer_state.safetensors'));
+    const file = await openSafetensorsFile(path.join(await findCheckpoint(f.resume), TRAINER_STATE_FILE));
     const saved = (JSON.parse((file.metadata as Record<string, string>).loop ?? '{}') as { options?: Partial<TrainOptions> }).options ?? {};
     await file.close();
     const merged: Record<string, unknown> = { ...options };

@@ -4,11 +4,16 @@
 import { open, rename, unlink } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 
-export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
+/** `data` whole, or streamed chunk by chunk (a multi-GB checkpoint is never held in memory). */
+export async function writeFileAtomic(
+  path: string,
+  data: Uint8Array | string | Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+): Promise<void> {
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
   const fh = await open(tmp, 'w');
   try {
-    await fh.writeFile(data);
+    if (typeof data === 'string' || data instanceof Uint8Array) await fh.writeFile(data);
+    else for await (const chunk of data) await fh.write(chunk);
     await fh.sync();
   } catch (e) {
     await fh.close();

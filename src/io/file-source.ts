@@ -1,4 +1,4 @@
-// Node-only ByteSource over a local file, and checkpoint-folder helpers.
+// Node-only ByteSource over a local file, checkpoint-folder helpers, and the streaming safetensors writer.
 // Safetensors format: https://github.com/huggingface/safetensors
 // Reads are positional (FileHandle.read at an offset) so multi-GB checkpoints
 // are never held in memory whole; only the tensors asked for are read.
@@ -11,10 +11,13 @@ import {
   SafetensorsCheckpoint,
   SafetensorsFile,
   checkRange,
+  encodeSafetensorsHeader,
   type ByteSource,
   type Bytes,
   type CheckpointFolder,
+  type TensorEntry,
 } from './safetensors.js';
+import { writeFileAtomic } from './atomic.js';
 
 export class FileSource implements ByteSource {
   readonly label: string;
@@ -98,4 +101,29 @@ export async function openCheckpointDir(dir: string): Promise<SafetensorsCheckpo
   }
   const shown = files.length ? files.sort().slice(0, 20).join(', ') + (files.length > 20 ? ', ...' : '') : '(empty)';
   throw new Error(`${dir}: no ${INDEX_FILE} or ${SINGLE_FILE} here; the folder holds: ${shown}`);
+}
+
+/** One tensor to stream: its header entry and its bytes (little-endian), produced when written. */
+export interface StreamTensor extends TensorEntry {
+  bytes: () => AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
+}
+
+/**
+ * Writes a safetensors file tensor by tensor (tensors in sorted name order, no gaps), atomically, so a multi-GB
+ * checkpoint is never held in memory whole and readers never see half of it. Every tensor's byte count is checked.
+ */
+export async function writeSafetensorsStream(file: string, tensors: StreamTensor[], metadata?: Record<string, string>): Promise<void> {
+  const { head, order, sizes } = encodeSafetensorsHeader(tensors, metadata);
+  async function* chunks(): AsyncGenerator<Uint8Array> {
+    yield head;
+    for (let i = 0; i < order.length; i++) {
+      let done = 0;
+      for await (const chunk of order[i].bytes()) {
+        yield chunk;
+        done += chunk.byteLength;
+      }
+      if (done !== sizes[i]) throw new Error(`${file}: tensor "${order[i].name}" produced ${done} bytes, expected ${sizes[i]}`);
+    }
+  }
+  await writeFileAtomic(file, chunks());
 }

@@ -549,14 +549,22 @@ const WRITE_ARRAY: Readonly<Record<WritableDtype, ArrayCtor>> = {
   F32: Float32Array, F16: Uint16Array, BF16: Uint16Array, I32: Int32Array, I64: BigInt64Array,
 };
 
+/** A tensor's header entry: what `encodeSafetensorsHeader` lays out. */
+export interface TensorEntry {
+  name: string;
+  dtype: Dtype;
+  shape: readonly number[];
+}
+
 /**
- * Serializes tensors as a safetensors file: header padded with spaces to a
- * multiple of 8 (as the format requires), tensors in sorted name order with no gaps.
+ * The header of a safetensors file (8-byte length, JSON padded with spaces to a multiple of 8, as the format
+ * requires) for tensors laid out in sorted name order with no gaps; `order` is that order, `sizes` their bytes.
+ * Shared by the in-memory writer below and the streaming one (io/file-source.ts).
  */
-export function encodeSafetensors(
-  tensors: Readonly<Record<string, TensorToWrite>>,
+export function encodeSafetensorsHeader<T extends TensorEntry>(
+  tensors: readonly T[],
   metadata?: Readonly<Record<string, string>>,
-): Bytes {
+): { head: Bytes; order: T[]; sizes: number[] } {
   const header: Record<string, unknown> = {};
   if (metadata && Object.keys(metadata).length > 0) {
     for (const [k, v] of Object.entries(metadata)) {
@@ -564,31 +572,45 @@ export function encodeSafetensors(
     }
     header.__metadata__ = metadata;
   }
-  const names = Object.keys(tensors).sort();
+  const order = [...tensors].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const sizes: number[] = [];
   let offset = 0;
-  for (const name of names) {
-    if (name === '__metadata__') throw new Error('"__metadata__" is reserved and cannot name a tensor');
-    const t = tensors[name]!;
+  for (const t of order) {
+    if (t.name === '__metadata__') throw new Error('"__metadata__" is reserved and cannot name a tensor');
+    if (Object.prototype.hasOwnProperty.call(header, t.name)) throw new Error(`tensor "${t.name}" listed twice`);
+    if (!t.shape.every(isUint)) throw new Error(`tensor "${t.name}": bad shape ${JSON.stringify(t.shape)}`);
+    const n = product(t.shape) * dtypeSize(t.dtype);
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + n] };
+    sizes.push(n);
+    offset += n;
+  }
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  const headerLen = Math.ceil(json.byteLength / 8) * 8;
+  const head = new Uint8Array(8 + headerLen).fill(0x20);
+  new DataView(head.buffer).setBigUint64(0, BigInt(headerLen), true);
+  head.set(json, 8);
+  return { head, order, sizes };
+}
+
+/** Serializes tensors as a safetensors file in memory (tensors in sorted name order, no gaps). */
+export function encodeSafetensors(
+  tensors: Readonly<Record<string, TensorToWrite>>,
+  metadata?: Readonly<Record<string, string>>,
+): Bytes {
+  for (const [name, t] of Object.entries(tensors)) {
     if (!Object.prototype.hasOwnProperty.call(WRITE_ARRAY, t.dtype)) throw new Error(`tensor "${name}": cannot write dtype ${t.dtype}`);
     if (!(t.data instanceof WRITE_ARRAY[t.dtype])) {
       throw new Error(`tensor "${name}": dtype ${t.dtype} needs a ${WRITE_ARRAY[t.dtype].name}, got ${t.data.constructor.name}`);
     }
-    if (!t.shape.every(isUint)) throw new Error(`tensor "${name}": bad shape ${JSON.stringify(t.shape)}`);
-    if (product(t.shape) !== t.data.length) {
+    if (t.shape.every(isUint) && product(t.shape) !== t.data.length) {
       throw new Error(`tensor "${name}": shape ${fmtShape(t.shape)} has ${product(t.shape)} elements but data has ${t.data.length}`);
     }
-    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
-    offset += t.data.byteLength;
   }
-  const json = new TextEncoder().encode(JSON.stringify(header));
-  const headerLen = Math.ceil(json.byteLength / 8) * 8;
-  const out = new Uint8Array(8 + headerLen + offset);
-  new DataView(out.buffer).setBigUint64(0, BigInt(headerLen), true);
-  out.set(json, 8);
-  out.fill(0x20, 8 + json.byteLength, 8 + headerLen);
-  let pos = 8 + headerLen;
-  for (const name of names) {
-    const d = tensors[name]!.data;
+  const { head, order } = encodeSafetensorsHeader(Object.entries(tensors).map(([name, t]) => ({ name, ...t })), metadata);
+  const out = new Uint8Array(head.byteLength + order.reduce((n, t) => n + t.data.byteLength, 0));
+  out.set(head);
+  let pos = head.byteLength;
+  for (const { data: d } of order) {
     const bytes = new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
     out.set(LITTLE_ENDIAN_HOST ? bytes : hostView(bytes, d.BYTES_PER_ELEMENT), pos); // hostView swaps on big-endian
     pos += d.byteLength;

@@ -3,8 +3,7 @@
 // learning rate may come from a [1] GPU tensor and the gradient may be scaled by one (clipping), so a whole
 // training step runs without reading anything back.
 
-import type { Tensor } from '../tensor.js';
-import { f32 } from '../runtime.js';
+import { shapeStr, type Tensor } from '../tensor.js';
 import { launch1d } from './elementwise.js';
 
 export interface AdamStepOptions {
@@ -24,7 +23,7 @@ export interface AdamStepOptions {
 
 function checkScalar(name: string, t: Tensor): void {
   if (t.dtype !== 'f32' || t.size !== 1) {
-    throw new Error(`adamwStep: ${name} must be a [1] f32 tensor, got ${t.dtype}[${t.shape.join(', ')}]`);
+    throw new Error(`adamwStep: ${name} must be a [1] f32 tensor, got ${t.dtype}${shapeStr(t)}`);
   }
 }
 
@@ -33,7 +32,7 @@ export function adamwStep(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, opt
   const { lr, beta1, beta2, eps, weightDecay, step, decoupled = true, gradScale } = opts;
   for (const [name, t] of [['grad', grad], ['m', m], ['v', v]] as const) {
     if (t.dtype !== 'f32' || t.size !== param.size) {
-      throw new Error(`adamwStep: ${name} ${t.dtype}[${t.shape.join(', ')}] does not match param [${param.shape.join(', ')}]`);
+      throw new Error(`adamwStep: ${name} ${t.dtype}${shapeStr(t)} does not match param ${shapeStr(param)}`);
     }
   }
   if (param.dtype !== 'f32') throw new Error(`adamwStep: param must be f32, got ${param.dtype}`);
@@ -49,12 +48,11 @@ export function adamwStep(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, opt
   const rt = param.rt;
   rt.dispatch({
     shader: 'adamw',
-    params: [
-      param.size, lrTensor ? 1 : 0, gradScale ? 1 : 0, decoupled ? 1 : 0,
-      f32(lrNum), f32(lrTensor ? 1 / bc1 : lrNum / bc1), f32(1 - lrNum * weightDecay), f32(weightDecay),
-      f32(1 - beta1), f32(beta2), f32(1 - beta2), f32(Math.sqrt(bc2)),
-      f32(eps),
-    ],
+    params: {
+      n: param.size, hasLr: lrTensor ? 1 : 0, hasScale: gradScale ? 1 : 0, decoupled: decoupled ? 1 : 0,
+      lr: lrNum, stepSize: lrTensor ? 1 / bc1 : lrNum / bc1, decay: 1 - lrNum * weightDecay, wd: weightDecay,
+      oneMinusBeta1: 1 - beta1, beta2, oneMinusBeta2: 1 - beta2, sqrtBc2: Math.sqrt(bc2), eps,
+    },
     // grad stands in for an absent lr/scale tensor: read-only aliasing is allowed and the shader ignores it
     bindings: [grad.binding(), (lrTensor ?? grad).binding(), (gradScale ?? grad).binding(), param.binding(), m.binding(), v.binding()],
     workgroups: launch1d(rt, param.size),

@@ -4,8 +4,8 @@
 // unconditional text branch) give zeros, not NaN. The head dim is compiled into the shaders (one pipeline
 // per head size) so their per-row registers have fixed sizes.
 
-import { Tensor, keep } from '../tensor.js';
-import { f32, specialise, type Runtime } from '../runtime.js';
+import { Tensor, keep, shapeStr } from '../tensor.js';
+import { specialise, type Runtime } from '../runtime.js';
 import { record } from '../autograd.js';
 import { launch1d, sumTo } from './elementwise.js';
 import { narrow } from './shape.js';
@@ -37,9 +37,6 @@ function grid64(rt: Runtime, n: number): [number, number] {
   return rt.grid(Math.ceil(n / 64));
 }
 
-function shapeStr(t: Tensor): string {
-  return `[${t.shape.join(', ')}]`;
-}
 
 /**
  * softmax(scale·q·kᵀ + bias, masked) · v for q [B, H, Tq, D], k and v [B, H, Tk, D] (or [B, H, maxT, D] with
@@ -79,7 +76,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const lse = Tensor.empty([rows], 'f32', rt);
   const maskBinding = (keyMask ?? q).binding();
   const biasBinding = (bias ?? q).binding();
-  const maskParams = [keyMask ? 1 : 0, keyMask ? keyMask.shape[1] : 0];
+  const maskParams = { hasMask: keyMask ? 1 : 0, maskStride: keyMask ? keyMask.shape[1] : 0 };
 
   let nsplit = 1;
   if (rows < TARGET_INVOCATIONS && Tk >= 2 * MIN_KEYS_PER_SPLIT) {
@@ -87,7 +84,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   }
   const chunk = Math.max(1, Math.ceil(Tk / nsplit));
   nsplit = Math.max(1, Math.ceil(Tk / chunk)); // no empty trailing split
-  const params = [rows, H, Tq, Tk, kvT, nsplit, chunk, causal ? 1 : 0, ...maskParams, bias ? 1 : 0, biasBatchStride, f32(scale)];
+  const params = { rows, H, Tq, Tk, kvT, nsplit, chunk, causal: causal ? 1 : 0, ...maskParams, hasBias: bias ? 1 : 0, biasBatchStride, scale };
   if (rows > 0) {
     if (nsplit === 1) {
       rt.dispatch({
@@ -107,7 +104,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
       });
       rt.dispatch({
         shader: 'attention_combine',
-        params: [rows, D, nsplit],
+        params: { rows, D, nsplit },
         bindings: [part.binding(), partLse.binding(), out.binding(), lse.binding()],
         workgroups: grid64(rt, rows * D),
       });
@@ -125,10 +122,10 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     const delta = Tensor.empty([rows], 'f32', rt);
     const wantBias = !!bias?.requiresGrad;
     const dS = Tensor.empty(wantBias ? [B, H, Tq, Tk] : [1], 'f32', rt);
-    const common = [H, Tq, Tk, kvT, causal ? 1 : 0, ...maskParams, bias ? 1 : 0, biasBatchStride];
+    const common = { H, Tq, Tk, kvT, causal: causal ? 1 : 0, ...maskParams, hasBias: bias ? 1 : 0, biasBatchStride, scale };
     rt.dispatch({
       ...specialise('attention_bwd_dq', 'D', D),
-      params: [rows, ...common, wantBias ? 1 : 0, f32(scale)],
+      params: { rows, ...common, writeDS: wantBias ? 1 : 0 },
       bindings: [q.binding(), k.binding(), v.binding(), out.binding(), dO.binding(), lse.binding(), maskBinding,
         biasBinding, dQ.binding(), delta.binding(), dS.binding()],
       workgroups: grid64(rt, rows),
@@ -141,7 +138,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
       const keyRows = B * H * kvT;
       rt.dispatch({
         ...specialise('attention_bwd_dkv', 'D', D),
-        params: [keyRows, ...common, f32(scale)],
+        params: { keyRows, ...common },
         bindings: [q.binding(), k.binding(), v.binding(), dO.binding(), lse.binding(), delta.binding(), maskBinding,
           biasBinding, dK.binding(), dV.binding()],
         workgroups: grid64(rt, keyRows),
@@ -184,7 +181,7 @@ export class KVCache {
       const rt = this.k.rt;
       rt.dispatch({
         shader: 'attention_kv_append',
-        params: [k.size, Tnew, maxT, this.length, D],
+        params: { n: k.size, Tnew, maxT, offset: this.length, D },
         bindings: [k.binding(), v.binding(), this.k.binding(), this.v.binding()],
         workgroups: launch1d(rt, k.size),
       });

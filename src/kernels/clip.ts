@@ -5,7 +5,6 @@
 // library exports it.
 
 import { Tensor } from '../tensor.js';
-import { f32 } from '../runtime.js';
 
 export interface ClipResult {
   /** ‖all gradients‖₂ as one vector: [1] f32. */
@@ -44,7 +43,7 @@ export function clipGradNorm(params: Tensor[], maxNorm: number): ClipResult {
     rt.dispatch({
       shader: 'sum_squares',
       entry: 'partial',
-      params: [g.size, offset, 0, f32(0)],
+      params: { n: g.size, offset, count: 0, maxNorm: 0 },
       bindings: [g.binding(), partials.binding()],
       workgroups: [groups[k]],
     });
@@ -56,7 +55,7 @@ export function clipGradNorm(params: Tensor[], maxNorm: number): ClipResult {
   rt.dispatch({
     shader: 'sum_squares',
     entry: 'finish',
-    params: [0, 0, count, f32(maxNorm)],
+    params: { n: 0, offset: 0, count, maxNorm },
     bindings: [partials.binding(), norm.binding(), scale.binding(), finite.binding()],
     workgroups: [1],
   });

@@ -13,7 +13,7 @@ export function placeColumn(seq: Tensor, forced: Tensor, sampled: Tensor, t: num
   if (t < 0 || t >= L) throw new Error(`placeColumn: step ${t} outside [0, ${L})`);
   seq.rt.dispatch({
     shader: 'delay_place',
-    params: [rows, L, t],
+    params: { rows, length: L, t },
     bindings: [forced.binding(), sampled.binding(), seq.binding()],
     workgroups: [Math.ceil(rows / 64)],
   });

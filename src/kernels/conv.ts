@@ -5,8 +5,8 @@
 // gradient; conv_transpose1d (a gather split by stride phase) is also conv1d's input gradient; and
 // conv1d_grad_weight (a correlation of the two, chunked over time) gives both weight gradients.
 
-import { Tensor } from '../tensor.js';
-import { f32, i32, specialise, type Runtime } from '../runtime.js';
+import { Tensor, shapeStr, checkF32 } from '../tensor.js';
+import { specialise, type Runtime } from '../runtime.js';
 import { noGrad, record } from '../autograd.js';
 import { launch1d, sumTo } from './elementwise.js';
 import { narrow, permute } from './shape.js';
@@ -16,13 +16,7 @@ import { narrow, permute } from './shape.js';
 export type PadMode = 'zero' | 'constant' | 'reflect' | 'replicate';
 const PAD_MODE_ID: Record<PadMode, number> = { zero: 0, constant: 0, reflect: 1, replicate: 2 };
 
-function checkF32(name: string, ...ts: (Tensor | undefined)[]): void {
-  for (const t of ts) if (t && t.dtype !== 'f32') throw new Error(`${name}: expects f32 tensors, got ${t.dtype}`);
-}
 
-function shapeStr(t: Tensor): string {
-  return `[${t.shape.join(', ')}]`;
-}
 
 /**
  * torch.nn.functional.pad on the last axis with (left, right) ≥ 0. 'zero' is 'constant' with value 0;
@@ -43,7 +37,7 @@ export function pad1d(x: Tensor, left: number, right: number, mode: PadMode = 'z
   const rt = x.rt;
   const Tout = T + left + right;
   const y = Tensor.empty([...x.shape.slice(0, -1), Tout], 'f32', rt);
-  const params = (n: number) => [n, T, Tout, left, PAD_MODE_ID[mode], f32(mode === 'constant' ? value : 0)];
+  const params = (n: number) => ({ n, T, Tout, left, mode: PAD_MODE_ID[mode], value: mode === 'constant' ? value : 0 });
   if (y.size > 0) {
     rt.dispatch({
       shader: 'pad1d', params: params(y.size), bindings: [x.binding(), y.binding()], workgroups: launch1d(rt, y.size),
@@ -107,20 +101,24 @@ interface ConvGeometry {
   dilation: number;
 }
 
+/** What both conv kernels start from: channels per group, the output, and blocks of `co` output channels. */
+function convOutput(rt: Runtime, geo: ConvGeometry): { CinG: number; CoutG: number; y: Tensor; co: number; coBlocks: number } {
+  const CoutG = geo.Cout / geo.groups;
+  const co = coPerInvocation(CoutG);
+  const y = Tensor.empty([geo.B, geo.Cout, geo.Tout], 'f32', rt);
+  return { CinG: geo.Cin / geo.groups, CoutG, y, co, coBlocks: Math.ceil(CoutG / co) };
+}
+
 /** Y[b,o,t] = bias + Σ W[o,i,k]·X[b,i,t·stride − padL + k·dil]; W [Cout, Cin/groups, K]. */
 function conv1dRaw(rt: Runtime, x: Tensor, w: Tensor, bias: Tensor | undefined, geo: ConvGeometry, padL: number): Tensor {
   const { B, Cin, T, Cout, Tout, groups, K, stride, dilation } = geo;
-  const CinG = Cin / groups;
-  const CoutG = Cout / groups;
-  const y = Tensor.empty([B, Cout, Tout], 'f32', rt);
+  const { CinG, CoutG, y, co, coBlocks } = convOutput(rt, geo);
   if (y.size === 0) return y;
-  const co = coPerInvocation(CoutG);
-  const coBlocks = Math.ceil(CoutG / co);
   const wy = groups * coBlocks;
   checkGrid('conv1d', rt, Math.ceil(Tout / 256), wy, B);
   rt.dispatch({
     ...specialise('conv1d', 'CO', co),
-    params: [T, Tout, Cin, Cout, CinG, CoutG, K, stride, dilation, i32(padL), coBlocks, bias ? 1 : 0],
+    params: { T, Tout, Cin, Cout, CinG, CoutG, K, stride, dil: dilation, padL, coBlocks, hasBias: bias ? 1 : 0 },
     bindings: [x.binding(), w.binding(), (bias ?? w).binding(), y.binding()],
     workgroups: [Math.ceil(Tout / 256), wy, B],
   });
@@ -132,12 +130,8 @@ function convTranspose1dRaw(
   rt: Runtime, x: Tensor, w: Tensor, bias: Tensor | undefined, geo: ConvGeometry, pad: number,
 ): Tensor {
   const { B, Cin, T, Cout, Tout, groups, K, stride, dilation } = geo;
-  const CinG = Cin / groups;
-  const CoutG = Cout / groups;
-  const y = Tensor.empty([B, Cout, Tout], 'f32', rt);
+  const { CinG, CoutG, y, co, coBlocks } = convOutput(rt, geo);
   if (y.size === 0) return y;
-  const co = coPerInvocation(CoutG);
-  const coBlocks = Math.ceil(CoutG / co);
   const mLo = Math.floor(pad / stride);
   const nM = Math.floor((Tout - 1 + pad) / stride) - mLo + 1;
   const wy = stride * groups * coBlocks;
@@ -147,7 +141,7 @@ function convTranspose1dRaw(
   const wk = noGrad(() => permute(w, [2, 0, 1]));
   rt.dispatch({
     ...specialise('conv_transpose1d', 'CO', co),
-    params: [T, Tout, Cin, Cout, CinG, CoutG, K, stride, dilation, pad, coBlocks, bias ? 1 : 0, mLo, nM, 0, 0],
+    params: { T, Tout, Cin, Cout, CinG, CoutG, K, stride, dil: dilation, pad, coBlocks, hasBias: bias ? 1 : 0, mLo, nM },
     bindings: [x.binding(), wk.binding(), (bias ?? w).binding(), y.binding()],
     workgroups: [Math.ceil(nM / 256), wy, B],
   });
@@ -182,7 +176,7 @@ function convGradWeightRaw(
   } else {
     rt.dispatch({
       shader: 'conv1d_grad_weight',
-      params: [TA, TX, O, I, OG, IG, K, stride, dilation, i32(padL), oBlocks, chunk, B, 0, 0, 0],
+      params: { TA, TX, O, I, OG, IG, K, stride, dil: dilation, padL, oBlocks, chunk, B },
       bindings: [a.binding(), x.binding(), d.binding()],
       workgroups: [wx, wy, nChunks],
     });
@@ -308,27 +302,4 @@ export function convTranspose1d(x: Tensor, weight: Tensor, bias?: Tensor, opts: 
     weight.requiresGrad ? convGradWeightRaw(rt, x, gy, groups, K, stride, dilation, padding) : null,
     ...(bias ? [bias.requiresGrad ? biasGrad(gy) : null] : []),
   ]);
-}
-
-// ---- weight normalisation ----
-
-/**
- * PyTorch weight_norm with dim = 0: w = g · v / ‖v‖, the norm over all dims but the first. `v` is the flat
- * weight (e.g. conv [Cout, Cin, K], or transposed conv [Cin, Cout, K]: its first dim is Cin then), `g` has one
- * value per first-dim row (stored as [rows, 1, 1]). Done once at load on the CPU; the norm is summed in doubles.
- */
-export function weightNorm(g: ArrayLike<number>, v: ArrayLike<number>): Float32Array {
-  const rows = g.length;
-  if (rows === 0 || v.length % rows !== 0) {
-    throw new Error(`weightNorm: ${v.length} weights do not split into ${rows} rows`);
-  }
-  const n = v.length / rows;
-  const out = new Float32Array(v.length);
-  for (let r = 0; r < rows; r++) {
-    let ss = 0;
-    for (let i = r * n; i < (r + 1) * n; i++) ss += v[i] * v[i];
-    const s = g[r] / Math.sqrt(ss);
-    for (let i = r * n; i < (r + 1) * n; i++) out[i] = v[i] * s;
-  }
-  return out;
 }

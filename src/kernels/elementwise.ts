@@ -2,18 +2,43 @@
 // backward, from which the kernels are generated. Binary ops broadcast (numpy rules, rank ≤ 6) and reduce
 // their gradients back to each input's shape with `sumTo`.
 
-import { Tensor, type DType, type Shape, numel } from '../tensor.js';
-import { f32, type Runtime } from '../runtime.js';
+import { Tensor, checkF32, numel, shapeStr, type DType, type Shape } from '../tensor.js';
+import { shaderSource, type Runtime } from '../runtime.js';
 import { record } from '../autograd.js';
 
 const WG = 256;
 const MAX_RANK = 6;
 
-/** Flat index of this invocation over a 2-D grid of 256-wide workgroups. */
-const INDEX = `let i = gid.x + gid.y * nwg.x * ${WG}u;`;
-
 export function launch1d(rt: Runtime, n: number): [number, number] {
   return rt.grid(Math.ceil(n / WG));
+}
+
+export interface Kernel1d {
+  /** Fields of the uniform struct P; the first is `n: u32`, the element count. */
+  params: string;
+  /** Storage buffers read, e.g. 'X: array<f32>', bound after the uniforms in order... */
+  read: string[];
+  /** ...then those written. */
+  write: string[];
+  /** WGSL run for each element index `i` < p.n. */
+  body: string;
+  /** Functions or `enable` lines placed before the struct. */
+  lib?: string;
+}
+
+/** A generated kernel with one invocation per element, dispatched with `launch1d` (256 per workgroup, 2-D grid). */
+export function kernel1d(k: Kernel1d): string {
+  const buffers = [...k.read.map((b) => ['read', b]), ...k.write.map((b) => ['read_write', b])];
+  return `${k.lib ?? ''}
+struct P { ${k.params} }
+@group(0) @binding(0) var<uniform> p: P;
+${buffers.map(([access, b], j) => `@group(0) @binding(${j + 1}) var<storage, ${access}> ${b};`).join('\n')}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * ${WG}u;
+  if (i >= p.n) { return; }
+  ${k.body}
+}`;
 }
 
 // Generated kernels index tensors of rank ≤ 6 through uniforms named `${name}0` … `${name}5`.
@@ -26,6 +51,11 @@ export const unravel6 = (idx: string, c: string, dims: string): string =>
     .join('\n  ');
 /** The WGSL offset Σₖ `${c}k` · `p.${strides}k`. */
 export const offset6 = (c: string, strides: string): string => DIMS.map((k) => `${c}${k} * p.${strides}${k}`).join(' + ');
+
+/** The uniforms `${name}0` … `${name}5` that `fields6(name)` declares, from ≤ 6 values padded on the left with `fill`. */
+export function params6(name: string, xs: number[], fill: number): Record<string, number> {
+  return Object.fromEntries(pad6(xs, fill).map((v, k) => [`${name}${k}`, v]));
+}
 
 /** Pads a list of ≤ 6 dims (or strides) on the left to exactly 6. */
 export function pad6(xs: number[], fill: number): number[] {
@@ -44,13 +74,7 @@ interface UnaryDef {
   lib?: string;
 }
 
-const ERF = `
-// erf with |error| < 1.5e-7 (Abramowitz & Stegun 7.1.26): exact GELU needs erf, which WGSL lacks.
-fn erf_(x: f32) -> f32 {
-  let t = 1.0 / (1.0 + 0.3275911 * abs(x));
-  let y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * exp(-x * x);
-  return select(-y, y, x >= 0.0);
-}`;
+const ERF = shaderSource('lib/erf');
 
 export const UNARY = {
   neg: { fwd: '-x', bwd: '-dy' },
@@ -76,41 +100,27 @@ export type UnaryOp = keyof typeof UNARY;
 
 function unaryForwardCode(op: UnaryOp): string {
   const d: UnaryDef = UNARY[op];
-  return `${d.lib ?? ''}
-struct P { n: u32, a: f32, b: f32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> X: array<f32>;
-@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  ${INDEX}
-  if (i >= p.n) { return; }
-  let x = X[i]; let a = p.a; let b = p.b;
-  Y[i] = ${d.fwd};
-}`;
+  return kernel1d({
+    lib: d.lib,
+    params: 'n: u32, a: f32, b: f32',
+    read: ['X: array<f32>'],
+    write: ['Y: array<f32>'],
+    body: `let x = X[i]; let a = p.a; let b = p.b;
+  Y[i] = ${d.fwd};`,
+  });
 }
 
 function unaryBackwardCode(op: UnaryOp): string {
   const d: UnaryDef = UNARY[op];
-  return `${d.lib ?? ''}
-struct P { n: u32, a: f32, b: f32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> X: array<f32>;
-@group(0) @binding(2) var<storage, read> Y: array<f32>;
-@group(0) @binding(3) var<storage, read> DY: array<f32>;
-@group(0) @binding(4) var<storage, read_write> DX: array<f32>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  ${INDEX}
-  if (i >= p.n) { return; }
-  let x = X[i]; let y = Y[i]; let dy = DY[i]; let a = p.a; let b = p.b;
+  return kernel1d({
+    lib: d.lib,
+    params: 'n: u32, a: f32, b: f32',
+    read: ['X: array<f32>', 'Y: array<f32>', 'DY: array<f32>'],
+    write: ['DX: array<f32>'],
+    body: `let x = X[i]; let y = Y[i]; let dy = DY[i]; let a = p.a; let b = p.b;
   _ = x; _ = y;
-  DX[i] = ${d.bwd};
-}`;
-}
-
-function checkF32(name: string, ...ts: Tensor[]): void {
-  for (const t of ts) if (t.dtype !== 'f32') throw new Error(`${name}: expects f32 tensors, got ${t.dtype}`);
+  DX[i] = ${d.bwd};`,
+  });
 }
 
 /** Applies a unary op; `a` and `b` are the op's scalar parameters where it has them. */
@@ -121,7 +131,7 @@ export function unary(op: UnaryOp, x: Tensor, a = 0, b = 0): Tensor {
   rt.dispatch({
     shader: `unary_${op}`,
     code: unaryForwardCode(op),
-    params: [x.size, f32(a), f32(b)],
+    params: { n: x.size, a, b },
     bindings: [x.binding(), y.binding()],
     workgroups: launch1d(rt, x.size),
   });
@@ -130,7 +140,7 @@ export function unary(op: UnaryOp, x: Tensor, a = 0, b = 0): Tensor {
     rt.dispatch({
       shader: `unary_${op}_bwd`,
       code: unaryBackwardCode(op),
-      params: [x.size, f32(a), f32(b)],
+      params: { n: x.size, a, b },
       bindings: [x.binding(), y.binding(), dy.binding(), dx.binding()],
       workgroups: launch1d(rt, x.size),
     });
@@ -188,20 +198,14 @@ function broadcastStrides(shape: Shape, out: Shape): number[] {
 
 
 function binaryCode(op: BinaryOp): string {
-  return `
-struct P { n: u32, ${fields6('d')}, ${fields6('a')}, ${fields6('b')} }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> A: array<f32>;
-@group(0) @binding(2) var<storage, read> B: array<f32>;
-@group(0) @binding(3) var<storage, read_write> C: array<f32>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  ${INDEX}
-  if (i >= p.n) { return; }
-  ${unravel6('i', 'c', 'd')}
+  return kernel1d({
+    params: `n: u32, ${fields6('d')}, ${fields6('a')}, ${fields6('b')}`,
+    read: ['A: array<f32>', 'B: array<f32>'],
+    write: ['C: array<f32>'],
+    body: `${unravel6('i', 'c', 'd')}
   let a = A[${offset6('c', 'a')}]; let b = B[${offset6('c', 'b')}];
-  C[i] = ${BINARY_EXPR[op]};
-}`;
+  C[i] = ${BINARY_EXPR[op]};`,
+  });
 }
 
 function sameShape(a: Shape, b: Shape): boolean {
@@ -216,7 +220,7 @@ export function binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   rt.dispatch({
     shader: `binary_${op}`,
     code: binaryCode(op),
-    params: [c.size, ...pad6(shape, 1), ...broadcastStrides(a.shape, shape), ...broadcastStrides(b.shape, shape)],
+    params: { n: c.size, ...params6('d', shape, 1), ...params6('a', broadcastStrides(a.shape, shape), 0), ...params6('b', broadcastStrides(b.shape, shape), 0) },
     bindings: [a.binding(), b.binding(), c.binding()],
     workgroups: launch1d(rt, c.size),
   });
@@ -243,16 +247,11 @@ export const maximum = (a: Tensor, b: Tensor): Tensor => binary('maximum', a, b)
 
 // ---- sumTo: the reduction broadcasting's backward needs ----
 
-const SUM_TO_CODE = `
-struct P { n: u32, r: u32, ${fields6('o')}, ${fields6('q')}, ${fields6('s')} }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> X: array<f32>;
-@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  ${INDEX}
-  if (i >= p.n) { return; }
-  // coordinates of this output element (kept dims; reduced dims have size 1 here)
+const SUM_TO_CODE = kernel1d({
+  params: `n: u32, r: u32, ${fields6('o')}, ${fields6('q')}, ${fields6('s')}`,
+  read: ['X: array<f32>'],
+  write: ['Y: array<f32>'],
+  body: `// coordinates of this output element (kept dims; reduced dims have size 1 here)
   ${unravel6('i', 'c', 'o')}
   let base = ${offset6('c', 's')};
   var acc = 0.0;
@@ -261,8 +260,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     ${unravel6('k', 'e', 'q')}
     acc += X[base + ${offset6('e', 's')}];
   }
-  Y[i] = acc;
-}`;
+  Y[i] = acc;`,
+});
 
 /** Sums `x` over the dims where `shape` (right-aligned) has 1 or is missing: the adjoint of broadcasting. */
 export function sumTo(x: Tensor, shape: Shape): Tensor {
@@ -276,7 +275,7 @@ export function sumTo(x: Tensor, shape: Shape): Tensor {
   for (let i = 0; i < r; i++) {
     if (target[i] === x.shape[i]) { kept.push(x.shape[i]); reduced.push(1); }
     else if (target[i] === 1) { kept.push(1); reduced.push(x.shape[i]); }
-    else throw new Error(`sumTo: cannot reduce [${x.shape.join(', ')}] to [${shape.join(', ')}]`);
+    else throw new Error(`sumTo: cannot reduce ${shapeStr(x)} to [${shape.join(', ')}]`);
   }
   const strides: number[] = new Array<number>(r);
   let s = 1;
@@ -285,7 +284,7 @@ export function sumTo(x: Tensor, shape: Shape): Tensor {
   rt.dispatch({
     shader: 'sum_to',
     code: SUM_TO_CODE,
-    params: [y.size, numel(reduced), ...pad6(kept, 1), ...pad6(reduced, 1), ...pad6(strides, 0)],
+    params: { n: y.size, r: numel(reduced), ...params6('o', kept, 1), ...params6('q', reduced, 1), ...params6('s', strides, 0) },
     bindings: [x.binding(), y.binding()],
     workgroups: launch1d(rt, y.size),
   });
@@ -301,17 +300,13 @@ export function expandTo(x: Tensor, shape: Shape): Tensor {
 
 // ---- casts ----
 
-const CAST_CODE = (from: string, to: string): string => `${from === 'f16' || to === 'f16' ? 'enable f16;' : ''}
-struct P { n: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> X: array<${from}>;
-@group(0) @binding(2) var<storage, read_write> Y: array<${to}>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  ${INDEX}
-  if (i >= p.n) { return; }
-  Y[i] = ${to}(X[i]);
-}`;
+const CAST_CODE = (from: string, to: string): string => kernel1d({
+  lib: from === 'f16' || to === 'f16' ? 'enable f16;' : '',
+  params: 'n: u32',
+  read: [`X: array<${from}>`],
+  write: [`Y: array<${to}>`],
+  body: `Y[i] = ${to}(X[i]);`,
+});
 
 /**
  * Converts between dtypes: i32 ↔ f32 (f32 → i32 truncates toward zero), and f16 ↔ f32 where the adapter has
@@ -327,7 +322,7 @@ export function cast(x: Tensor, dtype: DType): Tensor {
   rt.dispatch({
     shader: `cast_${x.dtype}_${dtype}`,
     code: CAST_CODE(x.dtype, dtype),
-    params: [x.size],
+    params: { n: x.size },
     bindings: [x.binding(), y.binding()],
     workgroups: launch1d(rt, x.size),
   });

@@ -3,13 +3,10 @@
 // deterministic scatter-add (counting sort of the positions by table row, no float atomics). Ids outside
 // 0…V−1 read nothing: they embed to zeros and get no gradient.
 
-import { Tensor } from '../tensor.js';
+import { Tensor, shapeStr } from '../tensor.js';
 import { record } from '../autograd.js';
 import { launch1d } from './elementwise.js';
 
-function shapeStr(t: Tensor): string {
-  return `[${t.shape.join(', ')}]`;
-}
 
 /** Σ_k tables[k, ids[b, k, t]] with tables [K, V, D] and ids [B, K, T] → [B, T, D] (shapes already checked). */
 function lookupSum(tables: Tensor, ids: Tensor, B: number, K: number, T: number): Tensor {
@@ -19,7 +16,7 @@ function lookupSum(tables: Tensor, ids: Tensor, B: number, K: number, T: number)
   if (out.size > 0) {
     rt.dispatch({
       shader: 'embedding',
-      params: [out.size, K, V, T, D],
+      params: { n: out.size, K, V, T, D },
       bindings: [tables.binding(), ids.binding(), out.binding()],
       workgroups: launch1d(rt, out.size),
     });
@@ -36,12 +33,12 @@ function lookupSumBackward(dOut: Tensor, ids: Tensor, B: number, K: number, T: n
   const offsets = Tensor.empty([R + 1], 'i32', rt);
   const list = Tensor.empty([Math.max(1, B * K * T)], 'i32', rt);
   const bindings = [ids.binding(), dOut.binding(), offsets.binding(), list.binding(), grad.binding()];
-  const dims = [B, K, T, V, D];
+  const dims = { B, K, T, V, D };
   const wg64 = (n: number): [number, number] => rt.grid(Math.ceil(n / 64));
-  rt.dispatch({ shader: 'embedding_bwd', params: [0, ...dims], bindings, workgroups: wg64(R) });
-  rt.dispatch({ shader: 'embedding_bwd', params: [1, ...dims], bindings, workgroups: [1] });
-  rt.dispatch({ shader: 'embedding_bwd', params: [2, ...dims], bindings, workgroups: wg64(R) });
-  rt.dispatch({ shader: 'embedding_bwd', params: [3, ...dims], bindings, workgroups: wg64(R * D) });
+  rt.dispatch({ shader: 'embedding_bwd', params: { mode: 0, ...dims }, bindings, workgroups: wg64(R) });
+  rt.dispatch({ shader: 'embedding_bwd', params: { mode: 1, ...dims }, bindings, workgroups: [1] });
+  rt.dispatch({ shader: 'embedding_bwd', params: { mode: 2, ...dims }, bindings, workgroups: wg64(R) });
+  rt.dispatch({ shader: 'embedding_bwd', params: { mode: 3, ...dims }, bindings, workgroups: wg64(R * D) });
   offsets.dispose();
   list.dispose();
   return grad;

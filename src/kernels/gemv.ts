@@ -6,7 +6,7 @@
 // matmul() routes here when it applies (see `gemvApplies`); measured 2.4× the general kernel on lavapipe.
 
 import { Tensor } from '../tensor.js';
-import type { Runtime } from '../runtime.js';
+import { shaderSource, type Runtime } from '../runtime.js';
 
 const ROWS_PER_SUBGROUP = 4;
 const WG = 256; // 256 rather than 64: ~15% more bandwidth on lavapipe (fewer workgroups to schedule); SwiftShader allows 256
@@ -25,11 +25,7 @@ struct P { N: u32, K: u32, hasBias: u32, act: u32 }
 @group(0) @binding(3) var<storage, read> Bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> Y: array<f32>;
 
-fn erf_(x: f32) -> f32 {
-  let t = 1.0 / (1.0 + 0.3275911 * abs(x));
-  let y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * exp(-x * x);
-  return select(-y, y, x >= 0.0);
-}
+${shaderSource('lib/erf')}
 
 fn finish(v: f32, n: u32) -> f32 {
   var y = v;
@@ -57,12 +53,6 @@ ${range(O).map((j) => range(R).map((r) =>
 }`;
 }
 
-/** The subgroup size to plan the dispatch for: the largest the adapter may use (smaller ones only add idle work). */
-function subgroupSize(rt: Runtime): number {
-  const info = rt.device.adapterInfo as GPUAdapterInfo & { subgroupMaxSize?: number };
-  return info?.subgroupMaxSize ?? 32;
-}
-
 /** Whether `gemv` can compute x [R, K] · Wᵀ for W [N, K]: few rows, K a multiple of 4, subgroups available. */
 export function gemvApplies(rt: Runtime, rows: number, K: number): boolean {
   return rt.ctx.features.subgroups && rows >= 1 && rows <= GEMV_MAX_ROWS && K % 4 === 0;
@@ -77,11 +67,11 @@ export function gemv(x: Tensor, w: Tensor, bias: Tensor | undefined, act: number
   const [N, K] = w.shape;
   const rows = x.size / K;
   const y = Tensor.empty(outShape, 'f32', rt);
-  const invocations = Math.ceil(N / ROWS_PER_SUBGROUP) * subgroupSize(rt);
+  const invocations = Math.ceil(N / ROWS_PER_SUBGROUP) * rt.maxSubgroupSize;
   rt.dispatch({
     shader: `gemv_r${rows}`,
     code: gemvCode(rows),
-    params: [N, K, bias ? 1 : 0, act],
+    params: { N, K, hasBias: bias ? 1 : 0, act },
     bindings: [x.binding(), w.binding(), (bias ?? x).binding(), y.binding()],
     workgroups: rt.grid(Math.ceil(invocations / WG)),
   });

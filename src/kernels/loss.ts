@@ -3,8 +3,7 @@
 // (cross_entropy_finish.wgsl) — no readback; 0 loss and 0 gradient when every row is ignored. The backward
 // is one fused element-wise kernel (cross_entropy_backward.wgsl) from the saved per-row lse and 1/count.
 
-import { Tensor } from '../tensor.js';
-import { i32 } from '../runtime.js';
+import { Tensor, shapeStr } from '../tensor.js';
 import { record } from '../autograd.js';
 import { launch1d } from './elementwise.js';
 
@@ -15,10 +14,10 @@ import { launch1d } from './elementwise.js';
 export function crossEntropy(logits: Tensor, labels: Tensor, ignoreIndex = -100): Tensor {
   if (logits.dtype !== 'f32') throw new Error(`crossEntropy: logits must be f32, got ${logits.dtype}`);
   if (labels.dtype !== 'i32') throw new Error(`crossEntropy: labels must be i32, got ${labels.dtype}`);
-  if (logits.rank < 2) throw new Error(`crossEntropy: logits [${logits.shape.join(', ')}] need rank ≥ 2 ([N, V])`);
+  if (logits.rank < 2) throw new Error(`crossEntropy: logits ${shapeStr(logits)} need rank ≥ 2 ([N, V])`);
   const lead = logits.shape.slice(0, -1);
   if (labels.rank !== lead.length || labels.shape.some((d, i) => d !== lead[i])) {
-    throw new Error(`crossEntropy: labels [${labels.shape.join(', ')}] for logits [${logits.shape.join(', ')}]`);
+    throw new Error(`crossEntropy: labels ${shapeStr(labels)} for logits ${shapeStr(logits)}`);
   }
   const V = logits.shape[logits.rank - 1];
   if (V < 1) throw new Error('crossEntropy: no classes');
@@ -28,7 +27,7 @@ export function crossEntropy(logits: Tensor, labels: Tensor, ignoreIndex = -100)
   const lse = Tensor.empty([rows], 'f32', rt);
   rt.dispatch({
     shader: 'cross_entropy',
-    params: [rows, V, i32(ignoreIndex)],
+    params: { rows, V, ignoreIndex },
     bindings: [logits.binding(), labels.binding(), stat.binding(), lse.binding()],
     workgroups: rt.grid(rows),
   });
@@ -36,7 +35,7 @@ export function crossEntropy(logits: Tensor, labels: Tensor, ignoreIndex = -100)
   const inv = Tensor.empty([1], 'f32', rt);
   rt.dispatch({
     shader: 'cross_entropy_finish',
-    params: [rows],
+    params: { rows },
     bindings: [stat.binding(), loss.binding(), inv.binding()],
     workgroups: [1],
   });
@@ -45,7 +44,7 @@ export function crossEntropy(logits: Tensor, labels: Tensor, ignoreIndex = -100)
     const dx = Tensor.empty(logits.shape, 'f32', rt);
     rt.dispatch({
       shader: 'cross_entropy_backward',
-      params: [logits.size, V, i32(ignoreIndex)],
+      params: { n: logits.size, V, ignoreIndex },
       bindings: [logits.binding(), labels.binding(), lse.binding(), inv.binding(), gy.binding(), dx.binding()],
       workgroups: launch1d(rt, logits.size),
     });

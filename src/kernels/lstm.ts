@@ -3,7 +3,7 @@
 // all recorded into the one encoder. The backward runs one dispatch per step in reverse
 // (shaders/lstm_backward.wgsl) and then gets every weight, bias and input gradient from matmuls.
 
-import { Tensor, tidy } from '../tensor.js';
+import { Tensor, tidy, shapeStr, checkF32 } from '../tensor.js';
 import { isRecording, noGrad, record } from '../autograd.js';
 import { add, sumTo } from './elementwise.js';
 import { matmul } from './matmul.js';
@@ -18,9 +18,6 @@ export interface LstmResult {
   c: Tensor;
 }
 
-function shapeStr(t: Tensor): string {
-  return `[${t.shape.join(', ')}]`;
-}
 
 /**
  * One LSTM layer as PyTorch's nn.LSTM (batch_first = false): x [T, B, I], weightIh [4H, I], weightHh [4H, H],
@@ -30,9 +27,7 @@ function shapeStr(t: Tensor): string {
 export function lstm(
   x: Tensor, weightIh: Tensor, weightHh: Tensor, biasIh: Tensor, biasHh: Tensor, h0?: Tensor, c0?: Tensor,
 ): LstmResult {
-  for (const t of [x, weightIh, weightHh, biasIh, biasHh, h0, c0]) {
-    if (t && t.dtype !== 'f32') throw new Error(`lstm: expects f32 tensors, got ${t.dtype}`);
-  }
+  checkF32('lstm', x, weightIh, weightHh, biasIh, biasHh, h0, c0);
   if (x.rank !== 3) throw new Error(`lstm: x must be [T, B, I], got ${shapeStr(x)}`);
   const [T, B, I] = x.shape;
   if (weightHh.rank !== 2 || weightHh.shape[0] !== 4 * weightHh.shape[1]) {
@@ -75,12 +70,12 @@ export function lstm(
   const grid: [number, number] = [Math.ceil(H / 32), Math.ceil(B / 4)];
   // one sequence at inference (EnCodec): the subgroup step kernel reads W_hh as stored, contiguously
   const single = !wantGrad && B === 1 && H % 4 === 0 && rt.ctx.features.subgroups;
-  const sgs = (rt.device.adapterInfo as GPUAdapterInfo & { subgroupMaxSize?: number }).subgroupMaxSize ?? 32;
+  const sgs = rt.maxSubgroupSize;
   for (let t = 0; t < T; t++) {
     if (single) {
       rt.dispatch({
         shader: 'lstm_step_b1',
-        params: [t, H, 0, 0],
+        params: { t, H },
         bindings: [xp.binding(), weightHh.binding(), out.binding(), cs.binding()],
         workgroups: rt.grid(Math.ceil((H * sgs) / 64)),
       });
@@ -88,7 +83,7 @@ export function lstm(
     }
     rt.dispatch({
       shader: 'lstm',
-      params: [t, B, H, 0],
+      params: { t, B, H },
       bindings: [xp.binding(), wt.binding(), out.binding(), cs.binding(), gates.binding()],
       workgroups: grid,
     });
@@ -115,7 +110,7 @@ export function lstm(
     for (let t = T - 1; t >= 0; t--) {
       rt.dispatch({
         shader: 'lstm_backward',
-        params: [t, T, B, H],
+        params: { t, T, B, H },
         bindings: [weightHh.binding(), gOut.binding(), gates.binding(), cs.binding(), da.binding(), dc.binding()],
         workgroups: grid,
       });

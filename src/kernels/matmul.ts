@@ -1,7 +1,7 @@
 // Batched matmul with optional transposes, bias and a fused activation (shaders/matmul.wgsl).
 // When gradients are recorded the activation runs as its own op, so its backward sees the pre-activation.
 
-import { Tensor } from '../tensor.js';
+import { Tensor, shapeStr } from '../tensor.js';
 import { isRecording, record } from '../autograd.js';
 import { unary, sumTo } from './elementwise.js';
 import { gemv, gemvApplies } from './gemv.js';
@@ -31,7 +31,7 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const bBatched = b.rank > 2;
   const batchDims = aBatched ? a.shape.slice(0, -2) : b.shape.slice(0, -2);
   if (aBatched && bBatched && (b.rank !== a.rank || b.shape.slice(0, -2).some((d, i) => d !== batchDims[i]))) {
-    throw new Error(`matmul: batch dims of [${a.shape.join(', ')}] and [${b.shape.join(', ')}] differ`);
+    throw new Error(`matmul: batch dims of ${shapeStr(a)} and ${shapeStr(b)} differ`);
   }
   const [ar, ac] = a.shape.slice(-2);
   const [br, bc] = b.shape.slice(-2);
@@ -40,9 +40,9 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const Kb = transB ? bc : br;
   const N = transB ? br : bc;
   if (K !== Kb) {
-    throw new Error(`matmul: inner dims differ: [${a.shape.join(', ')}]${transA ? 'ᵀ' : ''} · [${b.shape.join(', ')}]${transB ? 'ᵀ' : ''}`);
+    throw new Error(`matmul: inner dims differ: ${shapeStr(a)}${transA ? 'ᵀ' : ''} · ${shapeStr(b)}${transB ? 'ᵀ' : ''}`);
   }
-  if (bias && (bias.rank !== 1 || bias.shape[0] !== N)) throw new Error(`matmul: bias [${bias.shape.join(', ')}] for N = ${N}`);
+  if (bias && (bias.rank !== 1 || bias.shape[0] !== N)) throw new Error(`matmul: bias ${shapeStr(bias)} for N = ${N}`);
   const batch = batchDims.reduce((x, y) => x * y, 1);
   const recording = isRecording() && (a.requiresGrad || b.requiresGrad || !!bias?.requiresGrad);
   const fuseAct = act !== 'none' && !recording;
@@ -57,11 +57,11 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const fold = aBatched && !bBatched && !transA;
   const Mk = fold ? M * batch : M;
   const nb = fold ? 1 : batch;
-  const params = [
-    Mk, N, K, bias ? 1 : 0,
-    /* sAb */ fold || !aBatched ? 0 : M * K, /* sAm */ transA ? 1 : K, /* sAk */ transA ? M : 1, fuseAct ? ACT_ID[act] : 0,
-    /* sBb */ bBatched ? K * N : 0, /* sBk */ transB ? 1 : N, /* sBn */ transB ? K : 1, 0,
-  ];
+  const params = {
+    M: Mk, N, K, hasBias: bias ? 1 : 0, act: fuseAct ? ACT_ID[act] : 0,
+    sAb: fold || !aBatched ? 0 : M * K, sAm: transA ? 1 : K, sAk: transA ? M : 1,
+    sBb: bBatched ? K * N : 0, sBk: transB ? 1 : N, sBn: transB ? K : 1,
+  };
   rt.dispatch({
     shader: 'matmul',
     params,

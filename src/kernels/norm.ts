@@ -3,19 +3,19 @@
 // (norm_param_grad.wgsl). The forward saves per-row mean and rstd (llm.c style) so the backward need not
 // recompute the statistics.
 
-import { Tensor } from '../tensor.js';
-import { f32, type Runtime } from '../runtime.js';
+import { Tensor, shapeStr, checkF32 } from '../tensor.js';
+import type { Runtime } from '../runtime.js';
 import { record } from '../autograd.js';
 
 function checkNormArgs(name: string, x: Tensor, params: (Tensor | undefined)[]): number {
-  if (x.dtype !== 'f32') throw new Error(`${name}: expects f32 input, got ${x.dtype}`);
+  checkF32(name, x);
   if (x.rank < 1) throw new Error(`${name}: input must have rank ≥ 1`);
   const C = x.shape[x.rank - 1];
-  if (C < 1) throw new Error(`${name}: last axis of [${x.shape.join(', ')}] is empty`);
+  if (C < 1) throw new Error(`${name}: last axis of ${shapeStr(x)} is empty`);
   for (const p of params) {
     if (!p) continue;
     if (p.dtype !== 'f32' || p.rank !== 1 || p.shape[0] !== C) {
-      throw new Error(`${name}: parameter ${p.toString()} does not match the last axis ${C} of [${x.shape.join(', ')}]`);
+      throw new Error(`${name}: parameter ${p.toString()} does not match the last axis ${C} of ${shapeStr(x)}`);
     }
   }
   return C;
@@ -34,7 +34,7 @@ export function layerNorm(x: Tensor, weight?: Tensor, bias?: Tensor, eps = 1e-5)
   const rstd = Tensor.empty([rows], 'f32', rt);
   rt.dispatch({
     shader: 'layer_norm',
-    params: [rows, C, f32(eps), (weight ? 1 : 0) | (bias ? 2 : 0)],
+    params: { rows, C, eps, flags: (weight ? 1 : 0) | (bias ? 2 : 0) },
     bindings: [x.binding(), (weight ?? x).binding(), (bias ?? x).binding(), y.binding(), mean.binding(), rstd.binding()],
     workgroups: rt.grid(rows),
   });
@@ -62,7 +62,7 @@ export function rmsNorm(x: Tensor, weight: Tensor, eps = 1e-6): Tensor {
   const rstd = Tensor.empty([rows], 'f32', rt);
   rt.dispatch({
     shader: 'rms_norm',
-    params: [rows, C, f32(eps)],
+    params: { rows, C, eps },
     bindings: [x.binding(), weight.binding(), y.binding(), rstd.binding()],
     workgroups: rt.grid(rows),
   });
@@ -81,7 +81,7 @@ function normDx(rt: Runtime, x: Tensor, weight: Tensor | undefined, dy: Tensor, 
   const dx = Tensor.empty(x.shape, 'f32', rt);
   rt.dispatch({
     shader: 'norm_backward',
-    params: [rows, C, (weight ? 1 : 0) | (rms ? 2 : 0)],
+    params: { rows, C, flags: (weight ? 1 : 0) | (rms ? 2 : 0) },
     bindings: [x.binding(), (weight ?? x).binding(), dy.binding(), mean.binding(), rstd.binding(), dx.binding()],
     workgroups: rt.grid(rows),
   });
@@ -103,7 +103,7 @@ function normParamGrads(rt: Runtime, x: Tensor, dy: Tensor, mean: Tensor, rstd: 
   const pb = Tensor.empty([chunks, C], 'f32', rt);
   rt.dispatch({
     shader: 'norm_param_grad',
-    params: [rows, C, chunk, mode],
+    params: { rows, C, chunk, mode },
     bindings: [x.binding(), dy.binding(), mean.binding(), rstd.binding(), pw.binding(), pb.binding()],
     workgroups: [Math.ceil(C / 256), chunks],
   });
@@ -112,7 +112,7 @@ function normParamGrads(rt: Runtime, x: Tensor, dy: Tensor, mean: Tensor, rstd: 
   const db = Tensor.empty([C], 'f32', rt);
   rt.dispatch({
     shader: 'norm_param_grad',
-    params: [chunks, C, chunks, 2],
+    params: { rows: chunks, C, chunk: chunks, mode: 2 },
     bindings: [pw.binding(), pb.binding(), pw.binding(), pw.binding(), dw.binding(), db.binding()],
     workgroups: [Math.ceil(C / 256), 1],
   });

@@ -1,8 +1,8 @@
 // Reductions over the last axis — sum, mean, max (with the index it came from), argmax — and sumAll over a
 // whole tensor, all in shaders/reduce.wgsl (one workgroup per row). Backward in reduce_backward.wgsl.
 
-import { Tensor, type Shape } from '../tensor.js';
-import { f32, type Runtime } from '../runtime.js';
+import { Tensor, shapeStr, checkF32, type Shape } from '../tensor.js';
+import type { Runtime } from '../runtime.js';
 import { record } from '../autograd.js';
 import { launch1d } from './elementwise.js';
 
@@ -14,10 +14,10 @@ export interface ReduceOptions {
 const MODE = { sum: 0, mean: 1, max: 2 } as const;
 
 function lastAxis(name: string, x: Tensor, nonEmpty: boolean): number {
-  if (x.dtype !== 'f32') throw new Error(`${name}: expects f32 input, got ${x.dtype}`);
+  checkF32(name, x);
   if (x.rank < 1) throw new Error(`${name}: input must have rank ≥ 1`);
   const C = x.shape[x.rank - 1];
-  if (nonEmpty && C < 1) throw new Error(`${name}: last axis of [${x.shape.join(', ')}] is empty`);
+  if (nonEmpty && C < 1) throw new Error(`${name}: last axis of ${shapeStr(x)} is empty`);
   return C;
 }
 
@@ -32,7 +32,7 @@ function reduceRows(rt: Runtime, x: Tensor, rows: number, C: number, n: number, 
   const idx = Tensor.empty(mode === MODE.max ? shape : [1], 'i32', rt);
   rt.dispatch({
     shader: 'reduce',
-    params: [rows, C, n, mode],
+    params: { rows, C, n, mode },
     bindings: [x.binding(), y.binding(), idx.binding()],
     workgroups: rt.grid(rows),
   });
@@ -46,7 +46,7 @@ function reduceBackward(rt: Runtime, x: Tensor, C: number, dy: Tensor, idx: Tens
   const dx = Tensor.empty(x.shape, 'f32', rt);
   rt.dispatch({
     shader: 'reduce_backward',
-    params: [x.size, Math.max(1, C), idx ? 1 : 0, f32(scale)],
+    params: { n: x.size, C: Math.max(1, C), mode: idx ? 1 : 0, scale },
     bindings: [dy.binding(), (idx ?? dy).binding(), dx.binding()],
     workgroups: launch1d(rt, x.size),
   });

@@ -3,16 +3,13 @@
 // (the same −(|x|² − 2x·e + |e|²) argmax, first on ties) and subtracts it; decode sums the selected entries.
 // Both work in the EnCodec encoder/decoder layout [B, D, T]. No backward: EnCodec is frozen.
 
-import { Tensor } from '../tensor.js';
+import { Tensor, shapeStr } from '../tensor.js';
 import { specialise } from '../runtime.js';
 import { launch1d } from './elementwise.js';
 
 /** Codebook dims the encoder is compiled for go up to this (the residual lives in registers). */
 const MAX_CODEBOOK_DIM = 512;
 
-function shapeStr(t: Tensor): string {
-  return `[${t.shape.join(', ')}]`;
-}
 
 function checkCodebooks(name: string, codebooks: Tensor): [number, number, number] {
   if (codebooks.dtype !== 'f32' || codebooks.rank !== 3) {
@@ -41,7 +38,7 @@ export function rvqEncode(x: Tensor, codebooks: Tensor, nQ?: number): Tensor {
   rt.dispatch({
     // the codebook dim is compiled in so the residual has a fixed-size register array
     ...specialise('rvq', 'D', D),
-    params: [B, T, V, n],
+    params: { B, T, V, nQ: n },
     bindings: [x.binding(), codebooks.binding(), codes.binding()],
     workgroups: rt.grid(Math.ceil((B * T) / 64)),
   });
@@ -60,7 +57,7 @@ export function rvqDecode(codes: Tensor, codebooks: Tensor): Tensor {
   if (out.size === 0) return out;
   rt.dispatch({
     shader: 'rvq_decode',
-    params: [out.size, nQ, V, T, D],
+    params: { n: out.size, K: nQ, V, T, D },
     bindings: [codebooks.binding(), codes.binding(), out.binding()],
     workgroups: launch1d(rt, out.size),
   });

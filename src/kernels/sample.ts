@@ -14,8 +14,8 @@
 //    (row, step): the same (seed, step) gives the same tokens on the same device; vary `step` per decoding
 //    step. Masked logits may be -inf.
 
-import { Tensor } from '../tensor.js';
-import { f32, type Param } from '../runtime.js';
+import { Tensor, shapeStr } from '../tensor.js';
+import type { Params } from '../runtime.js';
 import { launch1d } from './elementwise.js';
 
 /** Largest vocabulary one workgroup holds (shaders/sample.wgsl MAXV). */
@@ -43,8 +43,14 @@ function checkU32(name: string, x: number): void {
   if (!Number.isInteger(x) || x < 0 || x >= U32) throw new Error(`sample: ${name} must be an integer in [0, 2^32), got ${x}`);
 }
 
-function filterParams(logits: Tensor, opts: FilterOptions, seed = 0, step = 0): { rows: number; V: number; params: Param[] } {
-  if (logits.dtype !== 'f32' || logits.rank < 1) throw new Error(`sample: logits must be f32 [..., V], got ${logits.dtype}[${logits.shape.join(', ')}]`);
+// The sampler's entry points share one struct P; each sets the fields it reads and leaves the others 0.
+const UNUSED: Params = {
+  rows: 0, V: 0, temperature: 0, topK: 0, topP: 0, q: 0, seedLo: 0, seedHi: 0, step: 0, n: 0, scale: 0,
+  c0: 0, c1: 0, c2: 0, c3: 0,
+};
+
+function filterParams(logits: Tensor, opts: FilterOptions, seed = 0, step = 0): { rows: number; V: number; params: Params } {
+  if (logits.dtype !== 'f32' || logits.rank < 1) throw new Error(`sample: logits must be f32 [..., V], got ${logits.dtype}${shapeStr(logits)}`);
   const V = logits.shape[logits.rank - 1];
   if (V < 1 || V > SAMPLE_MAX_VOCAB) throw new Error(`sample: vocabulary ${V} outside [1, ${SAMPLE_MAX_VOCAB}]`);
   const { temperature, topK = 0, topP = 0 } = opts;
@@ -54,12 +60,9 @@ function filterParams(logits: Tensor, opts: FilterOptions, seed = 0, step = 0): 
   if (!Number.isInteger(seed) || seed < 0 || seed > Number.MAX_SAFE_INTEGER) throw new Error(`sample: seed must be an integer in [0, 2^53), got ${seed}`);
   checkU32('step', step);
   const rows = logits.size / V;
-  const params = [
-    rows, V, f32(temperature), topK,
-    f32(topP), f32(1 - topP), seed % U32, Math.floor(seed / U32),
-    step, 0, f32(0), 0,
-    0, 0, 0, 0,
-  ];
+  const params = {
+    ...UNUSED, rows, V, temperature, topK, topP, q: 1 - topP, seedLo: seed % U32, seedHi: Math.floor(seed / U32), step,
+  };
   return { rows, V, params };
 }
 
@@ -91,7 +94,7 @@ export function filteredProbs(logits: Tensor, opts: FilterOptions): Tensor {
  */
 export function cfg(logits: Tensor, scale: number): Tensor {
   if (logits.dtype !== 'f32' || logits.rank < 1 || logits.shape[0] % 2 !== 0) {
-    throw new Error(`cfg: logits must be f32 [2R, ...], got ${logits.dtype}[${logits.shape.join(', ')}]`);
+    throw new Error(`cfg: logits must be f32 [2R, ...], got ${logits.dtype}${shapeStr(logits)}`);
   }
   const rt = logits.rt;
   const out = Tensor.empty([logits.shape[0] / 2, ...logits.shape.slice(1)], 'f32', rt);
@@ -99,7 +102,7 @@ export function cfg(logits: Tensor, scale: number): Tensor {
     rt.dispatch({
       shader: 'sample',
       entry: 'cfg',
-      params: [0, 0, f32(0), 0, f32(0), f32(0), 0, 0, 0, out.size, f32(scale), 0, 0, 0, 0, 0],
+      params: { ...UNUSED, n: out.size, scale },
       bindings: [logits.binding(), out.binding()],
       workgroups: launch1d(rt, out.size),
     });
@@ -119,7 +122,7 @@ export function philox4x32(counter: [number, number, number, number], key: [numb
   rt.dispatch({
     shader: 'sample',
     entry: 'rng',
-    params: [0, 0, f32(0), 0, f32(0), f32(0), key[0], key[1], 0, 0, f32(0), counter[0], counter[1], counter[2], counter[3], 0],
+    params: { ...UNUSED, seedLo: key[0], seedHi: key[1], c0: counter[0], c1: counter[1], c2: counter[2], c3: counter[3] },
     bindings: [unused.binding(), out.binding()],
     workgroups: [1],
   });

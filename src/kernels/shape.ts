@@ -1,13 +1,9 @@
 // Shape ops: reshape (a view), permute, narrow (slice along one axis), pad with zeros, concat.
 // Every tensor stays contiguous, so permute and concat copy.
 
-import { Tensor, type Shape, numel } from '../tensor.js';
-import { i32 } from '../runtime.js';
+import { Tensor, numel, shapeStr, type Shape } from '../tensor.js';
 import { record } from '../autograd.js';
-import { launch1d, fields6, unravel6, offset6, pad6 } from './elementwise.js';
-
-const WG = 256;
-const INDEX = `let i = gid.x + gid.y * nwg.x * ${WG}u;`;
+import { launch1d, kernel1d, fields6, unravel6, offset6, params6 } from './elementwise.js';
 
 /** A view with a new shape (one dim may be -1). Differentiable. */
 export function reshape(x: Tensor, shape: Shape): Tensor {
@@ -15,18 +11,13 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
   return record('reshape', y, [x], (g) => [g.reshape(x.shape)]);
 }
 
-const PERMUTE_CODE = `
-struct P { n: u32, ${fields6('d')}, ${fields6('s')} }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> X: array<u32>;
-@group(0) @binding(2) var<storage, read_write> Y: array<u32>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  ${INDEX}
-  if (i >= p.n) { return; }
-  ${unravel6('i', 'c', 'd')}
-  Y[i] = X[${offset6('c', 's')}];
-}`;
+const PERMUTE_CODE = kernel1d({
+  params: `n: u32, ${fields6('d')}, ${fields6('s')}`,
+  read: ['X: array<u32>'],
+  write: ['Y: array<u32>'],
+  body: `${unravel6('i', 'c', 'd')}
+  Y[i] = X[${offset6('c', 's')}];`,
+});
 
 /** Reorders dims: y.shape[i] = x.shape[perm[i]]. Works for f32 and i32 (4-byte elements). */
 export function permute(x: Tensor, perm: number[]): Tensor {
@@ -46,7 +37,7 @@ export function permute(x: Tensor, perm: number[]): Tensor {
   rt.dispatch({
     shader: 'permute',
     code: PERMUTE_CODE,
-    params: [y.size, ...pad6(outShape, 1), ...pad6(perm.map((d) => strides[d]), 0)],
+    params: { n: y.size, ...params6('d', outShape, 1), ...params6('s', perm.map((d) => strides[d]), 0) },
     bindings: [x.binding(), y.binding()],
     workgroups: launch1d(rt, y.size),
   });
@@ -65,38 +56,28 @@ export function transpose(x: Tensor, a: number, b: number): Tensor {
 }
 
 // out[o, l, i] = 0 <= l + shift < Lin ? in[o, l + shift, i] : 0, viewing both as [outer, L, inner]
-const WINDOW_CODE = `
-struct P { n: u32, lout: u32, lin: u32, inner: u32, shift: i32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> X: array<u32>;
-@group(0) @binding(2) var<storage, read_write> Y: array<u32>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  ${INDEX}
-  if (i >= p.n) { return; }
-  let inner = i % p.inner;
+const WINDOW_CODE = kernel1d({
+  params: 'n: u32, lout: u32, lin: u32, inner: u32, shift: i32',
+  read: ['X: array<u32>'],
+  write: ['Y: array<u32>'],
+  body: `let inner = i % p.inner;
   let l = (i / p.inner) % p.lout;
   let o = i / (p.inner * p.lout);
   let src = i32(l) + p.shift;
   if (src < 0 || src >= i32(p.lin)) { Y[i] = 0u; return; }
-  Y[i] = X[(o * p.lin + u32(src)) * p.inner + inner];
-}`;
+  Y[i] = X[(o * p.lin + u32(src)) * p.inner + inner];`,
+});
 
 // out[o, l + offset, i] = in[o, l, i]: writes x into a slot of a larger tensor
-const PLACE_CODE = `
-struct P { n: u32, lin: u32, lout: u32, inner: u32, offset: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> X: array<u32>;
-@group(0) @binding(2) var<storage, read_write> Y: array<u32>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  ${INDEX}
-  if (i >= p.n) { return; }
-  let inner = i % p.inner;
+const PLACE_CODE = kernel1d({
+  params: 'n: u32, lin: u32, lout: u32, inner: u32, offset: u32',
+  read: ['X: array<u32>'],
+  write: ['Y: array<u32>'],
+  body: `let inner = i % p.inner;
   let l = (i / p.inner) % p.lin;
   let o = i / (p.inner * p.lin);
-  Y[(o * p.lout + l + p.offset) * p.inner + inner] = X[i];
-}`;
+  Y[(o * p.lout + l + p.offset) * p.inner + inner] = X[i];`,
+});
 
 function axisOf(x: Tensor, axis: number): number {
   const a = axis < 0 ? x.rank + axis : axis;
@@ -114,7 +95,7 @@ function window(x: Tensor, axis: number, shift: number, lout: number): Tensor {
   rt.dispatch({
     shader: 'window',
     code: WINDOW_CODE,
-    params: [y.size, lout, x.shape[axis], Math.max(1, inner), i32(shift)],
+    params: { n: y.size, lout, lin: x.shape[axis], inner: Math.max(1, inner), shift },
     bindings: [x.binding(), y.binding()],
     workgroups: launch1d(rt, y.size),
   });
@@ -145,7 +126,7 @@ export function concat(xs: Tensor[], axis: number): Tensor {
   const a = axisOf(first, axis);
   for (const x of xs) {
     if (x.rank !== first.rank || x.dtype !== first.dtype || x.shape.some((d, i) => i !== a && d !== first.shape[i])) {
-      throw new Error(`concat: [${x.shape.join(', ')}] does not match [${first.shape.join(', ')}] off axis ${a}`);
+      throw new Error(`concat: ${shapeStr(x)} does not match ${shapeStr(first)} off axis ${a}`);
     }
   }
   const rt = first.rt;
@@ -162,7 +143,7 @@ export function concat(xs: Tensor[], axis: number): Tensor {
       rt.dispatch({
         shader: 'place',
         code: PLACE_CODE,
-        params: [x.size, x.shape[a], lout, inner, offset],
+        params: { n: x.size, lin: x.shape[a], lout, inner, offset },
         bindings: [x.binding(), y.binding()],
         workgroups: launch1d(rt, x.size),
       });

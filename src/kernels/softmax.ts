@@ -1,21 +1,21 @@
 // softmax and log_softmax over the last axis (shaders/softmax.wgsl), max-subtracted; the backward
 // (softmax_backward.wgsl) reads the output, which the node's closure holds (the output outlives its node).
 
-import { Tensor } from '../tensor.js';
+import { Tensor, shapeStr, checkF32 } from '../tensor.js';
 import { record } from '../autograd.js';
 
 function softmaxImpl(x: Tensor, isLog: boolean): Tensor {
   const name = isLog ? 'logSoftmax' : 'softmax';
-  if (x.dtype !== 'f32') throw new Error(`${name}: expects f32 input, got ${x.dtype}`);
+  checkF32(name, x);
   if (x.rank < 1) throw new Error(`${name}: input must have rank ≥ 1`);
   const C = x.shape[x.rank - 1];
-  if (C < 1) throw new Error(`${name}: last axis of [${x.shape.join(', ')}] is empty`);
+  if (C < 1) throw new Error(`${name}: last axis of ${shapeStr(x)} is empty`);
   const rt = x.rt;
   const rows = x.size / C;
   const y = Tensor.empty(x.shape, 'f32', rt);
   rt.dispatch({
     shader: 'softmax',
-    params: [rows, C, isLog ? 1 : 0],
+    params: { rows, C, isLog: isLog ? 1 : 0 },
     bindings: [x.binding(), y.binding()],
     workgroups: rt.grid(rows),
   });
@@ -24,7 +24,7 @@ function softmaxImpl(x: Tensor, isLog: boolean): Tensor {
     const dx = Tensor.empty(x.shape, 'f32', rt);
     rt.dispatch({
       shader: 'softmax_backward',
-      params: [rows, C, isLog ? 1 : 0],
+      params: { rows, C, isLog: isLog ? 1 : 0 },
       bindings: [y.binding(), dy.binding(), dx.binding()],
       workgroups: rt.grid(rows),
     });

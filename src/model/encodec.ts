@@ -55,12 +55,10 @@ class TimeGroupNorm {
   parameters(): Tensor[] { return [this.weight, this.bias]; }
 }
 
-type PadMode = 'reflect' | 'zero' | 'replicate';
-
 /** How a conv is set up by the config: causal or centred padding, its mode, and the norm after the conv. */
 interface ConvStyle {
   causal: boolean;
-  padMode: PadMode;
+  padMode: ops.PadMode;
   trimRightRatio: number;
 }
 

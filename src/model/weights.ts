@@ -89,14 +89,7 @@ export class Weights {
     }
     const v = await this.readF32(names[1], shape);
     const g = await this.readF32(names[0], [shape[0], ...shape.slice(1).map(() => 1)]);
-    const per = v.length / shape[0];
-    for (let o = 0; o < shape[0]; o++) {
-      let ss = 0;
-      for (let i = 0; i < per; i++) ss += v[o * per + i] ** 2;
-      const s = g[o] / Math.sqrt(ss);
-      for (let i = 0; i < per; i++) v[o * per + i] *= s;
-    }
-    return keep(Tensor.from(v, shape, 'f32', this.rt));
+    return keep(Tensor.from(foldWeightNorm(g, v), shape, 'f32', this.rt));
   }
 
   /** Checkpoint keys under this prefix that nothing loaded. */
@@ -116,4 +109,22 @@ export class Weights {
     }
     return info;
   }
+}
+
+/**
+ * PyTorch weight_norm with dim = 0, in place: v ← g · v / ‖v‖, the norm over all dims but the first (conv
+ * [Cout, Cin, K], or transposed conv [Cin, Cout, K]: its first dim is Cin then); `g` has one value per row.
+ * Done once at load on the CPU; the norm is summed in doubles. Returns `v`.
+ */
+export function foldWeightNorm(g: ArrayLike<number>, v: Float32Array): Float32Array {
+  const rows = g.length;
+  if (rows === 0 || v.length % rows !== 0) throw new Error(`weight norm: ${v.length} weights do not split into ${rows} rows`);
+  const per = v.length / rows;
+  for (let o = 0; o < rows; o++) {
+    let ss = 0;
+    for (let i = 0; i < per; i++) ss += v[o * per + i] ** 2;
+    const s = g[o] / Math.sqrt(ss);
+    for (let i = 0; i < per; i++) v[o * per + i] *= s;
+  }
+  return v;
 }

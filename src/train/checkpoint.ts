@@ -15,12 +15,12 @@ import type { Tensor } from '../tensor.js';
 import type { Musicgen } from '../model/musicgen.js';
 import {
   SafetensorsCheckpoint,
-  dtypeSize,
   type CheckpointFolder,
   type Dtype,
   type TensorReader,
 } from '../io/safetensors.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { writeSafetensorsStream, type StreamTensor } from '../io/file-source.js';
 import { f32ToBf16Bits, f32ToF16Bits } from '../dtype.js';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -99,62 +99,6 @@ export function splitParts(p: NamedParam, data: Float32Array): Map<string, Float
     throw new Error(`${p.names[0]}: ${data.length} values for ${p.names.length} parts of [${p.partShape.join(', ')}]`);
   }
   return new Map(p.names.map((n, i) => [n, data.subarray(i * per, (i + 1) * per)]));
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// streaming safetensors writer
-
-/** One tensor to stream: its header entry and its bytes (little-endian), produced when written. */
-export interface StreamTensor {
-  name: string;
-  dtype: Dtype;
-  shape: readonly number[];
-  bytes: () => AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
-}
-
-/**
- * Writes a safetensors file (header padded to 8 bytes, tensors in sorted name order, no gaps) through a temporary
- * file renamed over `file`, so readers never see half of it. Every tensor's byte count is checked.
- */
-export async function writeSafetensorsStream(file: string, tensors: StreamTensor[], metadata?: Record<string, string>): Promise<void> {
-  const sorted = [...tensors].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  const header: Record<string, unknown> = {};
-  if (metadata && Object.keys(metadata).length > 0) header.__metadata__ = metadata;
-  let offset = 0;
-  const sizes: number[] = [];
-  for (const t of sorted) {
-    if (t.name in header) throw new Error(`${file}: tensor "${t.name}" listed twice`);
-    const n = t.shape.reduce((a, b) => a * b, 1) * dtypeSize(t.dtype);
-    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + n] };
-    sizes.push(n);
-    offset += n;
-  }
-  const json = new TextEncoder().encode(JSON.stringify(header));
-  const headerLen = Math.ceil(json.byteLength / 8) * 8;
-  const head = new Uint8Array(8 + headerLen).fill(0x20);
-  new DataView(head.buffer).setBigUint64(0, BigInt(headerLen), true);
-  head.set(json, 8);
-
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
-  const fh = await fsp.open(tmp, 'w');
-  try {
-    await fh.write(head);
-    for (let i = 0; i < sorted.length; i++) {
-      let done = 0;
-      for await (const chunk of sorted[i].bytes()) {
-        await fh.write(chunk);
-        done += chunk.byteLength;
-      }
-      if (done !== sizes[i]) throw new Error(`${file}: tensor "${sorted[i].name}" produced ${done} bytes, expected ${sizes[i]}`);
-    }
-    await fh.sync();
-    await fh.close();
-    await fsp.rename(tmp, file);
-  } catch (e) {
-    await fh.close().catch(() => undefined);
-    await fsp.unlink(tmp).catch(() => undefined);
-    throw e;
-  }
 }
 
 /** Bytes of an f32 array in the target float dtype (the source checkpoint's). */

@@ -15,9 +15,8 @@ import type { Musicgen } from '../model/musicgen.js';
 import { extractChroma } from '../model/chroma.js';
 import { decodeAudio } from '../audio/decode.js';
 import { prepareAudio } from '../audio/resample.js';
-import { openSafetensorsFile } from '../io/file-source.js';
+import { openSafetensorsFile, writeSafetensorsStream, type StreamTensor } from '../io/file-source.js';
 import { SafetensorsCheckpoint, type CheckpointFolder } from '../io/safetensors.js';
-import { writeSafetensorsStream, type StreamTensor } from './checkpoint.js';
 import { noGrad } from '../autograd.js';
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ import { clipGradNorm } from '../kernels/clip.js';
 import { Lora } from './lora.js';
 import { Rng, type Chunk, type TrainingData } from './data.js';
 import {
-  findCheckpoint, loadTrainerState, namedParameters, saveTrainerState, splitParts, writeModelFolder,
+  TRAINER_STATE_FILE, findCheckpoint, loadTrainerState, namedParameters, saveTrainerState, splitParts, writeModelFolder,
   type LoopState, type ModelSource, type TrainerState,
 } from './checkpoint.js';
 
@@ -261,7 +261,7 @@ export async function finetune(run: FinetuneRun): Promise<{ steps: number; lastL
   let resumedFrom = '';
   if (run.resume) {
     resumedFrom = await findCheckpoint(run.resume);
-    const f = await openSafetensorsFile(path.join(resumedFrom, 'trainer_state.safetensors'));
+    const f = await openSafetensorsFile(path.join(resumedFrom, TRAINER_STATE_FILE));
     try {
       resumed = await loadTrainerState(f);
     } finally {

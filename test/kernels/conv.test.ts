@@ -1,15 +1,17 @@
 // Padding, conv1d, conv_transpose1d, weight norm and LSTM kernels against PyTorch (tools/fixtures/kernels_conv.py).
 // Tolerances: forward and gradients rtol 1e-4 / atol 1e-5 everywhere (weight gradients of the long cases sum
-// 450, 500 and 300 steps and still meet it); weightNorm, computed in doubles, rtol 1e-6 / atol 1e-7.
+// 450, 500 and 300 steps and still meet it); the loader's weight-norm folding (src/model/weights.ts), computed in
+// doubles, rtol 1e-6 / atol 1e-7.
 
 import { Fixture, assertClose, checkGradCase, gpu, type Tolerance } from '../helpers.js';
 import * as ops from '../../src/ops.js';
 import type { Tensor } from '../../src/tensor.js';
+import { foldWeightNorm } from '../../src/model/weights.js';
 
 const FWD = { rtol: 1e-4, atol: 1e-5 };
 const GRAD = { rtol: 1e-4, atol: 1e-5 };
 
-describe('kernels: pad1d, conv1d, convTranspose1d, weightNorm, lstm', () => {
+describe('kernels: pad1d, conv1d, convTranspose1d, weight norm, lstm', () => {
   let fx: Fixture;
   before(async () => {
     await gpu();
@@ -79,8 +81,8 @@ describe('kernels: pad1d, conv1d, convTranspose1d, weightNorm, lstm', () => {
   }
 
   for (const name of ['conv', 'convt']) {
-    it(`weightNorm (dim 0) for a ${name} weight`, async () => {
-      const w = ops.weightNorm(await fx.f32(`wn.${name}.g`), await fx.f32(`wn.${name}.v`));
+    it(`weight norm (dim 0) folded at load for a ${name} weight`, async () => {
+      const w = foldWeightNorm(await fx.f32(`wn.${name}.g`), await fx.f32(`wn.${name}.v`));
       assertClose(w, await fx.f32(`wn.${name}.w`), `wn.${name}`, { rtol: 1e-6, atol: 1e-7 });
     });
   }
