@@ -2,7 +2,7 @@
 //   main:  token = argmax (temperature 0; first index on ties), else a draw from softmax(logits / T) filtered
 //          as transformers' TopKLogitsWarper then TopPLogitsWarper, renormalised.
 //   probs: the filtered, renormalised probabilities themselves (tests, debugging).
-//   cfg:   classifier-free guidance, uncond + (cond − uncond)·scale over [cond; uncond] (element-wise).
+//   guidance: classifier-free guidance, uncond + (cond − uncond)·scale over [cond; uncond] (element-wise).
 //   rng:   one Philox-4x32-10 block, to check the generator against its known-answer vectors.
 // Filtering never sorts: both thresholds are found by bisection over the bits of a float (order-preserving),
 // each step one workgroup reduction, so the result is exact, not approximate:
@@ -355,7 +355,7 @@ fn probs(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
 }
 
 @compute @workgroup_size(256)
-fn cfg(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn guidance(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = gid.x + gid.y * nwg.x * 256u;
   if (i >= p.n) { return; }
   let c = Logits[i];

@@ -74,7 +74,7 @@ export async function profileModel(model: Musicgen, o: { quick: boolean; log: (s
     x = ops.concat([x, x], 0);
     let logits = lm.forward(x, conditioning, t - 1, caches, true);
     logits = ops.reshape(logits, [rows * K, V]);
-    logits = ops.cfg(logits, 3);
+    logits = ops.applyGuidance(logits, 3);
     const tokens = ops.sample(logits, { temperature: 1, topK: 250, topP: 0, seed: 1, step: t });
     ops.placeColumn(seq, forced, tokens, t);
     t++;
@@ -141,7 +141,7 @@ export async function profileModel(model: Musicgen, o: { quick: boolean; log: (s
     ops.add(x, Tensor.from(sinusoidalPositions(60, 1, D), [1, D], 'f32', rt));
     ops.narrow(ops.layerNorm(x, ...lm.norm, 1e-5), 1, 0, 1);
     const lg = ops.reshape(ops.permute(ops.reshape(logitsIn, [rows, 1, K, V]), [0, 2, 1, 3]), [rows * K, V]);
-    const tokens = ops.sample(ops.cfg(lg, 3), { temperature: 1, topK: 250, topP: 0, seed: 1, step: 3 });
+    const tokens = ops.sample(ops.applyGuidance(lg, 3), { temperature: 1, topK: 250, topP: 0, seed: 1, step: 3 });
     ops.placeColumn(seq, forced, tokens, 3);
   }, { iters, rounds }));
 

@@ -92,16 +92,16 @@ export function filteredProbs(logits: Tensor, opts: FilterOptions): Tensor {
  * Classifier-free guidance over logits [2R, ...] stacked [cond; uncond]: uncond + (cond − uncond)·scale, [R, ...]
  * (transformers' ClassifierFreeGuidanceLogitsProcessor). Not differentiable.
  */
-export function cfg(logits: Tensor, scale: number): Tensor {
+export function applyGuidance(logits: Tensor, scale: number): Tensor {
   if (logits.dtype !== 'f32' || logits.rank < 1 || logits.shape[0] % 2 !== 0) {
-    throw new Error(`cfg: logits must be f32 [2R, ...], got ${logits.dtype}${shapeStr(logits)}`);
+    throw new Error(`applyGuidance: logits must be f32 [2R, ...], got ${logits.dtype}${shapeStr(logits)}`);
   }
   const rt = logits.rt;
   const out = Tensor.empty([logits.shape[0] / 2, ...logits.shape.slice(1)], 'f32', rt);
   if (out.size > 0) {
     rt.dispatch({
       shader: 'sample',
-      entry: 'cfg',
+      entry: 'guidance',
       params: { ...UNUSED, n: out.size, scale },
       bindings: [logits.binding(), out.binding()],
       workgroups: launch1d(rt, out.size),

@@ -91,7 +91,7 @@ export async function generateCodes(model: Musicgen, input: TokenLoopInput, opts
         const offset = first ? 0 : prefixLength + t - 1;
         let logits = lm.forward(x, stepCond, offset, caches, true); // [rows, K, 1, V]
         logits = ops.reshape(logits, [rows * K, logits.shape[3]]);
-        if (guided) logits = ops.cfg(logits, opts.guidanceScale);
+        if (guided) logits = ops.applyGuidance(logits, opts.guidanceScale);
         const tokens = ops.sample(logits, {
           temperature: opts.temperature,
           topK: opts.topP > 0 ? 0 : opts.topK,

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { Fixture, assertClose, gpu } from '../helpers.js';
 import { Tensor } from '../../src/tensor.js';
-import { cfg, filteredProbs, philox4x32, sample, type FilterOptions } from '../../src/ops.js';
+import { applyGuidance, filteredProbs, philox4x32, sample, type FilterOptions } from '../../src/ops.js';
 
 /** χ² critical values at α = 0.001 for 1..15 degrees of freedom. */
 const CHI2_999 = [10.83, 13.82, 16.27, 18.47, 20.52, 22.46, 24.32, 26.12, 27.88, 29.59, 31.26, 32.91, 34.53, 36.12, 37.7];
@@ -171,7 +171,7 @@ describe('kernels: sampling', () => {
   it('classifier-free guidance: uncond + (cond − uncond)·scale', async () => {
     const x = Float32Array.from({ length: 2 * 3 * 37 }, (_, i) => Math.sin(i * 1.7) * 3);
     const logits = Tensor.from(x, [6, 37]);
-    const y = cfg(logits, 3);
+    const y = applyGuidance(logits, 3);
     assert.deepEqual([...y.shape], [3, 37]);
     const n = 3 * 37;
     const want = Array.from({ length: n }, (_, i) => {
@@ -179,7 +179,7 @@ describe('kernels: sampling', () => {
       const u = Math.fround(x[n + i]);
       return Math.fround(u + Math.fround(Math.fround(c - u) * 3));
     });
-    assertClose(await y.read(), want, 'cfg', { rtol: 0, atol: 0 });
+    assertClose(await y.read(), want, 'guidance', { rtol: 0, atol: 0 });
     logits.dispose();
     y.dispose();
   });
@@ -190,7 +190,7 @@ describe('kernels: sampling', () => {
     const ok = Tensor.zeros([2, 8]);
     assert.throws(() => sample(ok, { temperature: -1, seed: 0, step: 0 }), /temperature/);
     assert.throws(() => sample(ok, { temperature: 1, seed: 0.5, step: 0 }), /seed/);
-    assert.throws(() => cfg(Tensor.zeros([3, 8]), 3), /2R/);
+    assert.throws(() => applyGuidance(Tensor.zeros([3, 8]), 3), /2R/);
     big.dispose();
     ok.dispose();
   });
