@@ -1,6 +1,6 @@
 """The PyTorch baseline for `npm run bench`: transformers' MusicGen on the CPU, stage by stage, the same work.
 
-    /work/.venv-ref/bin/python tools/bench_torch.py --model /tmp/musicgen-small-random --seconds 2 [--json]
+    .venv-ref/bin/python tools/bench_torch.py --model /tmp/musicgen-small-random --seconds 2 [--json]
         [--threads 2] [--repeat 1] [--warmup 1] [--seed 0]
 
 Per run: the 16-token prompt (bench_prompt.json in the folder, else BENCH_PROMPT) through T5 (text_s), then

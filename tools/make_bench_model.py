@@ -1,6 +1,6 @@
 """A random-weight stand-in for facebook/musicgen-small, for benchmarks only (no real weights can be downloaded here).
 
-    /work/.venv-ref/bin/python tools/make_bench_model.py [--out /tmp/musicgen-small-random] [--seed 0]
+    .venv-ref/bin/python tools/make_bench_model.py [--out /tmp/musicgen-small-random] [--seed 0]
 
 The architecture is musicgen-small's exactly, from the published configs:
   text_encoder  t5-base: d_model 768, d_kv 64, d_ff 3072, 12 layers, 12 heads, vocab 32128, relu FFN
