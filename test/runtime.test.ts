@@ -14,6 +14,25 @@ describe('runtime', () => {
     rt = await gpu();
   });
 
+  it('takes uniforms by the names of the shader’s struct P, typed by its fields, and refuses missing or unknown ones', async () => {
+    const code = `
+struct P { a: f32, n: u32, s: i32, _pad: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read_write> Y: array<f32>;
+@compute @workgroup_size(1)
+fn main() { Y[0] = p.a; Y[1] = f32(p.n); Y[2] = f32(p.s); }`;
+    const y = Tensor.zeros([3]);
+    const run = (params: Record<string, number>): void =>
+      rt.dispatch({ shader: 'test_named_params', code, params, bindings: [y.binding()], workgroups: [1] });
+    run({ s: -7, n: 3, a: 0.25 }); // any order; the padding field is not given
+    assert.deepEqual(await y.toArray(), [0.25, 3, -7]);
+    assert.throws(() => run({ a: 1, n: 3 }), /uniform "s" is missing/);
+    assert.throws(() => run({ a: 1, n: 3, s: 0, b: 2 }), /no uniform named "b"/);
+    assert.throws(() => run({ a: 1, n: -1, s: 0 }), /uniform "n" is u32, got -1/);
+    assert.throws(() => run({ a: 1, n: 3, s: 0.5 }), /uniform "s" is i32, got 0.5/);
+    y.dispose();
+  });
+
   it('records a 100-op chain into one encoder and submits it once', async () => {
     const x = Tensor.from([1, 2, 3, 4], [4]);
     await rt.sync();
