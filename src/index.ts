@@ -2,7 +2,7 @@
 
 export { MusicGen, InputError, AbortError, planWindows } from './pipeline.js';
 export type { GenerateRequest, GenerateResult, Progress, LoadOptions, AudioData, NormalizationStrategy } from './pipeline.js';
-export { Musicgen } from './model/musicgen.js';
+export type { MusicgenModel } from './model/musicgen.js'; // the networks behind MusicGen (its `model`)
 export { generateCodes } from './model/generate.js';
 export { extractChroma } from './model/chroma.js';
 export { initRuntime, runtime, Runtime } from './runtime.js';

@@ -8,7 +8,7 @@ import { initRuntime, type Runtime } from './runtime.js';
 import * as ops from './ops.js';
 import type { CheckpointFolder } from './io/safetensors.js';
 import { urlFolder } from './io/url-source.js';
-import { Musicgen } from './model/musicgen.js';
+import { MusicgenModel } from './model/musicgen.js';
 import { generateCodes, AbortError } from './model/generate.js';
 import { extractChroma } from './model/chroma.js';
 import { prepareAudio } from './audio/resample.js';
@@ -102,7 +102,7 @@ function checkNumber(field: string, v: number, { min, max, integer = false, minE
 }
 
 export class MusicGen {
-  private constructor(readonly model: Musicgen) {}
+  private constructor(readonly model: MusicgenModel) {}
 
   /**
    * `source`: a model folder (Node), an http(s) URL of one (browser or Node), a hub id like
@@ -121,7 +121,7 @@ export class MusicGen {
       const dir = await resolveModel(source, { cacheDir: opts.cacheDir, offline: opts.offline, onProgress: opts.onDownload });
       folder = dirFolder(dir);
     }
-    return new MusicGen(await Musicgen.load(folder, { rt, onProgress: opts.onProgress }));
+    return new MusicGen(await MusicgenModel.load(folder, { rt, onProgress: opts.onProgress }));
   }
 
   get sampleRate(): number { return this.model.sampleRate; }

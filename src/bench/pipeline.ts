@@ -10,7 +10,7 @@ import { Tensor, tidy } from '../tensor.js';
 import type { Runtime } from '../runtime.js';
 import * as ops from '../ops.js';
 import { dirFolder } from '../io/file-source.js';
-import { Musicgen } from '../model/musicgen.js';
+import { MusicgenModel } from '../model/musicgen.js';
 import { generateCodes } from '../model/generate.js';
 import { now, spread, median, type Spread } from './util.js';
 
@@ -41,10 +41,10 @@ export async function benchPrompt(dir: string): Promise<string> {
   return BENCH_PROMPT;
 }
 
-export async function loadModel(dir: string, rt: Runtime, log: (s: string) => void): Promise<{ model: Musicgen; load_s: number }> {
+export async function loadModel(dir: string, rt: Runtime, log: (s: string) => void): Promise<{ model: MusicgenModel; load_s: number }> {
   const t0 = now();
   let last = 0;
-  const model = await Musicgen.load(dirFolder(dir), {
+  const model = await MusicgenModel.load(dirFolder(dir), {
     rt,
     onProgress: (done, total) => {
       const t = now();
@@ -60,7 +60,7 @@ export async function loadModel(dir: string, rt: Runtime, log: (s: string) => vo
 }
 
 /** One run: text → tokens → audio, each stage timed after a sync. */
-export async function runPipeline(model: Musicgen, prompt: string, frames: number, seed: number): Promise<PipelineRun> {
+export async function runPipeline(model: MusicgenModel, prompt: string, frames: number, seed: number): Promise<PipelineRun> {
   const rt = model.rt;
   await rt.sync();
 

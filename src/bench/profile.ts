@@ -9,7 +9,7 @@
 
 import { Tensor, tidy, keep } from '../tensor.js';
 import * as ops from '../ops.js';
-import type { Musicgen } from '../model/musicgen.js';
+import type { MusicgenModel } from '../model/musicgen.js';
 import type { LayerCache } from '../model/lm.js';
 import { sinusoidalPositions } from '../model/lm.js';
 import { randomF32, table, timeGpu, type GpuTiming } from './util.js';
@@ -38,7 +38,7 @@ export interface Profile {
 
 const part = (name: string, t: GpuTiming): Part => ({ name, ms: t.ms.median, msMin: t.ms.min, msMax: t.ms.max, dispatches: t.dispatches });
 
-export async function profileModel(model: Musicgen, o: { quick: boolean; log: (s: string) => void; say: (s: string) => void; promptDir?: string }): Promise<Profile> {
+export async function profileModel(model: MusicgenModel, o: { quick: boolean; log: (s: string) => void; say: (s: string) => void; promptDir?: string }): Promise<Profile> {
   const rt = model.rt;
   const lm = model.lm;
   const { hidden_size: D, num_attention_heads: H, ffn_dim: F, vocab_size: V } = lm.cfg;

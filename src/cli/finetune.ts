@@ -1,6 +1,6 @@
 // `npm run finetune -- --model DIR|HUB_ID --dataset DIR|FILE.tar[.gz] --output DIR [options]`
 // Fine-tunes a MusicGen model on captioned clips, as the Cog MusicGen trainer does (src/train/loop.ts), and writes
-// a complete model folder that `npm run generate -- --model OUTPUT` (and Musicgen.load) reads as it is.
+// a complete model folder that `npm run generate -- --model OUTPUT` (and MusicgenModel.load) reads as it is.
 //
 // OUTPUT/ after a run:
 //   config.json, generation_config.json, tokenizer*.json, …   copied from the model folder
@@ -19,7 +19,7 @@ import { initRuntime } from '../runtime.js';
 import { dirFolder } from '../io/file-source.js';
 import { resolveModel } from '../io/hub.js';
 import { cliProgress } from './progress.js';
-import { Musicgen } from '../model/musicgen.js';
+import { MusicgenModel } from '../model/musicgen.js';
 import { readDataset, prepareTrainingData } from '../train/data.js';
 import { finetune, TrainingDiverged, type TrainOptions, type StepInfo } from '../train/loop.js';
 
@@ -138,7 +138,7 @@ export async function main(argv = process.argv): Promise<void> {
   const folder = dirFolder(dir);
   if (path.resolve(dir) === path.resolve(f.output)) throw new Error('--output must not be the model folder');
   console.log(`loading ${f.model}`);
-  const model = await Musicgen.load(folder);
+  const model = await MusicgenModel.load(folder);
   try {
     console.log(`reading ${f.dataset}`);
     const items = await readDataset(f.dataset);

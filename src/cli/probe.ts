@@ -8,7 +8,7 @@ import { initRuntime } from '../runtime.js';
 import * as ops from '../ops.js';
 import { encodeSafetensors, type TensorReader, type TensorToWrite } from '../io/safetensors.js';
 import { dirFolder, openSafetensorsFile } from '../io/file-source.js';
-import { Musicgen } from '../model/musicgen.js';
+import { MusicgenModel } from '../model/musicgen.js';
 import { extractChroma } from '../model/chroma.js';
 import { toMono } from '../audio/resample.js';
 import { writeFileAtomic } from '../io/atomic.js';
@@ -33,7 +33,7 @@ async function upload(inputs: TensorReader, name: string): Promise<Tensor> {
 
 /** Runs the model in `modelDir` on the inputs present; returns the outputs by name. */
 export async function probe(modelDir: string, inputs: TensorReader): Promise<ProbeOutputs> {
-  const model = await Musicgen.load(dirFolder(modelDir));
+  const model = await MusicgenModel.load(dirFolder(modelDir));
   try {
     return await runProbe(model, inputs);
   } finally {
@@ -41,7 +41,7 @@ export async function probe(modelDir: string, inputs: TensorReader): Promise<Pro
   }
 }
 
-async function runProbe(model: Musicgen, inputs: TensorReader): Promise<ProbeOutputs> {
+async function runProbe(model: MusicgenModel, inputs: TensorReader): Promise<ProbeOutputs> {
   const out: ProbeOutputs = {};
   const C = model.audioChannels;
   const hasText = inputs.has('text.input_ids') && inputs.has('text.attention_mask');

@@ -6,7 +6,7 @@
 
 import { Tensor, tidy, keep } from '../tensor.js';
 import * as ops from '../ops.js';
-import { Musicgen } from './musicgen.js';
+import { MusicgenModel } from './musicgen.js';
 import type { LayerCache } from './lm.js';
 import { buildDelayPattern, undoDelay } from './pattern.js';
 
@@ -45,7 +45,7 @@ export class AbortError extends Error {
 }
 
 /** Generates codes: one Int32Array [K, frames] per batch row (prompt frames first), delay pattern undone. */
-export async function generateCodes(model: Musicgen, input: TokenLoopInput, opts: SamplingOptions): Promise<{ codes: Int32Array[]; frames: number }> {
+export async function generateCodes(model: MusicgenModel, input: TokenLoopInput, opts: SamplingOptions): Promise<{ codes: Int32Array[]; frames: number }> {
   const rt = model.rt;
   const lm = model.lm;
   const K = lm.numCodebooks;
@@ -64,11 +64,11 @@ export async function generateCodes(model: Musicgen, input: TokenLoopInput, opts
     let states = input.textStates;
     let mask = input.textMask;
     let chroma = input.chroma;
-    if (model.isMelody && !chroma) chroma = Tensor.from(Musicgen.silentChroma(B), [B, 1, 12], 'f32', rt);
+    if (model.isMelody && !chroma) chroma = Tensor.from(MusicgenModel.silentChroma(B), [B, 1, 12], 'f32', rt);
     if (guided) {
       states = ops.concat([states, Tensor.zeros(states.shape, 'f32', rt)], 0);
       mask = ops.concat([mask, Tensor.zeros(mask.shape, 'f32', rt)], 0);
-      if (chroma) chroma = ops.concat([chroma, Tensor.from(Musicgen.silentChroma(B, chroma.shape[1]), chroma.shape, 'f32', rt)], 0);
+      if (chroma) chroma = ops.concat([chroma, Tensor.from(MusicgenModel.silentChroma(B, chroma.shape[1]), chroma.shape, 'f32', rt)], 0);
     }
     return model.conditioning(states, mask, chroma);
   });

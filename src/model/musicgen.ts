@@ -35,7 +35,7 @@ async function readJson(folder: CheckpointFolder, name: string, required: boolea
   }
 }
 
-export class Musicgen {
+export class MusicgenModel {
   private constructor(
     readonly cfg: MusicgenConfig,
     readonly tokenizer: TextTokenizer,
@@ -55,7 +55,7 @@ export class Musicgen {
   get audioChannels(): number { return this.cfg.decoder.audio_channels ?? 1; }
   get frameRate(): number { return Math.ceil(this.sampleRate / this.encodec.hopLength); }
 
-  static async load(folder: CheckpointFolder, opts: { rt?: Runtime; onProgress?: LoadProgress; maxGroupBytes?: number } = {}): Promise<Musicgen> {
+  static async load(folder: CheckpointFolder, opts: { rt?: Runtime; onProgress?: LoadProgress; maxGroupBytes?: number } = {}): Promise<MusicgenModel> {
     const rt = opts.rt ?? runtime();
     const cfgJson = await readJson(folder, 'config.json', true);
     let cfg: MusicgenConfig;
@@ -104,7 +104,7 @@ export class Musicgen {
       }
       rt.trimPool(); // what stacking the codebook tables freed is not needed again
       await rt.sync();
-      return new Musicgen(cfg, tokenizer, t5, textProj, chromaProj, encodec, lm, rt);
+      return new MusicgenModel(cfg, tokenizer, t5, textProj, chromaProj, encodec, lm, rt);
     } finally {
       await reader.close();
     }
@@ -150,7 +150,7 @@ export class Musicgen {
   conditioning(textStates: Tensor, textMask: Tensor, chroma?: Tensor): Conditioning {
     if (!this.isMelody) return { encoderStates: textStates, encoderMask: textMask };
     const B = textStates.shape[0];
-    const c = chroma ?? Tensor.from(Musicgen.silentChroma(B), [B, 1, this.cfg.num_chroma ?? 12]);
+    const c = chroma ?? Tensor.from(MusicgenModel.silentChroma(B), [B, 1, this.cfg.num_chroma ?? 12]);
     return { prefix: this.melodyPrefix(c, textStates) };
   }
 

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { randomInt } from 'node:crypto';
 import * as tar from 'tar';
 import { dirFolder } from '../io/file-source.js';
-import { Musicgen } from '../model/musicgen.js';
+import { MusicgenModel } from '../model/musicgen.js';
 import { readDataset, prepareTrainingData } from '../train/data.js';
 import { finetune, type TrainOptions } from '../train/loop.js';
 import { resolveFileInput, FileInputError, toDataUri, uploadFile } from './files.js';
@@ -42,7 +42,7 @@ export function makeTrainer(o: TrainerOptions): JobRunner {
     const v = job.values;
     const check = (): void => { if (ctx.signal.aborted) throw new CanceledError(); };
     const work = await fsp.mkdtemp(path.join(o.tmpDir ?? tmpdir(), 'musicgen-training-'));
-    let model: Musicgen | null = null;
+    let model: MusicgenModel | null = null;
     try {
       // ---- the dataset ----
       let file;
@@ -71,7 +71,7 @@ export function makeTrainer(o: TrainerOptions): JobRunner {
 
       // ---- a copy of the model to train ----
       const folder = dirFolder(o.modelDir);
-      model = await Musicgen.load(folder);
+      model = await MusicgenModel.load(folder);
       check();
       let data;
       try {

@@ -3,7 +3,7 @@
 //     embedding tables and K heads into single tensors, which split back into `embed_tokens.{k}` / `lm_heads.{k}`;
 //   - the output model folder (`writeModelFolder`): every tensor of the source checkpoint under its own name and
 //     dtype, copied byte for byte, except the trained ones, which are replaced (converted to the source dtype);
-//     config, tokenizer and the other small files copied, so `Musicgen.load` reads it as it reads the source;
+//     config, tokenizer and the other small files copied, so `MusicgenModel.load` reads it as it reads the source;
 //   - resumable trainer checkpoints (`saveTrainerState` / `loadTrainerState`): one safetensors file with the
 //     trainable tensors, the AdamW moments, and the loop's state (step, RNG, data position, log) as JSON metadata.
 // Files are written through a temporary file that is renamed over the target (as src/io/atomic.ts), streamed
@@ -12,7 +12,7 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import type { Tensor } from '../tensor.js';
-import type { Musicgen } from '../model/musicgen.js';
+import type { MusicgenModel } from '../model/musicgen.js';
 import {
   SafetensorsCheckpoint,
   type CheckpointFolder,
@@ -38,7 +38,7 @@ export interface NamedParam {
 }
 
 /** The decoder's and the conditioning projections' parameters, named as in the transformers checkpoint. */
-export function namedParameters(model: Musicgen): NamedParam[] {
+export function namedParameters(model: MusicgenModel): NamedParam[] {
   const lm = model.lm;
   const { num_codebooks: K, vocab_size: V, hidden_size: D } = lm.cfg;
   const out: NamedParam[] = [];

@@ -11,7 +11,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import * as tar from 'tar';
 import { Tensor, tidy } from '../tensor.js';
-import type { Musicgen } from '../model/musicgen.js';
+import type { MusicgenModel } from '../model/musicgen.js';
 import { extractChroma } from '../model/chroma.js';
 import { decodeAudio } from '../audio/decode.js';
 import { prepareAudio } from '../audio/resample.js';
@@ -187,7 +187,7 @@ export interface TrainingData {
 }
 
 /** Decodes, chunks and encodes every clip (or loads them from the cache), and computes the captions' T5 states. */
-export async function prepareTrainingData(model: Musicgen, items: DatasetItem[], opts: DataOptions): Promise<TrainingData> {
+export async function prepareTrainingData(model: MusicgenModel, items: DatasetItem[], opts: DataOptions): Promise<TrainingData> {
   const chunkSeconds = opts.chunkSeconds ?? 30;
   const minChunkSeconds = Math.min(opts.minChunkSeconds ?? 1, chunkSeconds);
   const sr = model.sampleRate;
@@ -237,7 +237,7 @@ export async function prepareTrainingData(model: Musicgen, items: DatasetItem[],
 }
 
 /** EnCodec codes (and chroma for melody models) of one chunk; channels at the model's rate and count. */
-async function encodeChunk(model: Musicgen, id: string, caption: string, channels: Float32Array[]): Promise<Chunk> {
+async function encodeChunk(model: MusicgenModel, id: string, caption: string, channels: Float32Array[]): Promise<Chunk> {
   const N = channels[0].length;
   const perChannel: Int32Array[] = [];
   for (const ch of channels) {
@@ -266,14 +266,14 @@ async function encodeChunk(model: Musicgen, id: string, caption: string, channel
   return { id, caption, codes, frames, chroma };
 }
 
-/** Repeats [F, n] rows (whole copies, as Musicgen.melodyPrefix) and cuts to L rows. */
+/** Repeats [F, n] rows (whole copies, as MusicgenModel.melodyPrefix) and cuts to L rows. */
 export function expandChroma(onehot: Float32Array, F: number, L: number, n = 12): Float32Array {
   const out = new Float32Array(L * n);
   for (let r = 0; r < L; r++) out.set(onehot.subarray((r % F) * n, (r % F + 1) * n), r * n);
   return out;
 }
 
-async function encodeCaption(model: Musicgen, caption: string): Promise<TextFeatures> {
+async function encodeCaption(model: MusicgenModel, caption: string): Promise<TextFeatures> {
   const ids = model.tokenizer.encode(caption);
   if (ids.length === 0) ids.push(model.tokenizer.padId);
   const L = ids.length;
@@ -289,7 +289,7 @@ async function encodeCaption(model: Musicgen, caption: string): Promise<TextFeat
 // ---------------------------------------------------------------------------------------------------------------
 // fingerprint and cache
 
-async function dataFingerprint(model: Musicgen, items: DatasetItem[], folder: CheckpointFolder, chunkSeconds: number, minChunkSeconds: number): Promise<string> {
+async function dataFingerprint(model: MusicgenModel, items: DatasetItem[], folder: CheckpointFolder, chunkSeconds: number, minChunkSeconds: number): Promise<string> {
   const h = createHash('sha256');
   h.update(JSON.stringify({ v: 1, chunkSeconds, minChunkSeconds, channels: model.audioChannels, melody: model.isMelody, codec: model.cfg.audio_encoder }));
   // the codec's identity: its first codebook (1 MB for the real model) stands for the weights

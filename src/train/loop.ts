@@ -16,8 +16,8 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { Tensor, tidy, keep } from '../tensor.js';
 import * as ops from '../ops.js';
-import type { Musicgen } from '../model/musicgen.js';
-import { Musicgen as MusicgenClass } from '../model/musicgen.js';
+import type { MusicgenModel } from '../model/musicgen.js';
+import { MusicgenModel as MusicgenClass } from '../model/musicgen.js';
 import type { Conditioning } from '../model/lm.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { openSafetensorsFile } from '../io/file-source.js';
@@ -85,7 +85,7 @@ export function labelsByCodebook(labels: Int32Array, B: number, T: number, K: nu
  * The LM loss: mean over codebooks of the cross-entropy over the positions whose label is not the pad id.
  * `decoderInput` i32 [B, K, T]; `labels` K i32 tensors [B·T]. Returns [1].
  */
-export function lmLoss(model: Musicgen, decoderInput: Tensor, labels: Tensor[], cond: Conditioning): Tensor {
+export function lmLoss(model: MusicgenModel, decoderInput: Tensor, labels: Tensor[], cond: Conditioning): Tensor {
   const pad = model.lm.padId;
   const logits = model.lm.forward(decoderInput, cond); // B K T V
   const [B, K, T, V] = logits.shape;
@@ -103,7 +103,7 @@ export function lmLoss(model: Musicgen, decoderInput: Tensor, labels: Tensor[], 
  * Conditioning for training: projected text (trainable projection) and, for melody models, the chroma prefix.
  * `hidden` T5 states [B, L, d]; `mask` f32 [B, L] (0 rows = dropped text); `chroma` [B, F, 12].
  */
-export function trainingConditioning(model: Musicgen, hidden: Tensor, mask: Tensor, chroma?: Tensor): Conditioning {
+export function trainingConditioning(model: MusicgenModel, hidden: Tensor, mask: Tensor, chroma?: Tensor): Conditioning {
   const states = model.projectText(hidden, mask);
   return model.conditioning(states, mask, chroma);
 }
@@ -117,7 +117,7 @@ export function trainingConditioning(model: Musicgen, hidden: Tensor, mask: Tens
  * as in the checkpoint (stacked tables and heads split). The model's gradients are cleared afterwards.
  */
 export async function trainingProbe(
-  model: Musicgen, labels: Int32Array, shape: readonly number[], inputIds: Tensor, attentionMask: Tensor, chroma?: Tensor,
+  model: MusicgenModel, labels: Int32Array, shape: readonly number[], inputIds: Tensor, attentionMask: Tensor, chroma?: Tensor,
 ): Promise<{ loss: number; grads: Map<string, { shape: number[]; data: Float32Array }> }> {
   const [B, T, K] = shape;
   const named = namedParameters(model);
@@ -198,7 +198,7 @@ export interface StepInfo {
 }
 
 export interface FinetuneRun {
-  model: Musicgen;
+  model: MusicgenModel;
   source: ModelSource;
   /** A label for the base model (adapter_config.json's base_model_name_or_path). */
   modelName: string;
@@ -419,7 +419,7 @@ interface Batch {
   chroma?: Tensor;
 }
 
-function makeBatch(model: Musicgen, data: TrainingData, chunks: Chunk[], drop: boolean[]): Batch {
+function makeBatch(model: MusicgenModel, data: TrainingData, chunks: Chunk[], drop: boolean[]): Batch {
   const rt = model.rt;
   const B = chunks.length;
   const K = data.K;

@@ -11,7 +11,7 @@
 
 import { Tensor, keep, tidy } from '../tensor.js';
 import * as ops from '../ops.js';
-import type { Musicgen } from '../model/musicgen.js';
+import type { MusicgenModel } from '../model/musicgen.js';
 import type { Rng } from './data.js';
 import { noGrad } from '../autograd.js';
 
@@ -54,7 +54,7 @@ export class Lora {
   constructor(readonly adapters: LoraAdapter[], readonly rank: number, readonly alpha: number) {}
 
   /** Adds adapters of rank `rank` to every target matrix of the model's decoder; `rng` draws A. */
-  static create(model: Musicgen, rank: number, rng: Rng, alpha = rank): Lora {
+  static create(model: MusicgenModel, rank: number, rng: Rng, alpha = rank): Lora {
     if (!Number.isInteger(rank) || rank < 1) throw new Error(`LoRA rank must be a positive integer, got ${rank}`);
     const adapters: LoraAdapter[] = [];
     for (const slot of loraSlots(model)) {
@@ -129,7 +129,7 @@ export class Lora {
 }
 
 /** Every adaptable weight of the decoder, as (holder object, field, checkpoint name). */
-function loraSlots(model: Musicgen): Slot[] {
+function loraSlots(model: MusicgenModel): Slot[] {
   const slots: Slot[] = [];
   const dec = 'decoder.model.decoder';
   model.lm.layers.forEach((layer, i) => {

@@ -6,7 +6,7 @@ import { mkdtemp, cp, rm, writeFile, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { FIXTURES, gpu } from '../helpers.js';
 import { parseEncodecConfig, parseMusicgenConfig, parseT5Config } from '../../src/model/config.js';
-import { Musicgen } from '../../src/model/musicgen.js';
+import { MusicgenModel } from '../../src/model/musicgen.js';
 import { dirFolder } from '../../src/io/file-source.js';
 
 type Json = Record<string, Record<string, unknown>>;
@@ -67,7 +67,7 @@ describe('config.json parsing', () => {
     assert.deepEqual(parseMusicgenConfig(extra), parseMusicgenConfig(plain));
   });
 
-  it('Musicgen.load reports the folder, the file and the field', async () => {
+  it('MusicgenModel.load reports the folder, the file and the field', async () => {
     await gpu();
     const dir = await mkdtemp(join(tmpdir(), 'mg-cfg-'));
     try {
@@ -75,7 +75,7 @@ describe('config.json parsing', () => {
       const cfg = await config('models/text-mono');
       cfg.decoder.num_attention_heads = 3;
       await writeFile(join(dir, 'config.json'), JSON.stringify(cfg));
-      await assert.rejects(Musicgen.load(dirFolder(dir)), (e: Error) => e.message.endsWith('/config.json: decoder.num_attention_heads: 3 does not divide decoder.hidden_size 64'));
+      await assert.rejects(MusicgenModel.load(dirFolder(dir)), (e: Error) => e.message.endsWith('/config.json: decoder.num_attention_heads: 3 does not divide decoder.hidden_size 64'));
     } finally {
       await rm(dir, { recursive: true });
     }

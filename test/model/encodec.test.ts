@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { FIXTURES, Fixture, assertClose, gpu } from '../helpers.js';
 import { Tensor } from '../../src/tensor.js';
-import { Musicgen } from '../../src/model/musicgen.js';
+import { MusicgenModel } from '../../src/model/musicgen.js';
 import { dirFolder, openCheckpointDir } from '../../src/io/file-source.js';
 import { readFile } from 'node:fs/promises';
 import { Weights } from '../../src/model/weights.js';
@@ -16,7 +16,7 @@ describe('EnCodec in chunks', function () {
   before(() => gpu());
 
   it('matches the whole-clip decode at every seam (chunks of 7 frames, 16 frames of context)', async () => {
-    const model = await Musicgen.load(dirFolder(join(FIXTURES, 'models', 'text-mono')));
+    const model = await MusicgenModel.load(dirFolder(join(FIXTURES, 'models', 'text-mono')));
     const fx = await Fixture.open('probe/text-mono.inputs.safetensors');
     const codes = await fx.tensor('encodec.codes'); // [K, T]
     const batched = codes.reshape([1, ...codes.shape]);
@@ -32,7 +32,7 @@ describe('EnCodec in chunks', function () {
   });
 
   it('encodes in chunks to the same codes as transformers’ whole-clip encode', async () => {
-    const model = await Musicgen.load(dirFolder(join(FIXTURES, 'models', 'text-mono')));
+    const model = await MusicgenModel.load(dirFolder(join(FIXTURES, 'models', 'text-mono')));
     const inputs = await Fixture.open('probe/text-mono.inputs.safetensors');
     const expected = await Fixture.open('probe/text-mono.outputs.safetensors');
     const wav = await inputs.f32('audio.wav');

@@ -8,7 +8,7 @@ import decodeAudio from 'audio-decode';
 import { FIXTURES, assertClose, gpu } from '../helpers.js';
 import { Tensor, tidy } from '../../src/tensor.js';
 import * as ops from '../../src/ops.js';
-import { Musicgen } from '../../src/model/musicgen.js';
+import { MusicgenModel } from '../../src/model/musicgen.js';
 import { dirFolder } from '../../src/io/file-source.js';
 import { generateCodes } from '../../src/model/generate.js';
 import { extractChroma } from '../../src/model/chroma.js';
@@ -30,7 +30,7 @@ const CASES = ['text-mono-cfg3', 'text-mono-cfg1', 'text-stereo-cfg3', 'melody-m
 
 describe('greedy generation: parity with transformers generate()', function () {
   this.timeout(300_000);
-  const models = new Map<string, Musicgen>();
+  const models = new Map<string, MusicgenModel>();
   let melodyWav: Float32Array;
   before(async () => {
     await gpu();
@@ -46,7 +46,7 @@ describe('greedy generation: parity with transformers generate()', function () {
       const fx = JSON.parse(readFileSync(join(FIXTURES, 'generate', `${name}.json`), 'utf8')) as GenFixture;
       let model = models.get(fx.model);
       if (!model) {
-        model = await Musicgen.load(dirFolder(join(FIXTURES, 'models', fx.model)));
+        model = await MusicgenModel.load(dirFolder(join(FIXTURES, 'models', fx.model)));
         models.set(fx.model, model);
       }
       const tokens = model.tokenizer.encodeBatch(fx.prompt);

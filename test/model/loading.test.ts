@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { FIXTURES, Fixture, assertClose, gpu, probeFixture } from '../helpers.js';
 import * as ops from '../../src/ops.js';
 import { probe } from '../../src/cli/probe.js';
-import { Musicgen } from '../../src/model/musicgen.js';
+import { MusicgenModel } from '../../src/model/musicgen.js';
 import { dirFolder } from '../../src/io/file-source.js';
 import { encodeSafetensors, SafetensorsFile, BufferSource, type TensorToWrite } from '../../src/io/safetensors.js';
 
@@ -42,7 +42,7 @@ describe('loading checkpoints', function () {
   it('splits the stacked codebook tables and heads into groups when one binding cannot hold them', async () => {
     const inputs = await Fixture.open('probe/text-stereo.inputs.safetensors');
     const expected = await Fixture.open('probe/text-stereo.outputs.safetensors');
-    const model = await Musicgen.load(dirFolder(join(FIXTURES, 'models', 'text-stereo')), { maxGroupBytes: 3 * 65 * 64 * 4 });
+    const model = await MusicgenModel.load(dirFolder(join(FIXTURES, 'models', 'text-stereo')), { maxGroupBytes: 3 * 65 * 64 * 4 });
     assert.deepEqual(model.lm.embedTokens.map((g) => g.size), [3, 3, 2]);
     const ids = await inputs.tensor('text.input_ids');
     const maskI = await inputs.tensor('text.attention_mask');
@@ -57,7 +57,7 @@ describe('loading checkpoints', function () {
 
   it('names a missing tensor', async () => {
     const dir = await editedCopy('text-mono', (t) => { delete t['decoder.model.decoder.layers.1.fc2.weight']; });
-    await assert.rejects(Musicgen.load(dirFolder(dir)), /decoder\.model\.decoder\.layers\.1\.fc2\.weight.*missing/);
+    await assert.rejects(MusicgenModel.load(dirFolder(dir)), /decoder\.model\.decoder\.layers\.1\.fc2\.weight.*missing/);
     await rm(dir, { recursive: true });
   });
 
@@ -66,7 +66,7 @@ describe('loading checkpoints', function () {
       const w = t['decoder.model.decoder.layers.0.fc1.weight']; // [128, 64]
       t['decoder.model.decoder.layers.0.fc1.weight'] = { ...w, shape: [w.shape[1], w.shape[0]] };
     });
-    await assert.rejects(Musicgen.load(dirFolder(dir)), /layers\.0\.fc1\.weight.*shape \[64, 128\], expected \[128, 64\]/);
+    await assert.rejects(MusicgenModel.load(dirFolder(dir)), /layers\.0\.fc1\.weight.*shape \[64, 128\], expected \[128, 64\]/);
     await rm(dir, { recursive: true });
   });
 
@@ -74,7 +74,7 @@ describe('loading checkpoints', function () {
     const dir = await editedCopy('text-mono', (t) => {
       t['decoder.model.decoder.layers.2.fc1.weight'] = { dtype: 'F32', shape: [2], data: new Float32Array(2) };
     });
-    await assert.rejects(Musicgen.load(dirFolder(dir)), /layers\.2\.fc1\.weight/);
+    await assert.rejects(MusicgenModel.load(dirFolder(dir)), /layers\.2\.fc1\.weight/);
     await rm(dir, { recursive: true });
   });
 
@@ -82,9 +82,9 @@ describe('loading checkpoints', function () {
     const dir = await mkdtemp(join(tmpdir(), 'mg-load-'));
     await cp(join(FIXTURES, 'models', 'text-mono'), dir, { recursive: true });
     await rm(join(dir, 'tokenizer.json'));
-    await assert.rejects(Musicgen.load(dirFolder(dir)), /missing tokenizer\.json/);
+    await assert.rejects(MusicgenModel.load(dirFolder(dir)), /missing tokenizer\.json/);
     await writeFile(join(dir, 'config.json'), '{ not json');
-    await assert.rejects(Musicgen.load(dirFolder(dir)), /config\.json: not valid JSON/);
+    await assert.rejects(MusicgenModel.load(dirFolder(dir)), /config\.json: not valid JSON/);
     await rm(dir, { recursive: true });
   });
 });

@@ -15,7 +15,7 @@ import { Tensor, tidy } from '../../src/tensor.js';
 import * as ops from '../../src/ops.js';
 import { encodeWav } from '../../src/audio/encode.js';
 import { dirFolder, openSafetensorsFile } from '../../src/io/file-source.js';
-import { Musicgen } from '../../src/model/musicgen.js';
+import { MusicgenModel } from '../../src/model/musicgen.js';
 import { generateCodes } from '../../src/model/generate.js';
 import { readDataset, prepareTrainingData, Rng, type TrainingData } from '../../src/train/data.js';
 import { finetune, lmLoss, trainingConditioning, trainingProbe, delayedLabels, shiftRight, labelsByCodebook, TrainingDiverged, type TrainOptions } from '../../src/train/loop.js';
@@ -69,7 +69,7 @@ async function checkCopied(src: string, out: string, changed: (name: string) => 
 
 /** A few sampled tokens from a loaded output folder, with guidance (the unconditional branch too). */
 async function generates(dir: string, chroma?: Float32Array): Promise<void> {
-  const model = await Musicgen.load(dirFolder(dir));
+  const model = await MusicgenModel.load(dirFolder(dir));
   try {
     const tok = model.tokenizer.encodeBatch(['calm ambient piano']);
     const ids = Tensor.from(tok.inputIds, [1, tok.length], 'i32');
@@ -92,7 +92,7 @@ describe('fine-tuning', function () {
   this.timeout(300_000);
   let tmp: string;
   let dataset: string;
-  let text: Musicgen;
+  let text: MusicgenModel;
   let textData: TrainingData;
 
   before(async () => {
@@ -106,7 +106,7 @@ describe('fine-tuning', function () {
     const b = tones(1.2, [50, 53, 57], 44100);
     await fsp.writeFile(join(dataset, 'sub', 'bass.wav'), encodeWav([b, b], 44100));
     await fsp.writeFile(join(dataset, 'sub', 'bass.txt'), '80s pop track with bassy drums and synth');
-    text = await Musicgen.load(dirFolder(TEXT_MODEL));
+    text = await MusicgenModel.load(dirFolder(TEXT_MODEL));
     textData = await prepareTrainingData(text, await readDataset(dataset), { modelFolder: dirFolder(TEXT_MODEL) });
   });
   after(async () => {
@@ -188,7 +188,7 @@ describe('fine-tuning', function () {
   });
 
   it('a melody model trains on each chunk\'s chroma; the output loads and generates with a melody', async () => {
-    const model = await Musicgen.load(dirFolder(MELODY_MODEL));
+    const model = await MusicgenModel.load(dirFolder(MELODY_MODEL));
     try {
       const data = await prepareTrainingData(model, await readDataset(dataset), { modelFolder: dirFolder(MELODY_MODEL) });
       const chroma = data.chunks[0].chroma!;
@@ -210,7 +210,7 @@ describe('fine-tuning', function () {
 
   it('LoRA: adapter gradients are the chain rule of the full ones; only the adapted matrices change; PEFT files', async () => {
     // a fresh model: the full fine-tuning above changed `text` in place
-    const text = await Musicgen.load(dirFolder(TEXT_MODEL));
+    const text = await MusicgenModel.load(dirFolder(TEXT_MODEL));
     try {
       await loraChecks(text);
     } finally {
@@ -218,7 +218,7 @@ describe('fine-tuning', function () {
     }
   });
 
-  async function loraChecks(text: Musicgen): Promise<void> {
+  async function loraChecks(text: MusicgenModel): Promise<void> {
     // gradients: with W' = W + s·B·A, dL/dB = s·dW·Aᵀ (B = 0 at init, so dL/dA = 0)
     const chunks = textData.chunks;
     const { labels, T } = delayedLabels(chunks, 4, 1, text.lm.padId);
@@ -288,7 +288,7 @@ describe('fine-tuning', function () {
   }
 
   it('a NaN loss stops the run and keeps the last good checkpoint', async () => {
-    const model = await Musicgen.load(dirFolder(TEXT_MODEL));
+    const model = await MusicgenModel.load(dirFolder(TEXT_MODEL));
     const out = join(tmp, 'out-nan');
     try {
       await assert.rejects(
