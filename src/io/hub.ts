@@ -22,6 +22,7 @@ import * as path from 'node:path';
 
 import { writeFileAtomic } from './atomic.js';
 import { INDEX_FILE, SINGLE_FILE } from './safetensors.js';
+import { TORCH_INDEX_FILE, TORCH_SINGLE_FILE } from './checkpoint.js';
 
 export const DEFAULT_ENDPOINT = 'https://huggingface.co';
 
@@ -186,7 +187,7 @@ export async function resolveModel(idOrPath: string, opts: ResolveModelOptions =
   const commit = info.sha ?? revision;
   const snapshot = path.join(repoDir, 'snapshots', commit);
   // The loader prefers an index when the folder has one, so keep using one a Python cache already holds.
-  const plan = planFiles(ctx, info.siblings, await isFile(path.join(snapshot, INDEX_FILE)));
+  const plan = planFiles(ctx, info.siblings, (await isFile(path.join(snapshot, INDEX_FILE))) || (await isFile(path.join(snapshot, TORCH_INDEX_FILE))));
   await fsp.mkdir(snapshot, { recursive: true });
   if (info.sha !== undefined && info.sha !== revision) {
     const ref = path.join(repoDir, 'refs', revision);
@@ -199,7 +200,8 @@ export async function resolveModel(idOrPath: string, opts: ResolveModelOptions =
   // and written out with the others) so the progress count is right from the start.
   const prefetched = new Map<string, Uint8Array>();
   if (plan.index) {
-    const local = path.join(snapshot, INDEX_FILE);
+    const indexFile = plan.index;
+    const local = path.join(snapshot, indexFile);
     const cachedText = await fsp.readFile(local, 'utf8').catch(() => null);
     let shards: string[] | null = null;
     if (cachedText !== null) {
@@ -210,14 +212,14 @@ export async function resolveModel(idOrPath: string, opts: ResolveModelOptions =
       }
     }
     if (shards === null) {
-      const bytes = await fetchSmall(ctx, resolveUrl(ctx, commit, INDEX_FILE), INDEX_FILE);
-      shards = parseIndexShards(new TextDecoder().decode(bytes), `${repoId}/${INDEX_FILE}`);
-      prefetched.set(INDEX_FILE, bytes);
+      const bytes = await fetchSmall(ctx, resolveUrl(ctx, commit, indexFile), indexFile);
+      shards = parseIndexShards(new TextDecoder().decode(bytes), `${repoId}/${indexFile}`);
+      prefetched.set(indexFile, bytes);
     }
     const have = new Set(info.siblings);
     const absent = shards.filter((s) => !have.has(s));
     if (absent.length > 0) {
-      throw new HubError(`${repoId}: ${INDEX_FILE} names shards the repo does not have: ${absent.join(', ')}`, 'unsupported');
+      throw new HubError(`${repoId}: ${indexFile} names shards the repo does not have: ${absent.join(', ')}`, 'unsupported');
     }
     plan.files.push(...shards);
   }
@@ -264,15 +266,20 @@ async function cachedSnapshot(repoDir: string, revision: string): Promise<string
 async function missingFiles(snapshot: string): Promise<string[]> {
   const missing: string[] = [];
   for (const f of REQUIRED_FILES) if (!(await isFile(path.join(snapshot, f)))) missing.push(f);
-  const indexText = await fsp.readFile(path.join(snapshot, INDEX_FILE), 'utf8').catch(() => null);
+  // The weights the loader would open: the first of the safetensors index, model.safetensors, the PyTorch index,
+  // pytorch_model.bin that the snapshot has (a PyTorch-only repo is fetched as such).
+  const torchOnly = !(await isFile(path.join(snapshot, INDEX_FILE))) && !(await isFile(path.join(snapshot, SINGLE_FILE))) &&
+    ((await isFile(path.join(snapshot, TORCH_INDEX_FILE))) || (await isFile(path.join(snapshot, TORCH_SINGLE_FILE))));
+  const [indexFile, singleFile] = torchOnly ? [TORCH_INDEX_FILE, TORCH_SINGLE_FILE] : [INDEX_FILE, SINGLE_FILE];
+  const indexText = await fsp.readFile(path.join(snapshot, indexFile), 'utf8').catch(() => null);
   let weights: string[];
   if (indexText === null) {
-    weights = [SINGLE_FILE];
+    weights = [singleFile];
   } else {
     try {
-      weights = parseIndexShards(indexText, path.join(snapshot, INDEX_FILE));
+      weights = parseIndexShards(indexText, path.join(snapshot, indexFile));
     } catch {
-      return [...missing, INDEX_FILE]; // unreadable index: fetch it again
+      return [...missing, indexFile]; // unreadable index: fetch it again
     }
   }
   for (const f of weights) if (!(await isFile(path.join(snapshot, f)))) missing.push(f);
@@ -284,7 +291,7 @@ async function isFile(p: string): Promise<boolean> {
   return (await fsp.stat(p).catch(() => null))?.isFile() ?? false;
 }
 
-/** Shard file names of a safetensors index, checked so a hostile index cannot write outside the snapshot. */
+/** Shard file names of a safetensors or PyTorch index, checked so a hostile index cannot write outside the snapshot. */
 function parseIndexShards(text: string, where: string): string[] {
   let json: unknown;
   try {
@@ -296,7 +303,7 @@ function parseIndexShards(text: string, where: string): string[] {
   if (typeof map !== 'object' || map === null) throw new HubError(`${where}: no "weight_map" object`, 'unsupported');
   const shards = [...new Set(Object.values(map as Record<string, unknown>))];
   for (const s of shards) {
-    if (typeof s !== 'string' || !safeRelPath(s) || !s.endsWith('.safetensors')) {
+    if (typeof s !== 'string' || !safeRelPath(s) || !(s.endsWith('.safetensors') || s.endsWith('.bin'))) {
       throw new HubError(`${where}: bad shard file name ${JSON.stringify(s)}`, 'unsupported');
     }
   }
@@ -308,40 +315,33 @@ function safeRelPath(p: string): boolean {
 }
 
 /** Which files to fetch, or a clear refusal when the repo is not a usable MusicGen checkpoint. */
-function planFiles(ctx: Ctx, siblings: readonly string[], preferIndex: boolean): { files: string[]; index: boolean } {
+function planFiles(ctx: Ctx, siblings: readonly string[], preferIndex: boolean): { files: string[]; index: string | null } {
   const have = new Set(siblings);
   const id = ctx.repoId;
   if (!have.has('config.json')) {
     throw new HubError(
       `${id} has no config.json, so it is not a transformers MusicGen repo. ` +
-      `Original audiocraft checkpoints (state_dict.bin) are not supported; use e.g. facebook/musicgen-small.`,
+      `Original audiocraft checkpoints (state_dict.bin) are not supported as models; use e.g. facebook/musicgen-small ` +
+      `(an audiocraft LM state dict, such as a fine-tune's lm_final.pt, applies on top of it with --lm-weights).`,
       'unsupported',
     );
   }
-  const hasSingle = have.has(SINGLE_FILE);
-  const hasIndex = have.has(INDEX_FILE);
+  // Safetensors first, as transformers prefers; a repo with only PyTorch weights gets those (read without running
+  // their pickle: io/pytorch.ts).
+  const torchOnly = !have.has(SINGLE_FILE) && !have.has(INDEX_FILE);
+  const [single, index] = torchOnly ? [TORCH_SINGLE_FILE, TORCH_INDEX_FILE] : [SINGLE_FILE, INDEX_FILE];
+  const hasSingle = have.has(single);
+  const hasIndex = have.has(index);
   if (!hasSingle && !hasIndex) {
-    const torch = siblings.filter((f) => /^pytorch_model.*\.bin(\.index\.json)?$/.test(f));
-    if (torch.length > 0) {
-      throw new HubError(
-        `${id} has only PyTorch weights (${torch.join(', ')}); only safetensors are supported ` +
-        `(pickle .bin files need PyTorch to read and can run code). Convert them on a machine with Python:\n` +
-        `  huggingface-cli download ${id} --local-dir DIR\n` +
-        `  python -c "from transformers import MusicgenForConditionalGeneration as M; ` +
-        `M.from_pretrained('DIR').save_pretrained('DIR', safe_serialization=True)"\n` +
-        `(MusicgenMelodyForConditionalGeneration for a melody model), then pass --model DIR.`,
-        'unsupported',
-      );
-    }
-    throw new HubError(`${id} has no ${SINGLE_FILE} or ${INDEX_FILE}: no weights to load`, 'unsupported');
+    throw new HubError(`${id} has no ${SINGLE_FILE}, ${INDEX_FILE}, ${TORCH_SINGLE_FILE} or ${TORCH_INDEX_FILE}: no weights to load`, 'unsupported');
   }
   if (!have.has('tokenizer.json')) {
     throw new HubError(`${id} has no tokenizer.json (the text tokenizer MusicGen needs)`, 'unsupported');
   }
   const files: string[] = ['config.json', ...OPTIONAL_FILES.filter((f) => have.has(f)), 'tokenizer.json'];
   // transformers prefers the single file when both exist; so do we (fewer requests).
-  if (hasSingle && !(hasIndex && preferIndex)) return { files: [...files, SINGLE_FILE], index: false };
-  return { files: [...files, INDEX_FILE], index: true };
+  if (hasSingle && !(hasIndex && preferIndex)) return { files: [...files, single], index: null };
+  return { files: [...files, index], index };
 }
 
 function resolveUrl(ctx: Ctx, commit: string, file: string): string {

@@ -6,7 +6,8 @@
 import { Tensor, tidy } from '../tensor.js';
 import { runtime, type Runtime } from '../runtime.js';
 import * as ops from '../ops.js';
-import { SafetensorsCheckpoint, type CheckpointFolder } from '../io/safetensors.js';
+import type { CheckpointFolder } from '../io/safetensors.js';
+import { openCheckpoint } from '../io/checkpoint.js';
 import { Weights } from './weights.js';
 import { T5Encoder } from './t5.js';
 import { EncodecModel } from './encodec.js';
@@ -26,7 +27,7 @@ async function readJson(folder: CheckpointFolder, name: string, required: boolea
   const text = await folder.readText(name);
   if (text === null) {
     if (!required) return null;
-    throw new Error(`${folder.label}: missing ${name} (a MusicGen folder in the transformers format has config.json, model.safetensors or model.safetensors.index.json, and tokenizer.json)`);
+    throw new Error(`${folder.label}: missing ${name} (a MusicGen folder in the transformers format has config.json, model.safetensors or pytorch_model.bin (or a sharded index of either), and tokenizer.json)`);
   }
   try {
     return JSON.parse(text) as Record<string, unknown>;
@@ -67,7 +68,7 @@ export class MusicgenModel {
     const tokJson = await readJson(folder, 'tokenizer.json', true);
     const tokCfg = (await readJson(folder, 'tokenizer_config.json', false)) ?? {};
     const tokenizer = TextTokenizer.fromJson(tokJson, tokCfg);
-    const reader = await SafetensorsCheckpoint.open(folder);
+    const reader = await openCheckpoint(folder);
     const names = reader.names();
     let loaded = 0;
     const progressReader = opts.onProgress

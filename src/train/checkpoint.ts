@@ -14,7 +14,6 @@ import * as path from 'node:path';
 import type { Tensor } from '../tensor.js';
 import type { MusicgenModel } from '../model/musicgen.js';
 import {
-  SafetensorsCheckpoint,
   type CheckpointFolder,
   type Dtype,
   type TensorReader,
@@ -22,6 +21,7 @@ import {
 import { writeFileAtomic } from '../io/atomic.js';
 import { writeSafetensorsStream, type StreamTensor } from '../io/file-source.js';
 import { f32ToBf16Bits, f32ToF16Bits } from '../dtype.js';
+import { openCheckpoint } from '../io/checkpoint.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // names
@@ -157,7 +157,7 @@ export async function writeModelFolder(src: ModelSource, outDir: string, replace
       if (text !== null) await writeFileAtomic(path.join(outDir, name), text);
     }
   }
-  const reader = await SafetensorsCheckpoint.open(src.folder);
+  const reader = await openCheckpoint(src.folder);
   try {
     for (const name of replaced.keys()) {
       if (!reader.has(name)) throw new Error(`writeModelFolder: trained tensor "${name}" is not in ${reader.label}`);

@@ -291,21 +291,15 @@ describe('io/hub', function () {
     await rejectsWith(resolveModel('facebook/musicgen-small', { cacheDir: await cache(), fetch: dnsFail }), 'unreachable', /DNS lookup of huggingface\.co failed/);
   });
 
-  it('refuses a repo with only pytorch_model.bin', async () => {
+  it('fetches pytorch_model.bin from a repo without safetensors, then reuses it offline', async () => {
     const cacheDir = await cache();
     await withHub({}, async (hub) => {
-      await rejectsWith(
-        resolveModel(TORCH, { cacheDir, endpoint: hub.endpoint }),
-        'unsupported',
-        /only PyTorch weights \(pytorch_model\.bin\)/,
-        /only safetensors are supported/,
-        /safe_serialization=True/,
-        /--model DIR/,
-      );
-      assert.equal(hub.count((r) => r.url.includes('/resolve/')), 0);
-      const leftover = await fsp.stat(repoCacheDir(cacheDir, TORCH)).catch(() => null);
-      assert.equal(leftover, null, 'a refused repo leaves nothing in the cache');
+      const dir = await resolveModel(TORCH, { cacheDir, endpoint: hub.endpoint });
+      assert.deepEqual((await fsp.readdir(dir)).sort(), ['config.json', 'pytorch_model.bin', 'tokenizer.json']);
+      assert.equal(await fsp.readFile(path.join(dir, 'pytorch_model.bin'), 'utf8'), 'pickle');
     });
+    // the cached snapshot counts as complete: no request at all
+    assert.equal(await resolveModel(TORCH, { cacheDir, offline: true, fetch: throwingFetch }), path.join(repoCacheDir(cacheDir, TORCH), 'snapshots', FAKE_SHA));
   });
 
   it('sends HF_TOKEN to the hub only, and explains 401/403/404', async () => {
