@@ -6,8 +6,8 @@
 import { Tensor, tidy } from './tensor.js';
 import { initRuntime, type Runtime } from './runtime.js';
 import * as ops from './ops.js';
-import type { CheckpointFolder } from './io/safetensors.js';
-import { urlFolder } from './io/url-source.js';
+import type { ByteSource, CheckpointFolder } from './io/safetensors.js';
+import { UrlSource, urlFolder } from './io/url-source.js';
 import { MusicgenModel } from './model/musicgen.js';
 import { generateCodes, AbortError } from './model/generate.js';
 import { extractChroma } from './model/chroma.js';
@@ -77,6 +77,11 @@ export interface LoadOptions {
   cacheDir?: string;
   offline?: boolean;
   onDownload?: (p: { file: string; received: number; total: number; fileIndex: number; files: number }) => void;
+  /**
+   * An audiocraft LM state dict applied on top of the model (a Cog fine-tune's `lm_final.pt`): a file path (Node),
+   * an http(s) URL, or any ByteSource. Its LM replaces the model's; keys that fit nothing are an error.
+   */
+  lmWeights?: string | ByteSource;
 }
 
 function now(): number {
@@ -121,7 +126,15 @@ export class MusicGen {
       const dir = await resolveModel(source, { cacheDir: opts.cacheDir, offline: opts.offline, onProgress: opts.onDownload });
       folder = dirFolder(dir);
     }
-    return new MusicGen(await MusicgenModel.load(folder, { rt, onProgress: opts.onProgress }));
+    let lmWeights: ByteSource | undefined;
+    if (typeof opts.lmWeights !== 'string') lmWeights = opts.lmWeights;
+    else if (/^https?:\/\//.test(opts.lmWeights) || !isNode()) lmWeights = new UrlSource(opts.lmWeights);
+    else {
+      const fsModule = './io/file-source.js';
+      const { FileSource } = (await import(/* @vite-ignore */ fsModule)) as typeof import('./io/file-source.js');
+      lmWeights = new FileSource(opts.lmWeights);
+    }
+    return new MusicGen(await MusicgenModel.load(folder, { rt, onProgress: opts.onProgress, lmWeights }));
   }
 
   get sampleRate(): number { return this.model.sampleRate; }

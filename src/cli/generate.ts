@@ -18,6 +18,7 @@ const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
 interface Flags {
   model: string;
+  lmWeights?: string;
   prompt?: string[];
   inputAudio?: string;
   continuation?: boolean;
@@ -74,6 +75,7 @@ export async function main(argv = process.argv): Promise<void> {
     .name('generate')
     .description('Generate music from a text prompt, optionally following a melody or continuing a clip (Cog MusicGen inputs)')
     .option('--model <dir|hub-id>', 'model folder in the transformers format, or a hub id', 'facebook/musicgen-melody')
+    .option('--lm-weights <file>', 'an audiocraft LM state dict to apply on top of --model (a Cog fine-tune\'s lm_final.pt)')
     .option('--prompt <text>', 'description of the music (repeat for a batch)', collect)
     .option('--input-audio <file>', 'melody to follow, or the clip to continue with --continuation (wav, mp3, flac, ogg)')
     .option('--continuation', 'continue --input-audio instead of following its melody')
@@ -99,7 +101,7 @@ export async function main(argv = process.argv): Promise<void> {
   const download = cliProgress();
   let model: MusicGen;
   try {
-    model = await MusicGen.load(f.model, { cacheDir: f.cacheDir, offline: f.offline, onDownload: download });
+    model = await MusicGen.load(f.model, { cacheDir: f.cacheDir, offline: f.offline, onDownload: download, lmWeights: f.lmWeights });
   } finally {
     download.stop();
   }

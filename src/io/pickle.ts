@@ -33,6 +33,15 @@ export class PyFraction {
 }
 
 /**
+ * An instance of a class the caller chose to keep as inert data (`UnpickleOptions.inert`): its class, constructor
+ * arguments and pickled state, recorded without creating anything (the Cog trainer's omegaconf training config).
+ */
+export class PyObject {
+  state: PickleValue = null;
+  constructor(readonly cls: PyGlobal, readonly args: readonly PickleValue[]) {}
+}
+
+/**
  * What unpickling yields. Lists are arrays; tuples are frozen arrays (`isTuple`); Python ints are numbers, or
  * bigints beyond 2^53; bytes are Uint8Arrays. Callers' callables and persistent loads may add their own objects.
  */
@@ -47,6 +56,7 @@ export type PickleValue =
   | PyDict
   | PyGlobal
   | PyFraction
+  | PyObject
   | object;
 
 export function isTuple(v: unknown): v is readonly PickleValue[] {
@@ -60,6 +70,11 @@ export interface UnpickleOptions {
   label?: string;
   /** Functions REDUCE may call besides the built-in few, keyed "module.name". */
   callables?: Readonly<Record<string, PickleCallable>>;
+  /**
+   * Classes whose instances (NEWOBJ, REDUCE) are kept as inert PyObjects instead of being refused, by "module.name".
+   * Nothing is constructed either way; this only decides between data and an error.
+   */
+  inert?: (qualname: string) => boolean;
   /** Resolves BINPERSID / PERSID ids (PyTorch's storages). Without it, a persistent id is an error. */
   persistentLoad?: (pid: PickleValue) => PickleValue;
 }
@@ -125,6 +140,7 @@ export function describe(v: unknown): string {
   if (v === null) return 'None';
   if (v instanceof PyGlobal) return `<global ${v.qualname}>`;
   if (v instanceof PyDict) return `${v.className} of ${v.size} items`;
+  if (v instanceof PyObject) return `<${v.cls.qualname} object>`;
   if (v instanceof Uint8Array) return `bytes of length ${v.length}`;
   if (isTuple(v)) return `tuple of ${v.length}`;
   if (Array.isArray(v)) return `list of ${v.length}`;
@@ -225,8 +241,10 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions = {}, start = 
     for (const it of items) l.push(it);
   };
   const global = (module: string, name: string): PyGlobal => new PyGlobal(PY2_MODULES[module] ?? module, name);
+  const isInert = (cls: PickleValue): cls is PyGlobal => cls instanceof PyGlobal && opts.inert?.(cls.qualname) === true;
   const call = (fn: PickleValue, args: PickleValue): PickleValue => {
     if (!(fn instanceof PyGlobal)) return fail(`REDUCE calls ${describe(fn)}, which is not a global`);
+    if (isInert(fn) && Array.isArray(args)) return new PyObject(fn, args);
     const f = callables[fn.qualname];
     if (!f || !Object.prototype.hasOwnProperty.call(callables, fn.qualname)) {
       return fail(`refusing to call ${fn.qualname}: a checkpoint needs nothing but tensors, containers and plain values ` +
@@ -380,19 +398,28 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions = {}, start = 
         const obj = top();
         // An OrderedDict's instance dict (torch state dicts carry `_metadata`): kept as data.
         if (obj instanceof PyDict && obj.className === 'collections.OrderedDict') obj.attrs = state;
+        else if (obj instanceof PyObject) obj.state = state;
         else fail(`refusing to set the state of ${describe(obj)} (BUILD): only OrderedDicts may carry attributes`);
         break;
       }
       case 0x81: { // NEWOBJ
-        pop();
+        const args = pop();
         const cls = pop();
+        if (isInert(cls) && Array.isArray(args)) {
+          stack.push(new PyObject(cls, args));
+          break;
+        }
         fail(`refusing to create an instance of ${describe(cls)} (NEWOBJ): checkpoints need only tensors and plain data`);
         break;
       }
       case 0x92: { // NEWOBJ_EX
         pop();
-        pop();
+        const args = pop();
         const cls = pop();
+        if (isInert(cls) && Array.isArray(args)) {
+          stack.push(new PyObject(cls, args));
+          break;
+        }
         fail(`refusing to create an instance of ${describe(cls)} (NEWOBJ_EX): checkpoints need only tensors and plain data`);
         break;
       }

@@ -22,6 +22,7 @@ import {
   unpickle,
   type PickleCallable,
   type PickleValue,
+  type UnpickleOptions,
 } from './pickle.js';
 import { ZipArchive, looksLikeZip } from './zip.js';
 import {
@@ -203,6 +204,10 @@ function storageLoader(storages: Map<string, TorchStorage>): (pid: PickleValue) 
   };
 }
 
+export interface TorchOpenOptions {
+  inert?: UnpickleOptions['inert'];
+}
+
 /** An opened torch.save file: its unpickled object (`root`) and ranged access to its tensors' bytes. */
 export class TorchFile {
   private constructor(
@@ -215,12 +220,13 @@ export class TorchFile {
     private readonly storageStart: (root: string) => Promise<number>,
   ) {}
 
-  static async open(source: ByteSource, label: string = source.label ?? 'PyTorch checkpoint'): Promise<TorchFile> {
+  /** `opts.inert`: classes kept as inert data rather than refused (see UnpickleOptions.inert). */
+  static async open(source: ByteSource, label: string = source.label ?? 'PyTorch checkpoint', opts: TorchOpenOptions = {}): Promise<TorchFile> {
     try {
       const size = await source.size();
       const head = await source.read(0, Math.min(size, 8));
-      if (looksLikeZip(head)) return await TorchFile.openZip(source, label);
-      if (head[0] === 0x80) return await TorchFile.openLegacy(source, label, size);
+      if (looksLikeZip(head)) return await TorchFile.openZip(source, label, opts);
+      if (head[0] === 0x80) return await TorchFile.openLegacy(source, label, size, opts);
       throw new Error(`${label}: not a PyTorch checkpoint (neither a torch.save zip archive nor a legacy pickle file)`);
     } catch (e) {
       await source.close?.(); // a refused or damaged file leaves no open handle behind
@@ -228,7 +234,7 @@ export class TorchFile {
     }
   }
 
-  private static async openZip(source: ByteSource, label: string): Promise<TorchFile> {
+  private static async openZip(source: ByteSource, label: string, opts: TorchOpenOptions): Promise<TorchFile> {
     const zip = await ZipArchive.open(source, label);
     const pkl = [...zip.entries.keys()].find((n) => /^[^/]+\/data\.pkl$/.test(n));
     if (pkl === undefined) throw new Error(`${label}: a zip archive without <name>/data.pkl: not a torch.save file`);
@@ -238,7 +244,7 @@ export class TorchFile {
       if (order !== 'little') throw new Error(`${label}: saved on a ${order}-endian machine; only little-endian files are read`);
     }
     const storages = new Map<string, TorchStorage>();
-    const root = parse(await zip.read(pkl), `${label}:${pkl}`, storages).value;
+    const root = parse(await zip.read(pkl), `${label}:${pkl}`, storages, opts).value;
     for (const s of storages.values()) {
       const name = `${prefix}data/${s.root}`;
       const e = zip.entries.get(name);
@@ -248,13 +254,13 @@ export class TorchFile {
     return new TorchFile(source, label, 'zip', root, (key) => zip.dataOffset(`${prefix}data/${key}`));
   }
 
-  private static async openLegacy(source: ByteSource, label: string, size: number): Promise<TorchFile> {
+  private static async openLegacy(source: ByteSource, label: string, size: number, opts: TorchOpenOptions): Promise<TorchFile> {
     // The pickles come first and their length is unknown: parse a prefix, longer until it holds them all.
     let n = Math.min(size, 1 << 16);
     for (;;) {
       const bytes = await source.read(0, n);
       try {
-        return TorchFile.parseLegacy(source, label, size, bytes);
+        return TorchFile.parseLegacy(source, label, size, bytes, opts);
       } catch (e) {
         if (!(e instanceof PickleTruncatedError) || n >= size) throw e;
         n = Math.min(size, Math.max(2 * n, e.needed));
@@ -262,7 +268,7 @@ export class TorchFile {
     }
   }
 
-  private static parseLegacy(source: ByteSource, label: string, size: number, bytes: Uint8Array): TorchFile {
+  private static parseLegacy(source: ByteSource, label: string, size: number, bytes: Uint8Array, opts: TorchOpenOptions): TorchFile {
     const bad = (msg: string) => new Error(`${label}: ${msg}`);
     const plain = { label };
     const magic = unpickle(bytes, plain);
@@ -274,7 +280,7 @@ export class TorchFile {
       throw bad('saved on a big-endian machine (or without sys info); only little-endian files are read');
     }
     const storages = new Map<string, TorchStorage>();
-    const main = parse(bytes, label, storages, sysInfo.end);
+    const main = parse(bytes, label, storages, opts, sysInfo.end);
     const keys = unpickle(bytes, plain, main.end);
     if (!Array.isArray(keys.value) || !keys.value.every((k) => typeof k === 'string')) throw bad('the storage key list is damaged');
     // Each storage record: int64 element count, then the bytes, in the order of the key list.
@@ -339,8 +345,8 @@ export class TorchFile {
   }
 }
 
-function parse(bytes: Uint8Array, label: string, storages: Map<string, TorchStorage>, start = 0): { value: PickleValue; end: number } {
-  return unpickle(bytes, { label, callables: TORCH_CALLABLES, persistentLoad: storageLoader(storages) }, start);
+function parse(bytes: Uint8Array, label: string, storages: Map<string, TorchStorage>, opts: TorchOpenOptions, start = 0): { value: PickleValue; end: number } {
+  return unpickle(bytes, { label, callables: TORCH_CALLABLES, persistentLoad: storageLoader(storages), inert: opts.inert }, start);
 }
 
 const MAX_DEPTH = 64;

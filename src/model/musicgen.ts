@@ -6,8 +6,9 @@
 import { Tensor, tidy } from '../tensor.js';
 import { runtime, type Runtime } from '../runtime.js';
 import * as ops from '../ops.js';
-import type { CheckpointFolder } from '../io/safetensors.js';
+import type { ByteSource, CheckpointFolder } from '../io/safetensors.js';
 import { openCheckpoint } from '../io/checkpoint.js';
+import { withAudiocraftLm } from './audiocraft-lm.js';
 import { Weights } from './weights.js';
 import { T5Encoder } from './t5.js';
 import { EncodecModel } from './encodec.js';
@@ -56,7 +57,10 @@ export class MusicgenModel {
   get audioChannels(): number { return this.cfg.decoder.audio_channels ?? 1; }
   get frameRate(): number { return Math.ceil(this.sampleRate / this.encodec.hopLength); }
 
-  static async load(folder: CheckpointFolder, opts: { rt?: Runtime; onProgress?: LoadProgress; maxGroupBytes?: number } = {}): Promise<MusicgenModel> {
+  static async load(
+    folder: CheckpointFolder,
+    opts: { rt?: Runtime; onProgress?: LoadProgress; maxGroupBytes?: number; lmWeights?: ByteSource } = {},
+  ): Promise<MusicgenModel> {
     const rt = opts.rt ?? runtime();
     const cfgJson = await readJson(folder, 'config.json', true);
     let cfg: MusicgenConfig;
@@ -68,7 +72,14 @@ export class MusicgenModel {
     const tokJson = await readJson(folder, 'tokenizer.json', true);
     const tokCfg = (await readJson(folder, 'tokenizer_config.json', false)) ?? {};
     const tokenizer = TextTokenizer.fromJson(tokJson, tokCfg);
-    const reader = await openCheckpoint(folder);
+    const base = await openCheckpoint(folder);
+    // An audiocraft LM state dict (a fine-tune's lm_final.pt) replaces the base's LM tensors.
+    const reader = opts.lmWeights
+      ? await withAudiocraftLm(base, opts.lmWeights).catch(async (e: unknown) => {
+        await base.close();
+        throw e;
+      })
+      : base;
     const names = reader.names();
     let loaded = 0;
     const progressReader = opts.onProgress

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { FIXTURES } from '../helpers.js';
 import { BufferSource, SafetensorsFile } from '../../src/io/safetensors.js';
 import { FileSource } from '../../src/io/file-source.js';
-import { PyDict, PyFraction, PyGlobal, UnpicklingError, isTuple, unpickle, type PickleValue } from '../../src/io/pickle.js';
+import { PyDict, PyFraction, PyGlobal, PyObject, UnpicklingError, isTuple, unpickle, type PickleValue } from '../../src/io/pickle.js';
 import { TorchFile, TorchTensor, openTorchStateDict } from '../../src/io/pytorch.js';
 
 const DIR = join(FIXTURES, 'io', 'torch');
@@ -138,6 +138,12 @@ describe('PyTorch checkpoints (src/io/pytorch.ts)', () => {
     assert.throws(() => unpickle(newobj), /refusing to create an instance of <global os\._wrap_close>/);
     const build = Uint8Array.from([0x80, 2, 0x5d, 0x7d, 0x62, 0x2e]);
     assert.throws(() => unpickle(build), /refusing to set the state/);
+    // Classes a caller lists as inert (the Cog trainer's omegaconf config) are kept as data, never constructed.
+    await assert.rejects(open('lm_final.pt'), /refusing to create an instance of <global omegaconf\.dictconfig\.DictConfig>/);
+    const lm = await TorchFile.open(new FileSource(join(DIR, 'lm_final.pt')), 'lm_final.pt', { inert: (q) => q.startsWith('omegaconf.') });
+    const cfg = (lm.root as PyDict).get('xp.cfg');
+    assert.ok(cfg instanceof PyObject && cfg.cls.qualname === 'omegaconf.dictconfig.DictConfig' && cfg.state instanceof PyDict);
+    await lm.close();
   });
 
   it('reports truncated and foreign files clearly', async () => {
