@@ -13,4 +13,7 @@ export { normalizeAudio, integratedLoudness } from './audio/normalize.js';
 export { encodeWav, encodeMp3 } from './audio/encode.js';
 export { SafetensorsFile, SafetensorsCheckpoint, encodeSafetensors } from './io/safetensors.js';
 export { urlFolder, openCheckpointUrl } from './io/url-source.js';
+export { openCheckpoint } from './io/checkpoint.js';
+export { TorchFile, TorchStateDict, TorchTensor, openTorchStateDict } from './io/pytorch.js';
+export { PyDict, PyGlobal, PyFraction, PyObject, UnpicklingError } from './io/pickle.js';
 export * as ops from './ops.js';

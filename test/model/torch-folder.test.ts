@@ -4,13 +4,14 @@
 // must equal, bit for bit, those of the same f16 weights stored as model.safetensors.
 
 import assert from 'node:assert/strict';
-import { copyFile, cp, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { copyFile, cp, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FIXTURES, Fixture, gpu } from '../helpers.js';
 import { probe } from '../../src/cli/probe.js';
 import { dirFolder } from '../../src/io/file-source.js';
 import { openCheckpoint } from '../../src/io/checkpoint.js';
+import { urlFolder } from '../../src/io/url-source.js';
 import { SafetensorsCheckpoint, encodeSafetensors, f32ToF16Bits, type TensorToWrite } from '../../src/io/safetensors.js';
 
 const MODELS = join(FIXTURES, 'models');
@@ -72,6 +73,34 @@ describe('model folders with pytorch_model.bin', function () {
     for (const name of ['text.hidden', 'encodec.codes', 'encodec.decoded', 'lm.logits', 'train.loss']) assert.ok(a[name], name);
     for (const name of Object.keys(b)) assert.deepEqual(a[name]!.data, b[name]!.data, name);
     await inputs.file.close();
+  });
+
+  it('opens the same checkpoint over HTTP range requests (no model.safetensors there: a 404, then the PyTorch index)', async () => {
+    const files = new Map<string, Buffer>();
+    for (const f of await readdir(binDir)) files.set(f, await readFile(join(binDir, f)));
+    const requests: string[] = [];
+    // An in-memory server: HEAD gives the size, GET honours one Range, a missing file is a 404.
+    const fetchFn = (async (url: string | URL | Request, init?: RequestInit) => {
+      const name = new URL(String(url)).pathname.split('/').pop()!;
+      const body = files.get(name);
+      const range = new Headers(init?.headers).get('range');
+      requests.push(`${init?.method ?? 'GET'} ${name}${range ? ` ${range}` : ''}`);
+      if (!body) return new Response(null, { status: 404 });
+      if (init?.method === 'HEAD') return new Response(null, { status: 200, headers: { 'content-length': String(body.length) } });
+      const m = /^bytes=(\d+)-(\d+)$/.exec(range ?? '');
+      if (!m) return new Response(body, { status: 200 });
+      const [first, last] = [Number(m[1]), Number(m[2])];
+      return new Response(body.subarray(first, last + 1), { status: 206, headers: { 'content-range': `bytes ${first}-${last}/${body.length}` } });
+    }) as typeof fetch;
+    const http = await openCheckpoint(urlFolder('http://models.test/text-mono-bin/', { fetch: fetchFn }));
+    const disk = await openCheckpoint(dirFolder(binDir));
+    assert.deepEqual(http.names().sort(), disk.names().sort());
+    for (const name of ['decoder.model.decoder.layers.1.fc2.weight', 'audio_encoder.quantizer.layers.0.codebook.embed']) {
+      assert.deepEqual(await http.readRaw(name), await disk.readRaw(name), name);
+    }
+    assert.ok(requests.includes('HEAD model.safetensors') && requests.some((r) => r.startsWith('GET pytorch_model-00002-of-00002.bin bytes=')));
+    await http.close();
+    await disk.close();
   });
 
   it('finds a single pytorch_model.bin, and prefers safetensors when both are there', async () => {
