@@ -242,6 +242,11 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions = {}, start = 
   };
   const global = (module: string, name: string): PyGlobal => new PyGlobal(PY2_MODULES[module] ?? module, name);
   const isInert = (cls: PickleValue): cls is PyGlobal => cls instanceof PyGlobal && opts.inert?.(cls.qualname) === true;
+  /** An instance (NEWOBJ): kept inert when the caller allows its class, else refused. */
+  const newObject = (cls: PickleValue, args: PickleValue, op: string): PickleValue => {
+    if (isInert(cls) && Array.isArray(args)) return new PyObject(cls, args);
+    return fail(`refusing to create an instance of ${describe(cls)} (${op}): checkpoints need only tensors and plain data`);
+  };
   const call = (fn: PickleValue, args: PickleValue): PickleValue => {
     if (!(fn instanceof PyGlobal)) return fail(`REDUCE calls ${describe(fn)}, which is not a global`);
     if (isInert(fn) && Array.isArray(args)) return new PyObject(fn, args);
@@ -402,25 +407,15 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions = {}, start = 
         else fail(`refusing to set the state of ${describe(obj)} (BUILD): only OrderedDicts may carry attributes`);
         break;
       }
-      case 0x81: { // NEWOBJ
+      case 0x81: { // NEWOBJ: cls.__new__(cls, *args)
         const args = pop();
-        const cls = pop();
-        if (isInert(cls) && Array.isArray(args)) {
-          stack.push(new PyObject(cls, args));
-          break;
-        }
-        fail(`refusing to create an instance of ${describe(cls)} (NEWOBJ): checkpoints need only tensors and plain data`);
+        stack.push(newObject(pop(), args, 'NEWOBJ'));
         break;
       }
-      case 0x92: { // NEWOBJ_EX
+      case 0x92: { // NEWOBJ_EX: cls.__new__(cls, *args, **kwargs)
         pop();
         const args = pop();
-        const cls = pop();
-        if (isInert(cls) && Array.isArray(args)) {
-          stack.push(new PyObject(cls, args));
-          break;
-        }
-        fail(`refusing to create an instance of ${describe(cls)} (NEWOBJ_EX): checkpoints need only tensors and plain data`);
+        stack.push(newObject(pop(), args, 'NEWOBJ_EX'));
         break;
       }
       case 0x69: { const module = line(); const name = line(); fail(`refusing to create an instance of ${module}.${name} (INST)`); break; }

@@ -76,8 +76,8 @@ describe('model folders with pytorch_model.bin', function () {
   });
 
   it('opens the same checkpoint over HTTP range requests (no model.safetensors there: a 404, then the PyTorch index)', async () => {
-    const files = new Map<string, Buffer>();
-    for (const f of await readdir(binDir)) files.set(f, await readFile(join(binDir, f)));
+    const files = new Map<string, Uint8Array<ArrayBuffer>>();
+    for (const f of await readdir(binDir)) files.set(f, new Uint8Array(await readFile(join(binDir, f))));
     const requests: string[] = [];
     // An in-memory server: HEAD gives the size, GET honours one Range, a missing file is a 404.
     const fetchFn = (async (url: string | URL | Request, init?: RequestInit) => {
