@@ -12,7 +12,8 @@ import { probe } from '../../src/cli/probe.js';
 import { dirFolder } from '../../src/io/file-source.js';
 import { openCheckpoint } from '../../src/io/checkpoint.js';
 import { urlFolder } from '../../src/io/url-source.js';
-import { SafetensorsCheckpoint, encodeSafetensors, f32ToF16Bits, type TensorToWrite } from '../../src/io/safetensors.js';
+import { SafetensorsCheckpoint, encodeSafetensors, type TensorToWrite } from '../../src/io/safetensors.js';
+import { f32ToF16Bits } from '../../src/dtype.js';
 
 const MODELS = join(FIXTURES, 'models');
 
