@@ -417,42 +417,38 @@ export interface CheckpointFolder {
 export const INDEX_FILE = 'model.safetensors.index.json';
 export const SINGLE_FILE = 'model.safetensors';
 
+type ShardedCtor<T> = new (
+  label: string,
+  owner: Map<string, TensorReader>,
+  files: TensorReader[],
+  metadata: Readonly<Record<string, unknown>>,
+  fileNames: readonly string[],
+) => T;
+
 /**
- * One model, stored either as a single .safetensors file or as shards listed by a
- * `*.safetensors.index.json` ({"metadata": ..., "weight_map": {tensor: shardFile}}).
- * All headers are read at open so names()/info() are synchronous.
+ * One model split over shard files by a `*.index.json` ({"metadata": ..., "weight_map": {tensor: shardFile}}),
+ * whatever the shards' format: each is opened by the function given, all at open, so names()/info() are
+ * synchronous.
  */
-export class SafetensorsCheckpoint implements TensorReader {
-  private constructor(
+export class ShardedCheckpoint implements TensorReader {
+  constructor(
     readonly label: string,
-    private readonly owner: Map<string, SafetensorsFile>,
-    private readonly files: SafetensorsFile[],
+    private readonly owner: Map<string, TensorReader>,
+    private readonly files: TensorReader[],
     readonly metadata: Readonly<Record<string, unknown>>,
     /** The files opened, in folder terms. */
     readonly fileNames: readonly string[],
   ) {}
 
-  /**
-   * Opens `entry` from the folder: an index (name ends in ".index.json") or one
-   * .safetensors file. Without `entry`, uses the index if the folder has one,
-   * else model.safetensors.
-   */
-  static async open(folder: CheckpointFolder, entry?: string): Promise<SafetensorsCheckpoint> {
-    let indexText: string | null = null;
-    if (entry === undefined) {
-      indexText = await folder.readText(INDEX_FILE);
-      entry = indexText === null ? SINGLE_FILE : INDEX_FILE;
-    } else if (entry.endsWith('.index.json')) {
-      indexText = await folder.readText(entry);
-      if (indexText === null) throw new Error(`${folder.label}: no file "${entry}"`);
-    }
+  /** Opens the shards `indexText` (the content of `entry`) names, checking that each holds its tensors. */
+  static async fromIndex<T>(
+    this: ShardedCtor<T>,
+    folder: CheckpointFolder,
+    entry: string,
+    indexText: string,
+    open: (source: ByteSource, label: string) => Promise<TensorReader>,
+  ): Promise<T> {
     const where = joinLabel(folder.label, entry);
-    if (indexText === null) {
-      const file = await SafetensorsFile.open(folder.source(entry), where);
-      const owner = new Map(file.names().map((n) => [n, file] as const));
-      return new SafetensorsCheckpoint(where, owner, [file], file.metadata, [entry]);
-    }
-
     let index: unknown;
     try {
       index = JSON.parse(indexText);
@@ -469,9 +465,7 @@ export class SafetensorsCheckpoint implements TensorReader {
         throw new Error(`${where}: invalid shard file name ${JSON.stringify(s)}`);
       }
     }
-    const settled = await Promise.allSettled(
-      (shardNames as string[]).map((s) => SafetensorsFile.open(folder.source(s), joinLabel(folder.label, s))),
-    );
+    const settled = await Promise.allSettled((shardNames as string[]).map((s) => open(folder.source(s), joinLabel(folder.label, s))));
     const shards = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
     const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) {
@@ -480,7 +474,7 @@ export class SafetensorsCheckpoint implements TensorReader {
       throw failed.reason;
     }
     const byName = new Map((shardNames as string[]).map((s, i) => [s, shards[i]!] as const));
-    const owner = new Map<string, SafetensorsFile>();
+    const owner = new Map<string, TensorReader>();
     for (const [tensor, shardName] of Object.entries(weightMap)) {
       const shard = byName.get(shardName as string)!;
       if (!shard.has(tensor)) {
@@ -490,7 +484,7 @@ export class SafetensorsCheckpoint implements TensorReader {
       owner.set(tensor, shard);
     }
     const metadata = isObject(index.metadata) ? index.metadata : {};
-    return new SafetensorsCheckpoint(where, owner, shards, Object.freeze({ ...metadata }), [entry, ...(shardNames as string[])]);
+    return new this(where, owner, shards, Object.freeze({ ...metadata }), [entry, ...(shardNames as string[])]);
   }
 
   names(): string[] {
@@ -525,10 +519,37 @@ export class SafetensorsCheckpoint implements TensorReader {
     await Promise.all(this.files.map((f) => f.close()));
   }
 
-  private file(name: string): SafetensorsFile {
+  private file(name: string): TensorReader {
     const f = this.owner.get(name);
     if (!f) throw tensorNotFound(name, this.label, this.names());
     return f;
+  }
+}
+
+/**
+ * One model, stored either as a single .safetensors file or as shards listed by a
+ * `*.safetensors.index.json`.
+ */
+export class SafetensorsCheckpoint extends ShardedCheckpoint {
+  /**
+   * Opens `entry` from the folder: an index (name ends in ".index.json") or one
+   * .safetensors file. Without `entry`, uses the index if the folder has one,
+   * else model.safetensors.
+   */
+  static async open(folder: CheckpointFolder, entry?: string): Promise<SafetensorsCheckpoint> {
+    let indexText: string | null = null;
+    if (entry === undefined) {
+      indexText = await folder.readText(INDEX_FILE);
+      entry = indexText === null ? SINGLE_FILE : INDEX_FILE;
+    } else if (entry.endsWith('.index.json')) {
+      indexText = await folder.readText(entry);
+      if (indexText === null) throw new Error(`${folder.label}: no file "${entry}"`);
+    }
+    if (indexText !== null) return SafetensorsCheckpoint.fromIndex(folder, entry, indexText, (src, label) => SafetensorsFile.open(src, label));
+    const where = joinLabel(folder.label, entry);
+    const file = await SafetensorsFile.open(folder.source(entry), where);
+    const owner = new Map(file.names().map((n) => [n, file as TensorReader] as const));
+    return new SafetensorsCheckpoint(where, owner, [file], file.metadata, [entry]);
   }
 }
 
