@@ -22,6 +22,7 @@ import { FAKE_SHA, FakeHub, closedPort, type FakeHubOptions } from './hub-server
 const REPO = 'test-org/musicgen-tiny';
 const SHARDED = 'test-org/musicgen-sharded';
 const TORCH = 'test-org/musicgen-torch';
+const TORCH_SHARDED = 'test-org/musicgen-torch-sharded';
 const GATED = 'test-org/musicgen-gated';
 const WEIGHTS_SIZE = 300_000;
 
@@ -110,6 +111,14 @@ describe('io/hub', function () {
     await write(path.join(root, TORCH, 'config.json'), SMALL['config.json']!);
     await write(path.join(root, TORCH, 'tokenizer.json'), SMALL['tokenizer.json']!);
     await write(path.join(root, TORCH, 'pytorch_model.bin'), 'pickle');
+    // a PyTorch-only repo in shards
+    await write(path.join(root, TORCH_SHARDED, 'config.json'), SMALL['config.json']!);
+    await write(path.join(root, TORCH_SHARDED, 'tokenizer.json'), SMALL['tokenizer.json']!);
+    await write(path.join(root, TORCH_SHARDED, 'pytorch_model.bin.index.json'), JSON.stringify({
+      weight_map: { a: 'pytorch_model-00001-of-00002.bin', b: 'pytorch_model-00002-of-00002.bin' },
+    }));
+    await write(path.join(root, TORCH_SHARDED, 'pytorch_model-00001-of-00002.bin'), shard1);
+    await write(path.join(root, TORCH_SHARDED, 'pytorch_model-00002-of-00002.bin'), shard2);
 
     await write(path.join(root, GATED, 'config.json'), SMALL['config.json']!);
     await write(path.join(root, GATED, 'tokenizer.json'), SMALL['tokenizer.json']!);
@@ -291,7 +300,7 @@ describe('io/hub', function () {
     await rejectsWith(resolveModel('facebook/musicgen-small', { cacheDir: await cache(), fetch: dnsFail }), 'unreachable', /DNS lookup of huggingface\.co failed/);
   });
 
-  it('fetches pytorch_model.bin from a repo without safetensors, then reuses it offline', async () => {
+  it('fetches pytorch_model.bin (or its shards) from a repo without safetensors, then reuses it offline', async () => {
     const cacheDir = await cache();
     await withHub({}, async (hub) => {
       const dir = await resolveModel(TORCH, { cacheDir, endpoint: hub.endpoint });
@@ -300,6 +309,11 @@ describe('io/hub', function () {
     });
     // the cached snapshot counts as complete: no request at all
     assert.equal(await resolveModel(TORCH, { cacheDir, offline: true, fetch: throwingFetch }), path.join(repoCacheDir(cacheDir, TORCH), 'snapshots', FAKE_SHA));
+    const sharded = await withHub({}, (hub) => resolveModel(TORCH_SHARDED, { cacheDir, endpoint: hub.endpoint }));
+    assert.deepEqual((await fsp.readdir(sharded)).sort(),
+      ['config.json', 'pytorch_model-00001-of-00002.bin', 'pytorch_model-00002-of-00002.bin', 'pytorch_model.bin.index.json', 'tokenizer.json']);
+    assert.ok(shard2.equals(await fsp.readFile(path.join(sharded, 'pytorch_model-00002-of-00002.bin'))));
+    assert.equal(await resolveModel(TORCH_SHARDED, { cacheDir, offline: true, fetch: throwingFetch }), sharded);
   });
 
   it('sends HF_TOKEN to the hub only, and explains 401/403/404', async () => {
