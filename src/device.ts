@@ -24,24 +24,83 @@ const NO_ADAPTER_HELP = [
   '- In a browser: use one with WebGPU enabled (Chrome/Edge 113+, or --enable-unsafe-webgpu).',
 ].join('\n');
 
-async function nodeGpu(flags: string[]): Promise<{ gpu: GPU; instance: unknown }> {
+/** Dawn's notes about two limits this project never uses, printed by native code on every adapter request. */
+const DAWN_LIMIT_NOTE = /^Warning: maxDynamic(?:Uniform|Storage)BuffersPerPipelineLayout artificially reduced from \d+ to \d+ to fit dynamic offset allocation limit\.\n/gm;
+
+type NodeFs = typeof import('node:fs');
+
+/**
+ * Calls `fn` with file descriptor 2 pointed at a temporary file, then writes what native code printed there back to
+ * stderr without Dawn's two limit notes. Nothing in Dawn turns them off, and they go straight to fd 2, past
+ * process.stderr. Only done where stderr can be reopened as it was (a terminal or a pipe, through /proc/self/fd:
+ * Linux); elsewhere, or if any step fails, `fn` runs as is. `fn` must be synchronous: Dawn prints inside the call.
+ */
+function withoutDawnLimitNotes<T>(fs: NodeFs, tmpdir: string, fn: () => T): T {
+  let kind;
+  try {
+    kind = fs.fstatSync(2);
+  } catch {
+    return fn();
+  }
+  // a regular file is left alone: a reopened descriptor would not share the original's offset (`>log 2>&1`)
+  if (!kind.isCharacterDevice() && !kind.isFIFO()) return fn();
+  const { O_WRONLY, O_NOCTTY, O_APPEND, O_RDWR, O_CREAT, O_EXCL } = fs.constants;
+  let realErr = -1;
+  let capture = -1;
+  const file = `${tmpdir}/musicgen-dawn-${process.pid}-${Date.now()}.log`;
+  try {
+    realErr = fs.openSync('/proc/self/fd/2', O_WRONLY | O_NOCTTY | O_APPEND);
+    capture = fs.openSync(file, O_RDWR | O_CREAT | O_EXCL, 0o600);
+    fs.unlinkSync(file);
+  } catch {
+    for (const fd of [realErr, capture]) if (fd >= 0) fs.closeSync(fd);
+    return fn();
+  }
+  /** Points fd 2 at the file `from` refers to: close 2, and open takes the lowest free number, 2. */
+  const moveTo2 = (from: number): boolean => {
+    fs.closeSync(2);
+    const fd = fs.openSync(`/proc/self/fd/${from}`, from === capture ? O_WRONLY | O_APPEND : O_WRONLY | O_NOCTTY | O_APPEND);
+    if (fd === 2) return true;
+    fs.closeSync(fd);
+    return false;
+  };
+  let swapped = false;
+  try {
+    swapped = moveTo2(capture);
+    return fn();
+  } finally {
+    if (swapped) {
+      moveTo2(realErr);
+      const printed = fs.readFileSync(`/proc/self/fd/${capture}`, 'utf8').replace(DAWN_LIMIT_NOTE, '');
+      if (printed) fs.writeSync(2, printed);
+    }
+    fs.closeSync(capture);
+    fs.closeSync(realErr);
+  }
+}
+
+async function nodeGpu(flags: string[]): Promise<{ gpu: GPU; instance: unknown; quiet: <T>(fn: () => T) => T }> {
   if (process.env.XDG_RUNTIME_DIR === undefined) process.env.XDG_RUNTIME_DIR = '/tmp'; // Mesa complains without it
   const moduleName = 'webgpu'; // kept in a variable so browser bundlers do not try to include Dawn
   const mod = (await import(/* @vite-ignore */ moduleName)) as {
     create: (flags: string[]) => GPU;
     globals: Record<string, unknown>;
   };
+  const fsName = 'node:fs';
+  const osName = 'node:os';
+  const fs = (await import(/* @vite-ignore */ fsName)) as NodeFs;
+  const { tmpdir } = (await import(/* @vite-ignore */ osName)) as typeof import('node:os');
   Object.assign(globalThis, mod.globals);
   const gpu = mod.create(flags);
-  return { gpu, instance: gpu };
+  return { gpu, instance: gpu, quiet: (fn) => withoutDawnLimitNotes(fs, tmpdir(), fn) };
 }
 
 export async function requestGpu(opts: DeviceOptions = {}): Promise<GpuContext> {
   const inBrowser = typeof navigator !== 'undefined' && (navigator as Navigator).gpu !== undefined;
-  const { gpu, instance } = inBrowser
-    ? { gpu: (navigator as Navigator).gpu, instance: null }
+  const { gpu, instance, quiet } = inBrowser
+    ? { gpu: (navigator as Navigator).gpu, instance: null, quiet: <T>(fn: () => T): T => fn() }
     : await nodeGpu(opts.dawnFlags ?? []);
-  const adapter = await gpu.requestAdapter({ powerPreference: opts.powerPreference ?? 'high-performance' });
+  const adapter = await quiet(() => gpu.requestAdapter({ powerPreference: opts.powerPreference ?? 'high-performance' }));
   if (!adapter) throw new Error(NO_ADAPTER_HELP);
   const wanted: GPUFeatureName[] = ['shader-f16', 'subgroups', 'timestamp-query'];
   const requiredFeatures = wanted.filter((f) => adapter.features.has(f));

@@ -1,4 +1,7 @@
 // Public API. The same code runs in Node (WebGPU through the `webgpu` package) and in the browser.
+// The declarations name GPUDevice, GPUBuffer, …: the reference below is kept in dist/node/index.d.ts so a consumer
+// compiling with its own `types` list (e.g. only "node") still sees the WebGPU types (@webgpu/types is a dependency).
+/// <reference types="@webgpu/types" preserve="true" />
 
 export { MusicGen, InputError, AbortError, planWindows } from './pipeline.js';
 export type { GenerateRequest, GenerateResult, Progress, LoadOptions, AudioData, NormalizationStrategy } from './pipeline.js';

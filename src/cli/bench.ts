@@ -98,10 +98,13 @@ export async function main(argv = process.argv): Promise<void> {
   if (f.json) console.log(JSON.stringify(result));
 }
 
-const invokedDirectly = process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/'));
-if (invokedDirectly) {
-  main().then(() => process.exit(0), (e: unknown) => {
+/** `musicgen bench` (src/cli/main.ts): runs the command and exits with its status. */
+export function run(argv: string[] = process.argv): void {
+  main(argv).then(() => process.exit(0), (e: unknown) => {
     console.error(`bench: ${(e as Error).stack ?? String(e)}`);
     process.exit(1);
   });
 }
+
+const invokedDirectly = process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/'));
+if (invokedDirectly) run();

@@ -173,11 +173,14 @@ export async function main(argv = process.argv): Promise<void> {
   }
 }
 
-const invokedDirectly = process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/'));
-if (invokedDirectly) {
-  main().then(() => process.exit(0), (e: unknown) => {
+/** `musicgen finetune` (src/cli/main.ts): runs the command and exits with its status. */
+export function run(argv: string[] = process.argv): void {
+  main(argv).then(() => process.exit(0), (e: unknown) => {
     const err = e as Error;
     console.error(`\nfinetune: ${err.message}`);
     process.exit(err instanceof TrainingDiverged ? 2 : 1);
   });
 }
+
+const invokedDirectly = process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/'));
+if (invokedDirectly) run();

@@ -148,11 +148,14 @@ export async function main(argv = process.argv): Promise<void> {
   model.dispose();
 }
 
-const invokedDirectly = process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/'));
-if (invokedDirectly) {
-  main().then(() => process.exit(0), (e: unknown) => {
+/** `musicgen generate` (src/cli/main.ts): runs the command and exits with its status. */
+export function run(argv: string[] = process.argv): void {
+  main(argv).then(() => process.exit(0), (e: unknown) => {
     const err = e as Error;
     console.error(`generate: ${err.message}`);
     process.exit(err instanceof InputError ? 2 : 1);
   });
 }
+
+const invokedDirectly = process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/'));
+if (invokedDirectly) run();

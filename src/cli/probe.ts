@@ -149,14 +149,14 @@ async function runProbe(model: MusicgenModel, inputs: TensorReader): Promise<Pro
   return out;
 }
 
-async function main(): Promise<void> {
+export async function main(argv = process.argv): Promise<void> {
   const program = new Command()
     .name('probe')
     .description('Runs each network of a MusicGen folder on the inputs present and writes the outputs (see README)')
     .requiredOption('--model <dir>', 'model folder (transformers format)')
     .requiredOption('--inputs <file>', 'inputs .safetensors')
     .requiredOption('--output <file>', 'outputs .safetensors to write')
-    .parse();
+    .parse(argv);
   const opts = program.opts<{ model: string; inputs: string; output: string }>();
   await initRuntime();
   const inputs = await openSafetensorsFile(opts.inputs);
@@ -165,10 +165,13 @@ async function main(): Promise<void> {
   console.log(`wrote ${Object.keys(out).length} outputs to ${opts.output}: ${Object.keys(out).join(', ')}`);
 }
 
-const invokedDirectly = process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/'));
-if (invokedDirectly) {
-  main().then(() => process.exit(0), (e: unknown) => {
+/** `musicgen probe` (src/cli/main.ts): runs the command and exits with its status. */
+export function run(argv: string[] = process.argv): void {
+  main(argv).then(() => process.exit(0), (e: unknown) => {
     console.error(`probe: ${(e as Error).message}`);
     process.exit(1);
   });
 }
+
+const invokedDirectly = process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/'));
+if (invokedDirectly) run();

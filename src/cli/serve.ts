@@ -78,10 +78,13 @@ export async function main(argv = process.argv): Promise<void> {
   if (app.status === 'SETUP_FAILED') console.error('setup failed: the server keeps answering /health-check with SETUP_FAILED');
 }
 
-const invokedDirectly = process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/'));
-if (invokedDirectly) {
-  main().catch((e: unknown) => {
+/** `musicgen serve` (src/cli/main.ts): runs the command and exits with its status. */
+export function run(argv: string[] = process.argv): void {
+  main(argv).catch((e: unknown) => {
     console.error(`serve: ${(e as Error).message}`);
     process.exit(1);
   });
 }
+
+const invokedDirectly = process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/'));
+if (invokedDirectly) run();

@@ -21,9 +21,7 @@
 // up to N wait in order. Request bodies are capped; invalid input gets 422 with pydantic-style `detail`.
 
 import * as http from 'node:http';
-import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import { MusicGen } from '../pipeline.js';
 import { dirFolder } from '../io/file-source.js';
@@ -34,17 +32,9 @@ import { makeTrainer } from './trainer.js';
 import { HttpFailure } from './request.js';
 import { send } from './respond.js';
 import { route, health, type AppState, type HealthStatus } from './routes.js';
+import { PACKAGE_ROOT as REPO, PACKAGE_VERSION } from '../io/package.js';
 
 export { COG_API_VERSION, type HealthStatus } from './routes.js';
-
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const PACKAGE_VERSION = (() => {
-  try {
-    return (JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { version?: string }).version ?? '0.0.0';
-  } catch {
-    return '0.0.0';
-  }
-})();
 
 export interface ServerOptions {
   /** A model folder or a hub id (resolved, and downloaded once, at setup). */
