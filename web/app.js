@@ -15,6 +15,8 @@ const state = {
   lib: null,
   browserModel: null,
   objectUrls: [],
+  /** The error shown came from a generation's input (cleared when the input is edited), not from start-up. */
+  errorFromInput: false,
 };
 
 // ------------------------------------------------------------------------------------------------------------
@@ -64,9 +66,36 @@ function numberOf(id) {
   return v === '' ? undefined : Number(v);
 }
 
+/** What each input does, in words for people (Cog's own descriptions are written for API clients). */
+const HELP = {
+  prompt: 'Describe the music: genre, instruments, mood, tempo.',
+  duration: 'Length of the result in seconds. With a clip to continue, the clip counts towards it.',
+  continuation: 'Carry on from the clip instead of following its melody.',
+  continuation_start: 'Where in the clip to start (seconds).',
+  continuation_end: 'Where in the clip to stop (seconds); empty for the end of the clip.',
+  top_k: 'Pick each step among this many most likely sounds. Lower is safer, higher more varied. 0 turns it off.',
+  top_p: 'Pick among the most likely sounds that together make up this share of probability (0 to 1). 0 uses Top-k instead.',
+  temperature: 'Higher is more adventurous, lower more predictable. 0 always picks the most likely sound.',
+  classifier_free_guidance: 'How closely to follow the prompt. 1 ignores nothing and adds nothing; 3 is the usual.',
+  seed: 'The same seed and settings give the same music. Empty for a new one each time.',
+  normalization_strategy: 'How the loudness of the result is adjusted.',
+  output_format: 'WAV keeps every detail; MP3 is smaller.',
+};
+
+/** Names of inputs as the page shows them: the text of their label, e.g. top_k → "Top-k". */
+const EXTRA_LABELS = { input_audio: 'Melody or clip', continuation: 'Continue the clip' };
+function labelOf(name) {
+  const label = document.querySelector(`label[for="${CSS.escape(name)}"]`);
+  return (label && label.textContent.trim()) || EXTRA_LABELS[name] || name;
+}
+
 function describeDetail(detail) {
   if (!Array.isArray(detail)) return String(detail);
-  return detail.map((d) => `${(d.loc || []).slice(2).join('.') || (d.loc || []).join('.')}: ${d.msg}`).join('; ');
+  return detail.map((d) => {
+    const loc = d.loc || [];
+    const name = loc[0] === 'body' && loc[1] === 'input' && loc.length > 2 ? labelOf(String(loc[2])) : loc.join('.');
+    return `${name}: ${d.msg}`;
+  }).join('; ');
 }
 
 // ------------------------------------------------------------------------------------------------------------
@@ -131,7 +160,12 @@ function applySchema(openapi) {
       if (p.maximum !== undefined) el.max = String(p.maximum);
     }
     if (p.default !== undefined && p.default !== null) el.value = String(p.default);
-    if (p.description) el.title = p.description;
+  }
+  for (const [name, text] of Object.entries(HELP)) {
+    const el = $(name);
+    if (el) el.title = text;
+    const label = document.querySelector(`label[for="${name}"]`);
+    if (label) label.title = text;
   }
   const maxDuration = props.duration && props.duration.maximum;
   if (maxDuration) $('duration-range').max = String(Math.min(30, maxDuration));
@@ -237,20 +271,57 @@ async function* sseEvents(body) {
   }
 }
 
+const sleep = (ms, signal) => new Promise((resolve) => {
+  const t = setTimeout(resolve, ms);
+  signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+});
+
+/**
+ * POSTs the prediction; while the server answers 409 (busy with someone else's generation, as Cog does when it
+ * has no queue) waits and asks again, saying so. Returns the event-stream response, or null if canceled.
+ */
+async function submitWhenFree(id, input, stopped) {
+  const since = Date.now();
+  for (let attempt = 1; ; attempt++) {
+    setStatus(attempt === 1 ? 'sending…' : `waiting for the server: it is busy with another generation (asked ${attempt} times, ${Math.round((Date.now() - since) / 1000)} s)`);
+    const res = await fetch('/predictions', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream' },
+      body: JSON.stringify({ id, input }),
+    });
+    if (res.status !== 409) return res;
+    await res.body?.cancel();
+    if (attempt === 1) {
+      setState('waiting');
+      appendLog('the server is busy with another generation: this one waits its turn and starts when it is free');
+    }
+    setStatus(`waiting for the server: it is busy with another generation (asked ${attempt} times, ${Math.round((Date.now() - since) / 1000)} s)`);
+    await sleep(Math.min(3000, 500 * attempt), stopped);
+    if (stopped.aborted) return null;
+  }
+}
+
 async function runOnServer(input) {
   const id = randomId();
-  state.running = { cancel: () => fetch(`/predictions/${id}/cancel`, { method: 'POST' }) };
-  setStatus('sending…');
-  const res = await fetch('/predictions', {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream' },
-    body: JSON.stringify({ id, input }),
-  });
+  const stopped = new AbortController();
+  let started = false;
+  state.running = {
+    cancel: () => {
+      stopped.abort();
+      if (started) fetch(`/predictions/${id}/cancel`, { method: 'POST' });
+    },
+  };
+  const res = await submitWhenFree(id, input, stopped.signal);
+  if (!res) return { canceled: true };
+  started = true;
+  if (stopped.signal.aborted) fetch(`/predictions/${id}/cancel`, { method: 'POST' });
+  setState('running');
   if (!res.ok) {
     const j = await res.json().catch(() => ({}));
-    if (res.status === 409) throw new Error('the server is busy with another generation; try again in a moment');
     throw new Error(j.detail ? describeDetail(j.detail) : j.error || `HTTP ${res.status}`);
   }
+  // with a server queue (serve --queue N) the stream opens at once and `start` comes when the GPU is ours
+  setStatus('accepted: waiting in the server\'s queue for the GPU…');
   let final = null;
   for await (const { event, data } of sseEvents(res.body)) {
     if (event === 'start') setStatus('generating…');
@@ -334,6 +405,7 @@ async function generate(ev) {
   if (state.running) return;
   const where = document.querySelector('input[name=where]:checked').value;
   const input = collectInput();
+  state.errorFromInput = false;
   setState('running');
   $('generate').disabled = true;
   $('cancel').disabled = false;
@@ -347,12 +419,13 @@ async function generate(ev) {
       return;
     }
     setProgress(1);
-    await showResult(r, input.output_format);
+    await showResult(r, input.output_format, input);
     setState('done');
   } catch (e) {
     setStatus(`error: ${e.message}`);
     appendLog(String(e.stack || e));
     setState('error');
+    state.errorFromInput = true;
   } finally {
     state.running = null;
     $('generate').disabled = false;
@@ -363,7 +436,44 @@ async function generate(ev) {
 // ------------------------------------------------------------------------------------------------------------
 // the result: player, download, picture
 
-async function showResult(r, format) {
+/** Adds a result to the list of takes (newest first), where it stays until "Clear". */
+function addTake(r, format, input, info) {
+  const li = document.createElement('li');
+  li.className = 'take';
+  const title = document.createElement('div');
+  title.className = 'take-title';
+  title.textContent = input.prompt || (input.input_audio ? '(from the clip)' : '(no prompt)');
+  const audio = document.createElement('audio');
+  audio.controls = true;
+  audio.preload = 'metadata';
+  audio.src = r.url;
+  const line = document.createElement('div');
+  line.className = 'row';
+  const a = document.createElement('a');
+  a.href = r.url;
+  a.download = `musicgen${r.seed ? `-${r.seed}` : ''}.${format}`;
+  a.textContent = 'Download';
+  const meta = document.createElement('span');
+  meta.className = 'muted';
+  meta.textContent = info;
+  line.append(a, meta);
+  li.append(title, audio, line);
+  $('takes').prepend(li);
+  $('takes-card').hidden = false;
+}
+
+function clearTakes() {
+  $('takes').replaceChildren();
+  $('takes-card').hidden = true;
+  // the object URLs of browser-made takes (the current result keeps its own)
+  const current = $('player').src;
+  for (const url of state.objectUrls.splice(0)) {
+    if (url === current) state.objectUrls.push(url);
+    else URL.revokeObjectURL(url);
+  }
+}
+
+async function showResult(r, format, input) {
   const player = $('player');
   player.src = r.url;
   const a = $('download');
@@ -389,6 +499,7 @@ async function showResult(r, format) {
     r.seed ? `seed ${r.seed}` : '',
     r.seconds ? `made in ${Number(r.seconds).toFixed(1)} s` : '',
   ].filter(Boolean).join(' · ');
+  addTake(r, format, input, $('result-info').textContent);
   setStatus('done');
   if (samples) draw(samples, sampleRate);
 }
@@ -539,6 +650,16 @@ function draw(channels, sampleRate) {
 // wiring
 
 $('form').addEventListener('submit', generate);
+// an error message (a 422 naming an input, say) is about the input as it was: editing it clears the message
+const clearStaleError = () => {
+  if (!state.errorFromInput || document.body.dataset.state !== 'error' || state.running) return;
+  state.errorFromInput = false;
+  setStatus('idle');
+  setState('ready');
+};
+$('form').addEventListener('input', clearStaleError);
+$('form').addEventListener('change', clearStaleError);
+$('clear-takes').addEventListener('click', clearTakes);
 $('cancel').addEventListener('click', () => {
   if (state.running) {
     setStatus('canceling…');

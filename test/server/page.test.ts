@@ -34,8 +34,8 @@ async function canvasColours(page: Page): Promise<number> {
   });
 }
 
-async function openPage(browser: Browser, base: string): Promise<{ page: Page; errors: string[] }> {
-  const page = await browser.newPage({ viewport: { width: 1100, height: 1250 } });
+async function openPage(browser: Browser, base: string, viewport = { width: 1100, height: 1250 }): Promise<{ page: Page; errors: string[] }> {
+  const page = await browser.newPage({ viewport });
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
   // a 404 is expected for the sharded-checkpoint index the in-browser loader probes first
@@ -143,12 +143,82 @@ describe('server: the web page in headless Chromium', function () {
     await page.close();
   });
 
-  it('shows the server\'s 422 message', async () => {
+  it('shows the server\'s 422 message under the input\'s label, and clears it when the input changes', async () => {
     const { page } = await openPage(browser, s.base);
     await page.fill('#prompt', '');
     await page.click('#generate');
     await page.waitForSelector('body[data-state=error]');
-    assert.match(await page.textContent('#status') ?? '', /prompt: a prompt or input_audio is required/);
+    assert.match(await page.textContent('#status') ?? '', /Prompt: a prompt or input_audio is required/);
+    await page.fill('#prompt', 'calm piano');
+    await page.waitForSelector('body[data-state=ready]');
+    assert.equal(await page.textContent('#status'), 'idle');
+    await page.close();
+  });
+
+  it('labels the inputs for people, with tooltips in words rather than Cog\'s', async () => {
+    const { page } = await openPage(browser, s.base);
+    await page.click('#sampling summary');
+    const label = (id: string) => page.textContent(`label[for=${id}]`);
+    assert.equal(await label('top_k'), 'Top-k');
+    assert.equal(await label('top_p'), 'Top-p');
+    assert.equal(await label('classifier_free_guidance'), 'Guidance');
+    const labels = await page.$$eval('#form label', (ls) => ls.map((l) => l.textContent ?? ''));
+    assert.deepEqual(labels.filter((t) => t.includes('_')), [], 'no raw input names');
+    const openapi = await (await fetch(`${s.base}/openapi.json`)).json() as { components: { schemas: { Input: { properties: Record<string, { description?: string }> } } } };
+    for (const [name, p] of Object.entries(openapi.components.schemas.Input.properties)) {
+      const title = await page.$eval(`#form`, (f, n) => (document.getElementById(n) as HTMLElement | null)?.title ?? null, name);
+      if (title === null) continue;
+      assert.ok(title.length > 0 && title !== p.description && !title.includes('`'), `${name}: tooltip "${title}"`);
+    }
+    await page.close();
+  });
+
+  it('waits and retries while the server is busy (409), then keeps every take until cleared', async () => {
+    const { page, errors } = await openPage(browser, s.base);
+    await page.fill('#prompt', 'first take');
+    await page.fill('#duration', '0.3');
+    await page.click('#sampling summary');
+    await page.fill('#seed', '1');
+    await page.click('#generate');
+    await page.waitForSelector('body[data-state=done]', { timeout: 120_000 });
+    assert.equal(await page.locator('#takes li').count(), 1);
+    // someone else's long generation holds the server (no queue: 409 to everyone else)
+    const busy = await fetch(`${s.base}/predictions`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json', Prefer: 'respond-async' },
+      body: JSON.stringify({ id: 'someone-else', input: { prompt: 'a long piece', duration: 60 } }),
+    });
+    assert.equal(busy.status, 202);
+    await page.fill('#prompt', 'second take');
+    await page.fill('#seed', '2');
+    await page.click('#generate');
+    await page.waitForSelector('body[data-state=waiting]', { timeout: 60_000 });
+    await page.waitForFunction(() => /asked [2-9]\d* times/.test(document.getElementById('status')?.textContent ?? ''), undefined, { timeout: 60_000 });
+    assert.match(await page.textContent('#status') ?? '', /waiting for the server: it is busy with another generation/);
+    await fetch(`${s.base}/predictions/someone-else/cancel`, { method: 'POST' });
+    await page.waitForSelector('body[data-state=done]', { timeout: 120_000 });
+    const takes = await page.$$eval('#takes li', (ls) => ls.map((l) => l.textContent ?? ''));
+    assert.equal(takes.length, 2);
+    assert.match(takes[0], /second take.*seed 2/s);
+    assert.match(takes[1], /first take.*seed 1/s);
+    assert.equal(await page.locator('#takes audio').count(), 2);
+    await page.click('#clear-takes');
+    assert.equal(await page.locator('#takes li').count(), 0);
+    assert.equal(await page.isHidden('#takes-card'), true);
+    assert.deepEqual(errors.filter((e) => !/status of 409/.test(e)), []);
+    await page.close();
+  });
+
+  it('fits a 375 px wide phone screen', async () => {
+    const { page } = await openPage(browser, s.base, { width: 375, height: 812 });
+    await page.click('#sampling summary');
+    const overflow = await page.evaluate(() => {
+      const wide = Array.from(document.querySelectorAll<HTMLElement>('input, select, textarea, button, label, canvas, audio, progress'))
+        .filter((e) => e.offsetParent !== null && e.getBoundingClientRect().right > window.innerWidth + 0.5)
+        .map((e) => `${e.tagName.toLowerCase()}#${e.id} right ${e.getBoundingClientRect().right.toFixed(0)}`);
+      return { scrollWidth: document.documentElement.scrollWidth, wide };
+    });
+    assert.deepEqual(overflow, { scrollWidth: 375, wide: [] });
+    await page.screenshot({ path: join(ARTIFACTS, 'page-375.png'), fullPage: true });
     await page.close();
   });
 
