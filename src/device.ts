@@ -32,8 +32,10 @@ type NodeFs = typeof import('node:fs');
 /**
  * Calls `fn` with file descriptor 2 pointed at a temporary file, then writes what native code printed there back to
  * stderr without Dawn's two limit notes. Nothing in Dawn turns them off, and they go straight to fd 2, past
- * process.stderr. Only done where stderr can be reopened as it was (a terminal or a pipe, through /proc/self/fd:
- * Linux); elsewhere, or if any step fails, `fn` runs as is. `fn` must be synchronous: Dawn prints inside the call.
+ * process.stderr. Only done where stderr can be reopened as it was, through /proc/self/fd (Linux): a terminal or a
+ * pipe. Not a socket (Node's own child-process pipes; /proc cannot reopen those) nor a regular file (the reopened
+ * descriptor would not share the original's offset with stdout in `>log 2>&1`): there, or if any step fails, `fn`
+ * runs as is. `fn` must be synchronous: Dawn prints inside the call.
  */
 function withoutDawnLimitNotes<T>(fs: NodeFs, tmpdir: string, fn: () => T): T {
   let kind;
