@@ -76,7 +76,7 @@ const HELP = {
   top_k: 'Pick each step among this many most likely sounds. Lower is safer, higher more varied. 0 turns it off.',
   top_p: 'Pick among the most likely sounds that together make up this share of probability (0 to 1). 0 uses Top-k instead.',
   temperature: 'Higher is more adventurous, lower more predictable. 0 always picks the most likely sound.',
-  classifier_free_guidance: 'How closely to follow the prompt. 1 ignores nothing and adds nothing; 3 is the usual.',
+  classifier_free_guidance: 'How closely to follow the prompt: 1 adds no extra push, 3 is the usual, higher sticks to it more.',
   seed: 'The same seed and settings give the same music. Empty for a new one each time.',
   normalization_strategy: 'How the loudness of the result is adjusted.',
   output_format: 'WAV keeps every detail; MP3 is smaller.',
@@ -282,8 +282,8 @@ const sleep = (ms, signal) => new Promise((resolve) => {
  */
 async function submitWhenFree(id, input, stopped) {
   const since = Date.now();
+  setStatus('sending…');
   for (let attempt = 1; ; attempt++) {
-    setStatus(attempt === 1 ? 'sending…' : `waiting for the server: it is busy with another generation (asked ${attempt} times, ${Math.round((Date.now() - since) / 1000)} s)`);
     const res = await fetch('/predictions', {
       method: 'POST',
       headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream' },
