@@ -295,7 +295,8 @@ async function submitWhenFree(id, input, stopped) {
       setState('waiting');
       appendLog('the server is busy with another generation: this one waits its turn and starts when it is free');
     }
-    setStatus(`waiting for the server: it is busy with another generation (asked ${attempt} times, ${Math.round((Date.now() - since) / 1000)} s)`);
+    const asked = attempt === 1 ? 'asked once' : `asked ${attempt} times`;
+    setStatus(`waiting for the server: it is busy with another generation (${asked}, ${Math.round((Date.now() - since) / 1000)} s)`);
     await sleep(Math.min(3000, 500 * attempt), stopped);
     if (stopped.aborted) return null;
   }
