@@ -61,6 +61,7 @@ export async function main(argv = process.argv): Promise<void> {
     model: f.model, cacheDir: f.cacheDir, offline: f.offline, maxQueue: f.queue, maxBodyBytes: Math.round(f.maxBodyMb * 2 ** 20),
     maxDatasetBytes: Math.round(f.maxDatasetMb * 2 ** 20),
     maxDuration: f.maxDuration, allowUrlInputs: f.allowUrlInputs ?? false, uploadUrl: f.uploadUrl, trainings: f.trainings,
+    onShutdown: () => process.exit(0),
   });
   const addr = await app.listen(f.port, f.host);
   const shown = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;

@@ -7,10 +7,11 @@
 //   GET  /openapi.json            Input / Output / PredictionRequest / PredictionResponse / Status / … (+ Training*)
 //   GET  /docs                    the inputs as an HTML table
 //   POST /predictions             sync JSON; `Prefer: respond-async` → 202; `Accept: text/event-stream` → SSE
-//   PUT  /predictions/{id}        the same, idempotent (an id seen before is never run twice)
+//   PUT  /predictions/{id}        the same, idempotent while it runs (a finished id runs anew, as Cog)
 //   GET  /predictions/{id}        the prediction object (not in Cog; Replicate has it)
-//   POST /predictions/{id}/cancel 200 {} / 404 {}
+//   POST /predictions/{id}/cancel 200 {} / 404 {} (unknown or finished)
 //   POST /trainings, PUT /trainings/{id}, GET /trainings/{id}, POST /trainings/{id}/cancel   (no SSE: 406)
+//   POST /shutdown                200 {}, then stop (cancels running jobs), as Cog
 //   GET  /model-info              what the page needs to know about the model
 //   GET  /web/…, /browser/…, /model/…   the page's files, dist/browser/, the model folder (Range, HEAD)
 //
@@ -65,6 +66,8 @@ export interface ServerOptions {
   retainBytes?: number;
   /** Where server log lines go (default stderr). */
   log?: (line: string) => void;
+  /** Called once the server has closed after POST /shutdown (the CLI exits the process). */
+  onShutdown?: () => void;
 }
 
 export interface MusicGenServer {
@@ -94,6 +97,9 @@ export function createMusicGenServer(opts: ServerOptions): MusicGenServer {
     webDir: opts.webDir ?? path.join(REPO, 'web'),
     browserDir: opts.browserDir ?? path.join(REPO, 'dist', 'browser'),
     shutdownSignal: shutdown.signal,
+    requestShutdown: () => {
+      if (!closing) void app.close().then(() => opts.onShutdown?.());
+    },
     status: 'STARTING',
     setup: { started_at: new Date().toISOString(), completed_at: null, status: 'starting', logs: '' },
     musicgen: null,
@@ -182,7 +188,7 @@ export function createMusicGenServer(opts: ServerOptions): MusicGenServer {
   server.requestTimeout = 0; // synchronous predictions can take minutes
   server.headersTimeout = 60_000;
 
-  return {
+  const app: MusicGenServer = {
     server,
     service,
     ready,
@@ -209,4 +215,5 @@ export function createMusicGenServer(opts: ServerOptions): MusicGenServer {
       state.musicgen = null;
     },
   };
+  return app;
 }

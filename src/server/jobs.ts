@@ -172,10 +172,12 @@ export class Job {
     this.appendLog(`${what ? `${what}: ` : ''}step ${Math.floor(done)} of ${total}`);
   }
 
+  /** The job got the slot: the start event and webhook carry status processing, as coglet's set_processing. */
   markProcessing(): void {
     this.status = 'processing';
     this.startedAt = new Date();
     this.emit({ event: 'start', data: { id: this.id, status: this.status } });
+    this.webhook?.send('start', this.toJSON());
   }
 
   finish(status: 'succeeded' | 'failed' | 'canceled', fields: { output?: unknown; error?: string; issues?: ValidationIssue[] } = {}): void {
@@ -317,6 +319,12 @@ export class JobService {
     return this.jobs.get(this.key(kind, id));
   }
 
+  /** The queued or running job with this id (what Cog's idempotent PUT and cancel look at). */
+  active(kind: JobKind, id: string): Job | undefined {
+    const job = this.get(kind, id);
+    return job && !job.terminal ? job : undefined;
+  }
+
   /** Whether a new job would be refused (what /health-check calls BUSY). */
   get atCapacity(): boolean {
     return this.running !== null && this.queue.length >= this.opts.maxQueue;
@@ -333,18 +341,21 @@ export class JobService {
   submit(job: Job): SubmitResult {
     if (this.closed || this.defunct) throw new Error('the server is shutting down');
     if (this.atCapacity) return 'at_capacity';
-    this.jobs.set(this.key(job.kind, job.id), job);
-    job.webhook?.send('start', job.toJSON());
+    const key = this.key(job.kind, job.id);
+    const old = this.jobs.get(key);
+    if (old && !old.terminal) throw new Error(`${job.kind} ${job.id} is still running`);
+    // a finished job's id used again: Cog runs the new request; the old result is forgotten
+    if (old) this.forget(key, old);
+    this.jobs.set(key, job);
     if (this.running) this.queue.push(job);
     else this.start(job);
     return 'accepted';
   }
 
-  /** Cancels a queued or running job; false if there is none with that id still going. */
+  /** Cancels a queued or running job; false if there is none with that id still going (coglet: 404). */
   cancel(kind: JobKind, id: string): boolean {
-    const job = this.get(kind, id);
+    const job = this.active(kind, id);
     if (!job) return false;
-    if (job.terminal) return true;
     const i = this.queue.indexOf(job);
     if (i >= 0) {
       this.queue.splice(i, 1);
@@ -414,6 +425,15 @@ export class JobService {
         this.jobs.delete(old);
       }
     }
+  }
+
+  private forget(key: string, job: Job): void {
+    const i = this.finished.indexOf(key);
+    if (i >= 0) {
+      this.finished.splice(i, 1);
+      this.finishedBytes -= job.retainedBytes;
+    }
+    this.jobs.delete(key);
   }
 
   /** Stops taking jobs, cancels every queued and running one and waits for them. */

@@ -37,6 +37,8 @@ export interface AppState {
   readonly browserDir: string;
   /** Aborted when the server closes (stops webhook retries). */
   readonly shutdownSignal: AbortSignal;
+  /** POST /shutdown: stop gracefully (running jobs are canceled), after the answer is sent. */
+  readonly requestShutdown: () => void;
   status: 'STARTING' | 'READY' | 'SETUP_FAILED' | 'DEFUNCT';
   readonly setup: { started_at: string; completed_at: string | null; status: 'starting' | 'succeeded' | 'failed'; logs: string };
   musicgen: MusicGen | null;
@@ -79,8 +81,8 @@ async function create(s: AppState, kind: JobKind, req: http.IncomingMessage, res
   const r = parseRequest(body, pathId);
   const id = pathId ?? r.id ?? newId();
 
-  // idempotent: an id seen before is answered from that job, never run again
-  const existing = s.service.get(kind, id);
+  // idempotent while in flight: a retry attaches to the queued or running job; a finished job's id runs anew (Cog)
+  const existing = s.service.active(kind, id);
   if (existing) return respondExisting(s, existing, mode, res);
 
   const f = kind === 'prediction' ? fields.predictor : fields.trainer!;
@@ -116,6 +118,7 @@ function discovery(s: AppState): Record<string, unknown> {
     cog_version: COG_API_VERSION,
     docs_url: '/docs',
     openapi_url: '/openapi.json',
+    shutdown_url: '/shutdown',
     healthcheck_url: '/health-check',
     predictions_url: '/predictions',
     predictions_idempotent_url: '/predictions/{prediction_id}',
@@ -178,6 +181,13 @@ export async function route(s: AppState, req: http.IncomingMessage, res: http.Se
     res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Content-Length': Buffer.byteLength(html) });
     res.end(method === 'HEAD' ? undefined : html);
     return;
+  }
+  if (p === '/shutdown') {
+    if (method !== 'POST') return notAllowed();
+    req.resume();
+    s.log('shutdown requested over HTTP');
+    res.on('finish', () => s.requestShutdown());
+    return send(res, { status: 200, body: {} });
   }
   if (p === '/model-info') {
     if (!get) return notAllowed();

@@ -237,7 +237,8 @@ function inputSchema(fields: readonly Field[], key: string, enums: Record<string
       if (f.format) p.format = f.format;
       if (f.minimum !== undefined) p.minimum = f.minimum;
       if (f.maximum !== undefined) p.maximum = f.maximum;
-      if (f.exclusiveMinimum !== undefined) p.exclusiveMinimum = f.exclusiveMinimum;
+      // OpenAPI 3.0 (JSON Schema draft 5): the bound is `minimum`, `exclusiveMinimum` a boolean
+      if (f.exclusiveMinimum !== undefined) Object.assign(p, { minimum: f.exclusiveMinimum, exclusiveMinimum: true });
     }
     if (f.nullable) p.nullable = true;
     if (f.default !== undefined) p.default = f.default;
@@ -340,6 +341,7 @@ export function openApiDocument(opts: { version: string; title?: string; predict
   const paths: Record<string, unknown> = {
     '/': simpleGet('Root', 'root__get'),
     '/health-check': simpleGet('Healthcheck', 'healthcheck_health_check_get'),
+    '/shutdown': { post: simpleGet('Start Shutdown', 'start_shutdown_shutdown_post').get },
     '/predictions': {
       post: {
         ...endpoint('Predict', 'Run a single prediction on the model', 'predict_predictions_post', '#/components/schemas/PredictionRequest', '#/components/schemas/PredictionResponse'),

@@ -8,6 +8,7 @@ import * as http from 'node:http';
 import { encodeWav } from '../../src/audio/encode.js';
 import { isPublicAddress, parseDataUri, guardedLookup } from '../../src/server/files.js';
 import { safeJoin } from '../../src/server/static.js';
+import { openApi30Problems } from './openapi-check.js';
 import {
   startServer, request, sse, recorder, pollUntil, sleep, tones, dataUriBytes, wavInfo, TINY, TINY_MELODY, type Running,
 } from './util.js';
@@ -29,10 +30,11 @@ describe('server: the Cog HTTP API', function () {
       const r = await request(s.base, 'GET', '/', undefined, { Accept: '*/*' });
       assert.equal(r.status, 200);
       assert.match(r.headers.get('content-type') ?? '', /application\/json/);
-      for (const k of ['cog_version', 'openapi_url', 'healthcheck_url', 'predictions_url', 'predictions_idempotent_url', 'predictions_cancel_url', 'trainings_url', 'trainings_idempotent_url', 'trainings_cancel_url']) {
+      for (const k of ['cog_version', 'openapi_url', 'shutdown_url', 'healthcheck_url', 'predictions_url', 'predictions_idempotent_url', 'predictions_cancel_url', 'trainings_url', 'trainings_idempotent_url', 'trainings_cancel_url']) {
         assert.ok(k in r.body, `discovery has ${k}`);
       }
       assert.equal(r.body.predictions_idempotent_url, '/predictions/{prediction_id}');
+      assert.equal(r.body.shutdown_url, '/shutdown');
       const html = await fetch(`${s.base}/`, { headers: { Accept: 'text/html,application/xhtml+xml,*/*;q=0.8' } });
       assert.equal(html.status, 200);
       assert.match(html.headers.get('content-type') ?? '', /text\/html/);
@@ -63,7 +65,8 @@ describe('server: the Cog HTTP API', function () {
       assert.equal(props.input_audio.type, 'string');
       assert.equal(props.input_audio.format, 'uri');
       assert.equal(props.duration.default, 8);
-      assert.equal(props.duration.exclusiveMinimum, 0);
+      assert.equal(props.duration.minimum, 0);
+      assert.equal(props.duration.exclusiveMinimum, true, 'OpenAPI 3.0: a boolean beside minimum');
       assert.equal(props.duration.maximum, 300);
       assert.equal(props.top_k.type, 'integer');
       assert.equal(props.top_k.default, 250);
@@ -87,7 +90,8 @@ describe('server: the Cog HTTP API', function () {
       assert.equal(train.epochs.default, 5);
       assert.equal(train.lr.default, 1e-4);
       const paths = r.body.paths as Record<string, unknown>;
-      for (const p of ['/', '/health-check', '/predictions', '/predictions/{prediction_id}', '/predictions/{prediction_id}/cancel', '/trainings', '/trainings/{training_id}/cancel']) {
+      assert.deepEqual(openApi30Problems(r.body), [], 'a valid OpenAPI 3.0 document');
+      for (const p of ['/', '/health-check', '/shutdown', '/predictions', '/predictions/{prediction_id}', '/predictions/{prediction_id}/cancel', '/trainings', '/trainings/{training_id}/cancel']) {
         assert.ok(paths[p], `path ${p}`);
       }
     });
@@ -174,15 +178,20 @@ describe('server: the Cog HTTP API', function () {
       assert.ok(Math.abs(wavInfo(dataUriBytes(done.output).bytes).seconds - 0.5) < 1e-9);
     });
 
-    it('PUT /predictions/{id} is idempotent: the same id again answers the same prediction and does not run it twice', async () => {
+    it('PUT /predictions/{id} is idempotent while it runs; a finished id with new input runs anew, as Cog', async () => {
       const id = `idem-${Date.now()}`;
-      const first = await request(s.base, 'PUT', `/predictions/${id}`, { input: { prompt: 'jazz', duration: 0.3 } });
+      const first = await request(s.base, 'PUT', `/predictions/${id}`, { input: { prompt: 'jazz', duration: 0.3, seed: 1 } });
       assert.equal(first.status, 200);
       assert.equal(first.body.id, id);
-      const again = await request(s.base, 'PUT', `/predictions/${id}`, { input: { prompt: 'something else', duration: 0.3 } });
+      assert.equal(first.body.status, 'succeeded');
+      // finished: the same id with another input is a new prediction (Cog keeps only predictions in flight)
+      const again = await request(s.base, 'PUT', `/predictions/${id}`, { input: { prompt: 'something else', duration: 0.2, seed: 1 } });
       assert.equal(again.status, 200);
-      assert.deepEqual(again.body, first.body, 'the same prediction object (the first input, not run again)');
-      assert.equal((again.body.input as Record<string, unknown>).prompt, 'jazz');
+      assert.equal(again.body.status, 'succeeded');
+      assert.equal((again.body.input as Record<string, unknown>).prompt, 'something else');
+      assert.notEqual(again.body.created_at, first.body.created_at, 'run again');
+      assert.ok(Math.abs(wavInfo(dataUriBytes(again.body.output).bytes).seconds - 0.2) < 1e-9, 'the new input\'s output');
+      assert.equal((await request(s.base, 'GET', `/predictions/${id}`)).body.created_at, again.body.created_at, 'GET answers the newest');
       // while running: the retry attaches to the running job
       const id2 = `idem2-${Date.now()}`;
       const a = await request(s.base, 'PUT', `/predictions/${id2}`, { input: { prompt: 'a', duration: 2 } }, { Prefer: 'respond-async' });
@@ -197,12 +206,28 @@ describe('server: the Cog HTTP API', function () {
       assert.equal(b.status, 200);
       assert.equal(b.body.status, 'succeeded');
       assert.equal(b.body.created_at, a.body.created_at, 'one prediction');
-      const stream = await sse(s.base, 'PUT', `/predictions/${id2}`, { input: { prompt: 'a', duration: 2 } });
-      assert.equal(stream.events[stream.events.length - 1].data.output, b.body.output, 'a stream of the finished prediction replays its result');
       // an id in the body that differs from the URL's
       const bad = await request(s.base, 'PUT', '/predictions/one', { id: 'two', input: { prompt: 'a' } });
       assert.equal(bad.status, 422);
       assert.deepEqual((bad.body.detail as { loc: string[] }[])[0].loc, ['body', 'id']);
+    });
+
+    it('a POST reusing a finished prediction\'s id runs the new input and fires its webhook', async () => {
+      const hook = await recorder();
+      try {
+        const first = await request(s.base, 'POST', '/predictions', { id: 'reused', input: { prompt: 'x', duration: 0.2 } });
+        assert.equal(first.body.status, 'succeeded');
+        const r = await request(s.base, 'POST', '/predictions', { id: 'reused', input: { prompt: 'y', duration: 0.3 }, webhook: hook.base, webhook_events_filter: ['completed'] });
+        assert.equal(r.body.status, 'succeeded');
+        assert.equal((r.body.input as Record<string, unknown>).prompt, 'y');
+        await hook.waitFor((rs) => rs.length >= 1);
+        const sent = JSON.parse(hook.received[0].body.toString()) as Record<string, unknown>;
+        assert.equal(sent.id, 'reused');
+        assert.equal(sent.status, 'succeeded');
+        assert.equal(sent.output, r.body.output);
+      } finally {
+        await hook.close();
+      }
     });
 
     it('Prefer: respond-async answers 202 at once and sends webhooks (start, output, logs, completed; filtered)', async () => {
@@ -220,7 +245,7 @@ describe('server: the Cog HTTP API', function () {
           assert.match(String(x.headers['content-type']), /application\/json/);
         }
         for (const b of bodies) assert.equal(b.id, id);
-        assert.equal(bodies[0].status, 'starting', 'start webhook first');
+        assert.equal(bodies[0].status, 'processing', 'start webhook first, with status processing (coglet\'s set_processing)');
         const final = bodies[bodies.length - 1];
         assert.equal(final.status, 'succeeded', 'completed webhook last');
         assert.equal(wavInfo(dataUriBytes(final.output).bytes).seconds, 4);
@@ -237,7 +262,7 @@ describe('server: the Cog HTTP API', function () {
         assert.equal(f.status, 202);
         await hook.waitFor((rs) => rs.some((x) => JSON.parse(x.body.toString()).status === 'succeeded'));
         await sleep(200);
-        assert.deepEqual(hook.received.map((x) => JSON.parse(x.body.toString()).status), ['starting', 'succeeded']);
+        assert.deepEqual(hook.received.map((x) => JSON.parse(x.body.toString()).status), ['processing', 'succeeded']);
       } finally {
         await hook.close();
       }
@@ -402,6 +427,9 @@ describe('server: the Cog HTTP API', function () {
       assert.ok((r.body.metrics as Record<string, number>).predict_time < 30, 'stopped well before 60 s of tokens');
       assert.equal((await request(s.base, 'GET', '/health-check')).body.status, 'READY');
       assert.equal((await request(s.base, 'POST', '/predictions/no-such-id/cancel')).status, 404);
+      const finished = await request(s.base, 'POST', '/predictions/long-1/cancel');
+      assert.equal(finished.status, 404, 'a finished prediction cannot be canceled (coglet: 404)');
+      assert.deepEqual(finished.body, {});
     });
 
     it('cancel of an async prediction: canceled, with its completed webhook', async () => {
@@ -601,6 +629,23 @@ describe('server: limits, queue, URL inputs, uploads', function () {
     }
   });
 
+  it('POST /shutdown answers 200 {} and stops the server (running jobs canceled), as Cog', async () => {
+    let shutDown!: () => void;
+    const stopped = new Promise<void>((r) => { shutDown = r; });
+    const t = await startServer({ onShutdown: () => shutDown() });
+    const running = request(t.base, 'POST', '/predictions', { id: 'before-shutdown', input: { prompt: 'x', duration: 60 } });
+    await pollUntil(t.base, '/predictions/before-shutdown', (b) => /step/.test(String(b.logs)));
+    assert.equal((await request(t.base, 'GET', '/shutdown')).status, 405);
+    const r = await request(t.base, 'POST', '/shutdown');
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body, {});
+    await stopped;
+    assert.equal(t.app.musicgen, null, 'the model was released');
+    const out = await running.catch((e: Error) => e);
+    assert.ok(out instanceof Error || out.body.status === 'canceled', 'the running prediction did not finish');
+    await assert.rejects(fetch(`${t.base}/health-check`), 'no longer listening');
+  });
+
   it('before setup finishes: STARTING and 503; a model that cannot load: SETUP_FAILED, still serving', async () => {
     const bad = await startServer({ model: '/nonexistent/model/folder' }).catch((e: Error) => e);
     assert.ok(bad instanceof Error && /setup failed/.test(bad.message));
@@ -648,6 +693,21 @@ describe('server: pieces', () => {
     await assert.rejects(look('127.0.0.1', false), /may not reach/);
     assert.deepEqual(await look('8.8.8.8', true), [{ address: '8.8.8.8', family: 4 }]);
     assert.equal(await look('8.8.8.8', false), '8.8.8.8');
+  });
+
+  it('the OpenAPI 3.0 check finds what 3.0 does not allow', () => {
+    const doc = (schema: Record<string, unknown>): unknown => ({
+      openapi: '3.0.2', info: { title: 'Cog', version: '1' },
+      paths: { '/p/{id}': { put: { parameters: [{ name: 'id', in: 'path', schema: { type: 'string' } }], responses: { 200: { description: 'ok' } } } } },
+      components: { schemas: { Input: { type: 'object', properties: { d: schema } } } },
+    });
+    const found = (schema: Record<string, unknown>): string => openApi30Problems(doc(schema)).join('\n');
+    assert.match(found({ type: 'number' }), /parameters\[0\]\.required: must be true/);
+    assert.match(found({ type: 'number', exclusiveMinimum: 0 }), /d\.exclusiveMinimum: must be a boolean/);
+    assert.match(found({ type: ['number', 'null'] }), /d\.type: must be one of/);
+    assert.match(found({ type: 'integer', default: 0.5 }), /d\.default: 0\.5 is not of type integer/);
+    assert.match(found({ allOf: [{ $ref: '#/components/schemas/Missing' }] }), /does not resolve/);
+    assert.match(found({ type: 'string', const: 'x' }), /d\.const: not a field/);
   });
 
   it('parseDataUri', () => {

@@ -76,7 +76,7 @@ describe('server: trainings', function () {
     assert.equal(after.body.output, before.body.output);
   });
 
-  it('LoRA training over an async request with PUT: adapters in the tarball; the same id is not trained twice', async () => {
+  it('LoRA training over an async request with PUT: adapters in the tarball; the same id is not trained twice while it runs', async () => {
     const a = await request(s.base, 'PUT', '/trainings/lora-1', { input: { dataset_path: dataset, epochs: 1, lora_rank: 2, chunk_seconds: 1 } }, { Prefer: 'respond-async' });
     assert.equal(a.status, 202);
     assert.equal(a.body.status, 'starting');
