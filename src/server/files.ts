@@ -205,6 +205,8 @@ export interface UploadTarget {
 
 /** Uploads a file output; returns the URL that becomes the output. */
 export async function uploadFile(target: UploadTarget, name: string, bytes: Uint8Array, contentType: string, signal?: AbortSignal, predictionId?: string): Promise<string> {
+  // names come from job ids (request.ts's rule); never let one leave the target folder or add a query
+  if (!/^[A-Za-z0-9_:-][A-Za-z0-9_.:-]*$/.test(name)) throw new Error(`refusing to upload under the name ${JSON.stringify(name)}`);
   const timeout = AbortSignal.timeout(300_000);
   const sig = signal ? AbortSignal.any([signal, timeout]) : timeout;
   const blob = new Blob([bytes as Uint8Array<ArrayBuffer>], { type: contentType });

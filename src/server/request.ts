@@ -35,6 +35,15 @@ export function prefersAsync(req: http.IncomingMessage): boolean {
   return (Array.isArray(prefer) ? prefer.join(',') : prefer ?? '').split(',').some((p) => p.trim().toLowerCase() === 'respond-async');
 }
 
+/**
+ * The one rule for prediction and training ids, in a URL path or a body: they name uploaded files
+ * (`{upload-url}/{id}.wav`) and appear in logs, so no slashes, query or fragment marks, spaces or control
+ * characters, and no leading dot.
+ */
+const ID_RULE = /^[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,127}$/;
+export const ID_RULE_TEXT = 'must be 1-128 letters, digits, _ . : - (not starting with .)';
+export const isValidId = (id: unknown): id is string => typeof id === 'string' && ID_RULE.test(id);
+
 const isHttpUrl = (s: unknown): s is string => typeof s === 'string' && /^https?:\/\/[^\s]+$/i.test(s) && URL.canParse(s);
 
 /** The JSON body, at most `maxBody` bytes (413 beyond, closing the connection); an empty body is `{}`. */
@@ -83,8 +92,8 @@ export function parseRequest(body: unknown, pathId?: string): CreateRequest {
     throw new HttpFailure(validationError([{ loc: ['body'], msg: 'value is not a valid dict', type: 'type_error.dict' }]));
   }
   const b = body as Record<string, unknown>;
-  if (b.id !== undefined && b.id !== null && (typeof b.id !== 'string' || !/^[A-Za-z0-9_.:-]{1,128}$/.test(b.id))) {
-    issues.push({ loc: ['body', 'id'], msg: 'must be a string of 1-128 letters, digits, _ . : -', type: 'value_error' });
+  if (b.id !== undefined && b.id !== null && !isValidId(b.id)) {
+    issues.push({ loc: ['body', 'id'], msg: ID_RULE_TEXT, type: 'value_error' });
   }
   if (pathId !== undefined && typeof b.id === 'string' && b.id !== pathId) {
     issues.push({ loc: ['body', 'id'], msg: 'prediction ID must match the ID supplied in the URL', type: 'value_error' });

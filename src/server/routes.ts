@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import type { MusicGen } from '../pipeline.js';
 import { predictorCrossChecks, validateInput, type Field, type PredictorLimits } from './schema.js';
 import { Job, WebhookSender, newId, type JobKind, type JobService } from './jobs.js';
-import { readBody, parseRequest, validationError, wantsSse, wantsHtml, prefersAsync, type HttpResult } from './request.js';
+import { readBody, parseRequest, validationError, wantsSse, wantsHtml, prefersAsync, isValidId, ID_RULE_TEXT, type HttpResult } from './request.js';
 import { send, finalResult, streamJob, docsPage, PAGE_CSP, NOT_FOUND } from './respond.js';
 import { safeJoin, serveFile } from './static.js';
 
@@ -206,6 +206,12 @@ export async function route(s: AppState, req: http.IncomingMessage, res: http.Se
     if (id === undefined) {
       if (method !== 'POST') return notAllowed();
       return create(s, kind, req, res);
+    }
+    if (!isValidId(id)) {
+      // no job can have such an id; creating one would put it into upload URLs and log lines
+      req.resume();
+      if (method !== 'PUT' || m[3]) return send(res, NOT_FOUND);
+      return send(res, validationError([{ loc: ['path', `${kind}_id`], msg: ID_RULE_TEXT, type: 'value_error' }]));
     }
     if (m[3]) {
       if (method !== 'POST') return notAllowed();

@@ -607,6 +607,19 @@ describe('server: limits, queue, URL inputs, uploads', function () {
       assert.equal(up.received[0].url, '/uploads/up2.mp3');
       assert.equal(up.received[0].headers['content-type'], 'audio/mpeg');
       assert.equal(up.received[0].headers['x-prediction-id'], 'up2');
+      // ids in the URL path follow the body's rule: no way out of the upload folder, into the query, or into the log
+      up.received.length = 0;
+      for (const [id, what] of [['..%2F..%2Fx', 'a path'], ['a%3Fsig%3D1', 'a query'], ['a%0AGET%20%2Fforged%20200', 'a log line'], ['.hidden', 'a dot file']]) {
+        for (const kind of ['predictions', 'trainings']) {
+          const bad = await request(s.base, 'PUT', `/${kind}/${id}`, { input: { prompt: 'x', duration: 0.1 } });
+          assert.equal(bad.status, 422, `${kind} id with ${what}`);
+          assert.deepEqual((bad.body.detail as { loc: string[] }[])[0].loc, ['path', `${kind.slice(0, -1)}_id`]);
+          assert.equal((await request(s.base, 'GET', `/${kind}/${id}`)).status, 404);
+          assert.equal((await request(s.base, 'POST', `/${kind}/${id}/cancel`)).status, 404);
+        }
+      }
+      assert.equal(up.received.length, 0, 'nothing uploaded');
+      assert.ok(!s.logs.some((l) => /^GET \/forged/.test(l)), 'no forged log line');
     } finally {
       await s.app.close();
       await up.close();
