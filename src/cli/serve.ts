@@ -32,6 +32,7 @@ interface Flags {
   maxDatasetMb: number;
   maxDuration: number;
   allowUrlInputs?: boolean;
+  allowPrivateWebhooks?: boolean;
   uploadUrl?: string;
   trainings: boolean;
   cacheDir?: string;
@@ -50,6 +51,7 @@ export async function main(argv = process.argv): Promise<void> {
     .option('--max-dataset-mb <n>', 'largest training dataset fetched from a URL (MiB)', positive('--max-dataset-mb'), 1024)
     .option('--max-duration <s>', 'longest duration a prediction may ask for (seconds)', positive('--max-duration'), 300)
     .option('--allow-url-inputs', 'fetch http(s) URL file inputs (loopback and private addresses are still refused)')
+    .option('--allow-private-webhooks', 'let webhook and output_file_prefix URLs reach loopback and private addresses (default: public only)')
     .option('--upload-url <url>', 'upload file outputs with PUT under this URL instead of returning data: URIs (as cog --upload-url)', httpUrl)
     .option('--no-trainings', 'do not serve /trainings')
     .option('--cache-dir <dir>', 'where hub downloads are kept (default: the Hugging Face cache)')
@@ -60,7 +62,7 @@ export async function main(argv = process.argv): Promise<void> {
   const app = createMusicGenServer({
     model: f.model, cacheDir: f.cacheDir, offline: f.offline, maxQueue: f.queue, maxBodyBytes: Math.round(f.maxBodyMb * 2 ** 20),
     maxDatasetBytes: Math.round(f.maxDatasetMb * 2 ** 20),
-    maxDuration: f.maxDuration, allowUrlInputs: f.allowUrlInputs ?? false, uploadUrl: f.uploadUrl, trainings: f.trainings,
+    maxDuration: f.maxDuration, allowUrlInputs: f.allowUrlInputs ?? false, allowPrivateWebhooks: f.allowPrivateWebhooks ?? false, uploadUrl: f.uploadUrl, trainings: f.trainings,
     onShutdown: () => process.exit(0),
   });
   const addr = await app.listen(f.port, f.host);

@@ -50,6 +50,8 @@ export interface ServerOptions {
   allowUrlInputs?: boolean;
   /** Tests only: URL inputs may reach loopback/private addresses. */
   allowPrivateAddresses?: boolean;
+  /** `webhook` and `output_file_prefix` may name loopback and private addresses (default off: public only). */
+  allowPrivateWebhooks?: boolean;
   /** Largest training dataset fetched from a URL (default 1 GiB). */
   maxDatasetBytes?: number;
   /** Upload file outputs with PUT under this URL (cog's --upload-url) instead of returning data: URIs. */
@@ -94,6 +96,7 @@ export function createMusicGenServer(opts: ServerOptions): MusicGenServer {
     maxDuration: opts.maxDuration ?? 300,
     maxQueue: opts.maxQueue ?? 0,
     trainingsOn: opts.trainings ?? true,
+    allowPrivateWebhooks: opts.allowPrivateWebhooks ?? false,
     webDir: opts.webDir ?? path.join(REPO, 'web'),
     browserDir: opts.browserDir ?? path.join(REPO, 'dist', 'browser'),
     shutdownSignal: shutdown.signal,
@@ -147,12 +150,12 @@ export function createMusicGenServer(opts: ServerOptions): MusicGenServer {
       state.openapi = openApiDocument({ version: PACKAGE_VERSION, predictor: state.fields.predictor, trainer: state.fields.trainer ?? undefined });
       service.setRunner('prediction', makePredictor({
         musicgen, allowUrlInputs: opts.allowUrlInputs ?? false, allowPrivateAddresses: opts.allowPrivateAddresses,
-        maxInputBytes: state.maxBody, uploadUrl: opts.uploadUrl,
+        maxInputBytes: state.maxBody, uploadUrl: opts.uploadUrl, allowPrivateWebhooks: state.allowPrivateWebhooks,
       }));
       if (state.trainingsOn) {
         service.setRunner('training', makeTrainer({
           modelDir, modelName: opts.model, allowUrlInputs: opts.allowUrlInputs ?? false, allowPrivateAddresses: opts.allowPrivateAddresses,
-          maxDatasetBytes: opts.maxDatasetBytes ?? 2 ** 30, uploadUrl: opts.uploadUrl,
+          maxDatasetBytes: opts.maxDatasetBytes ?? 2 ** 30, uploadUrl: opts.uploadUrl, allowPrivateWebhooks: state.allowPrivateWebhooks,
         }));
       }
       void musicgen.model.rt.device.lost.then((info) => {

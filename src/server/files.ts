@@ -10,6 +10,10 @@
 // (cog's current behaviour: raw bytes with their Content-Type to `{upload-url}/{name}`, the result being the
 // response's Location, else the request URL, without its query) or with the request's `output_file_prefix`
 // (cog's older behaviour: a multipart form with the file as `file` to `{prefix}{name}`, the result being that URL).
+//
+// The URLs a client names for the server to send to (`webhook`, `output_file_prefix`) get the URL inputs' address
+// rule too (unless the operator passes --allow-private-webhooks): checked when the request arrives and again on
+// connecting, and redirects are not followed. The operator's own `--upload-url` is trusted.
 
 import * as http from 'node:http';
 import * as https from 'node:https';
@@ -98,19 +102,79 @@ export function isPublicAddress(address: string): boolean {
   return false;
 }
 
-/** A dns lookup for http.request that refuses names resolving to any non-public address. */
-export const guardedLookup: LookupFunction = (hostname, options, callback) => {
-  dns.lookup(hostname, { all: true, family: options.family ?? 0, hints: options.hints }, (err, addresses) => {
-    if (err) return (callback as (e: Error | null, a: string, f?: number) => void)(err, '', 0);
-    const bad = addresses.find((a) => !isPublicAddress(a.address));
-    if (bad || addresses.length === 0) {
-      const e = new FileInputError(`${hostname} resolves to ${bad ? bad.address : 'no address'}, which URL inputs may not reach (loopback, private and special-purpose addresses are refused)`);
-      return (callback as (e: Error | null, a: string, f?: number) => void)(e, '', 0);
-    }
-    if ((options as { all?: boolean }).all) return (callback as unknown as (e: null, a: dns.LookupAddress[]) => void)(null, addresses);
-    callback(null, addresses[0].address, addresses[0].family);
+/** A dns lookup for http.request that refuses names resolving to any non-public address; `who` names the refused. */
+export function guardedLookupFor(who: string): LookupFunction {
+  return (hostname, options, callback) => {
+    dns.lookup(hostname, { all: true, family: options.family ?? 0, hints: options.hints }, (err, addresses) => {
+      if (err) return (callback as (e: Error | null, a: string, f?: number) => void)(err, '', 0);
+      const bad = addresses.find((a) => !isPublicAddress(a.address));
+      if (bad || addresses.length === 0) {
+        const e = new FileInputError(`${hostname} resolves to ${bad ? bad.address : 'no address'}, which ${who} may not reach (loopback, private and special-purpose addresses are refused)`);
+        return (callback as (e: Error | null, a: string, f?: number) => void)(e, '', 0);
+      }
+      if ((options as { all?: boolean }).all) return (callback as unknown as (e: null, a: dns.LookupAddress[]) => void)(null, addresses);
+      callback(null, addresses[0].address, addresses[0].family);
+    });
+  };
+}
+
+export const guardedLookup = guardedLookupFor('URL inputs');
+
+const hostOf = (u: URL): string => u.hostname.replace(/^\[|\]$/g, '');
+
+/**
+ * The non-public address a client-named URL leads to (an IP literal, or the first bad address its name resolves
+ * to), or null. A name that does not resolve is not refused here: sending to it fails (and is checked) later.
+ */
+export async function privateAddressOf(url: string): Promise<string | null> {
+  const host = hostOf(new URL(url));
+  if (isIP(host)) return isPublicAddress(host) ? null : host;
+  try {
+    const all = await dns.promises.lookup(host, { all: true });
+    return all.find((a) => !isPublicAddress(a.address))?.address ?? null;
+  } catch {
+    return null;
+  }
+}
+
+export interface OutboundRequest {
+  method: 'POST' | 'PUT';
+  headers: Record<string, string>;
+  body: Uint8Array | string;
+  signal?: AbortSignal;
+  /** Let the request reach loopback and private addresses (--allow-private-webhooks). */
+  allowPrivateAddresses?: boolean;
+  /** What is sending, for error messages ('webhooks', 'output_file_prefix uploads'). */
+  who: string;
+}
+
+/**
+ * Sends one request to a URL a client named: the address rule on the connection (IP literals checked before,
+ * names on resolution), redirects not followed (a 3xx is the answer). Resolves with the status and headers.
+ */
+export async function sendToClientUrl(url: string, r: OutboundRequest): Promise<{ status: number; headers: http.IncomingHttpHeaders }> {
+  const u = new URL(url);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new FileInputError(`only http and https URLs are used, not ${u.protocol}`);
+  const host = hostOf(u);
+  if (!r.allowPrivateAddresses && isIP(host) && !isPublicAddress(host)) {
+    throw new FileInputError(`${host} is a loopback, private or special-purpose address, which ${r.who} may not reach`);
+  }
+  const body = typeof r.body === 'string' ? Buffer.from(r.body) : r.body;
+  return new Promise((resolve, reject) => {
+    const req = (u.protocol === 'https:' ? https : http).request(u, {
+      method: r.method,
+      headers: { ...r.headers, 'Content-Length': String(body.byteLength) },
+      lookup: r.allowPrivateAddresses ? undefined : guardedLookupFor(r.who),
+      signal: r.signal,
+    }, (res) => {
+      res.on('error', reject);
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
+      res.resume();
+    });
+    req.on('error', reject);
+    req.end(body);
   });
-};
+}
 
 /** Fetches an http(s) URL input: address checks on every hop, at most 5 redirects, a size cap, a timeout. */
 export async function fetchUrlInput(url: string, opts: FileInputOptions): Promise<FileData> {
@@ -201,6 +265,8 @@ export interface UploadTarget {
   /** `upload-url`: raw PUT to `{url}/{name}` (cog ≥ 0.9); `prefix`: multipart PUT to `{prefix}{name}` (older cog). */
   kind: 'upload-url' | 'prefix';
   url: string;
+  /** A `prefix` comes from the client: whether it may reach private addresses (--allow-private-webhooks). */
+  allowPrivateAddresses?: boolean;
 }
 
 /** Uploads a file output; returns the URL that becomes the output. */
@@ -214,9 +280,13 @@ export async function uploadFile(target: UploadTarget, name: string, bytes: Uint
     const url = target.url + name;
     const form = new FormData();
     form.append('file', blob, name);
-    const res = await fetch(url, { method: 'PUT', body: form, signal: sig });
-    await res.arrayBuffer().catch(() => undefined);
-    if (!res.ok) throw new Error(`uploading the output to ${url} failed: HTTP ${res.status}`);
+    const multipart = new Request(url, { method: 'PUT', body: form }); // encodes the form and its boundary
+    const res = await sendToClientUrl(url, {
+      method: 'PUT', headers: { 'Content-Type': multipart.headers.get('content-type') ?? 'multipart/form-data' },
+      body: new Uint8Array(await multipart.arrayBuffer()), signal: sig, allowPrivateAddresses: target.allowPrivateAddresses,
+      who: 'output_file_prefix uploads',
+    });
+    if (res.status < 200 || res.status >= 300) throw new Error(`uploading the output to ${url} failed: HTTP ${res.status}`);
     return url;
   }
   const url = (target.url.endsWith('/') ? target.url : `${target.url}/`) + name;

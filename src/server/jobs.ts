@@ -7,6 +7,7 @@
 
 import { randomBytes } from 'node:crypto';
 import type { ValidationIssue, InputValues } from './schema.js';
+import { sendToClientUrl, FileInputError } from './files.js';
 
 export type JobKind = 'prediction' | 'training';
 export type Status = 'starting' | 'processing' | 'succeeded' | 'failed' | 'canceled';
@@ -218,14 +219,14 @@ export class WebhookSender {
     private readonly filter: ReadonlySet<WebhookEvent>,
     private readonly signal: AbortSignal,
     private readonly log: (line: string) => void = () => undefined,
-    private readonly intervalMs = 500,
+    private readonly opts: { intervalMs?: number; allowPrivateAddresses?: boolean } = {},
   ) {}
 
   /** A non-terminal event: start and output always, logs at most every 500 ms (later ones dropped, as coglet). */
   send(event: Exclude<WebhookEvent, 'completed'>, payload: unknown): void {
     if (!this.filter.has(event)) return;
     const now = Date.now();
-    if (event === 'logs' && now - this.lastSent < this.intervalMs) return;
+    if (event === 'logs' && now - this.lastSent < (this.opts.intervalMs ?? 500)) return;
     this.lastSent = now;
     const body = JSON.stringify(payload);
     this.chain = this.chain.then(() => this.post(body, 1));
@@ -249,9 +250,11 @@ export class WebhookSender {
     if (process.env.WEBHOOK_AUTH_TOKEN) headers.Authorization = `Bearer ${process.env.WEBHOOK_AUTH_TOKEN}`;
     for (let attempt = 1; attempt <= attempts && !this.signal.aborted; attempt++) {
       try {
-        const res = await fetch(this.url, { method: 'POST', headers, body, signal: AbortSignal.any([this.signal, AbortSignal.timeout(30_000)]) });
-        await res.arrayBuffer().catch(() => undefined);
-        if (res.ok) return;
+        const res = await sendToClientUrl(this.url, {
+          method: 'POST', headers, body, signal: AbortSignal.any([this.signal, AbortSignal.timeout(30_000)]),
+          allowPrivateAddresses: this.opts.allowPrivateAddresses, who: 'webhooks',
+        });
+        if (res.status >= 200 && res.status < 300) return;
         if (![429, 500, 502, 503, 504].includes(res.status)) {
           this.log(`webhook ${this.url}: HTTP ${res.status}, not retried`);
           return;
@@ -259,6 +262,10 @@ export class WebhookSender {
         this.log(`webhook ${this.url}: HTTP ${res.status}${attempt < attempts ? ', retrying' : ', giving up'}`);
       } catch (e) {
         if (this.signal.aborted) return;
+        if (e instanceof FileInputError) {
+          this.log(`webhook ${this.url}: ${e.message}; not sent`);
+          return;
+        }
         this.log(`webhook ${this.url}: ${(e as Error).message}${attempt < attempts ? ', retrying' : ', giving up'}`);
       }
       if (attempt < attempts) await sleep(100 * 2 ** Math.min(attempt, 10), this.signal);

@@ -15,13 +15,15 @@ export interface PredictorOptions {
   maxInputBytes: number;
   /** Server-wide upload target (`--upload-url`). */
   uploadUrl?: string;
+  /** A request's output_file_prefix may name loopback and private addresses (--allow-private-webhooks). */
+  allowPrivateWebhooks?: boolean;
 }
 
 const num = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
 
 /** Where the output goes: the request's output_file_prefix, else the server's --upload-url, else nowhere (data URI). */
-export function uploadTarget(job: Job, serverUploadUrl?: string): UploadTarget | null {
-  if (job.outputFilePrefix) return { kind: 'prefix', url: job.outputFilePrefix };
+export function uploadTarget(job: Job, serverUploadUrl?: string, allowPrivateWebhooks = false): UploadTarget | null {
+  if (job.outputFilePrefix) return { kind: 'prefix', url: job.outputFilePrefix, allowPrivateAddresses: allowPrivateWebhooks };
   if (serverUploadUrl) return { kind: 'upload-url', url: serverUploadUrl };
   return null;
 }
@@ -91,7 +93,7 @@ export function makePredictor(o: PredictorOptions): JobRunner {
     const bytes = format === 'mp3' ? await encodeMp3(result.audio[0], result.sampleRate) : encodeWav(result.audio[0], result.sampleRate);
     const mediaType = format === 'mp3' ? 'audio/mpeg' : 'audio/wav';
     check();
-    const target = uploadTarget(job, o.uploadUrl);
+    const target = uploadTarget(job, o.uploadUrl, o.allowPrivateWebhooks);
     if (target) {
       const url = await uploadFile(target, `${job.id}.${format}`, bytes, mediaType, ctx.signal, job.id);
       ctx.log(`uploaded to ${url}`);

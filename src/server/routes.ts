@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import type { MusicGen } from '../pipeline.js';
 import { predictorCrossChecks, validateInput, type Field, type PredictorLimits } from './schema.js';
 import { Job, WebhookSender, newId, type JobKind, type JobService } from './jobs.js';
+import { privateAddressOf } from './files.js';
 import { readBody, parseRequest, validationError, wantsSse, wantsHtml, prefersAsync, isValidId, ID_RULE_TEXT, type HttpResult } from './request.js';
 import { send, finalResult, streamJob, docsPage, PAGE_CSP, NOT_FOUND } from './respond.js';
 import { safeJoin, serveFile } from './static.js';
@@ -33,6 +34,8 @@ export interface AppState {
   readonly maxDuration: number;
   readonly maxQueue: number;
   readonly trainingsOn: boolean;
+  /** `webhook` and `output_file_prefix` may name loopback and private addresses. */
+  readonly allowPrivateWebhooks: boolean;
   readonly webDir: string;
   readonly browserDir: string;
   /** Aborted when the server closes (stops webhook retries). */
@@ -88,9 +91,21 @@ async function create(s: AppState, kind: JobKind, req: http.IncomingMessage, res
   const f = kind === 'prediction' ? fields.predictor : fields.trainer!;
   const v = validateInput(f, r.input);
   if (v.issues.length === 0 && kind === 'prediction') v.issues.push(...predictorCrossChecks(v.values, fields.limits));
+  if (!s.allowPrivateWebhooks) {
+    // refused at once where the name already leads somewhere private; the connection is checked again on sending
+    for (const [field, url] of [['webhook', r.webhook], ['output_file_prefix', r.outputFilePrefix]] as const) {
+      const address = url ? await privateAddressOf(url) : null;
+      if (address) {
+        v.issues.push({
+          loc: ['body', field], type: 'value_error.url.host',
+          msg: `${address} is a loopback, private or special-purpose address, which this server does not send to (the operator can allow it with --allow-private-webhooks)`,
+        });
+      }
+    }
+  }
   if (v.issues.length) return send(res, validationError(v.issues));
 
-  const webhook = r.webhook ? new WebhookSender(r.webhook, r.filter, s.shutdownSignal, s.log) : null;
+  const webhook = r.webhook ? new WebhookSender(r.webhook, r.filter, s.shutdownSignal, s.log, { allowPrivateAddresses: s.allowPrivateWebhooks }) : null;
   const job = new Job({ id, kind, input: v.given, values: v.values, webhook, outputFilePrefix: r.outputFilePrefix, streamed: mode === 'sse' });
   if (v.stripped.length) {
     const note = `ignored unknown input(s): ${v.stripped.join(', ')}`;

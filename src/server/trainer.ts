@@ -28,6 +28,8 @@ export interface TrainerOptions {
   /** Largest dataset fetched from a URL, bytes (a data: URI is bounded by the request body cap). */
   maxDatasetBytes: number;
   uploadUrl?: string;
+  /** A request's output_file_prefix may name loopback and private addresses (--allow-private-webhooks). */
+  allowPrivateWebhooks?: boolean;
   /** Where the temporary folders go (default: the OS temp folder). */
   tmpDir?: string;
 }
@@ -134,7 +136,7 @@ export function makeTrainer(o: TrainerOptions): JobRunner {
       await tar.c({ cwd: out, file: tarFile, portable: true }, names);
       const size = (await fsp.stat(tarFile)).size;
       ctx.log(`weights: ${names.join(', ')} (${size} bytes)`);
-      const target = uploadTarget(job, o.uploadUrl);
+      const target = uploadTarget(job, o.uploadUrl, o.allowPrivateWebhooks);
       if (target) {
         const bytes = await fsp.readFile(tarFile);
         const url = await uploadFile(target, `${job.id}.tar`, bytes, 'application/x-tar', ctx.signal, job.id);

@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import * as http from 'node:http';
 import { encodeWav } from '../../src/audio/encode.js';
-import { isPublicAddress, parseDataUri, guardedLookup } from '../../src/server/files.js';
+import { isPublicAddress, parseDataUri, guardedLookup, sendToClientUrl, FileInputError } from '../../src/server/files.js';
+import { WebhookSender } from '../../src/server/jobs.js';
 import { safeJoin } from '../../src/server/static.js';
 import { openApi30Problems } from './openapi-check.js';
 import {
@@ -19,7 +20,7 @@ describe('server: the Cog HTTP API', function () {
   let s: Running;
 
   before(async () => {
-    s = await startServer();
+    s = await startServer({ allowPrivateWebhooks: true }); // the webhooks and uploads below go to 127.0.0.1
   });
   after(async () => {
     await s?.app.close();
@@ -593,6 +594,29 @@ describe('server: limits, queue, URL inputs, uploads', function () {
     }
   });
 
+  it('webhook and output_file_prefix reach public addresses only, unless --allow-private-webhooks', async () => {
+    const hook = await recorder();
+    const strict = await startServer();
+    try {
+      const port = new URL(hook.base).port;
+      for (const [field, url] of [
+        ['webhook', `http://127.0.0.1:${port}/hook`], ['webhook', `http://localhost:${port}/hook`], ['webhook', `http://[::1]:${port}/`],
+        ['webhook', 'http://169.254.169.254/latest/meta-data/'], ['output_file_prefix', `http://127.0.0.1:${port}/up/`], ['output_file_prefix', `http://localhost:${port}/up/`],
+      ]) {
+        const r = await request(strict.base, 'POST', '/predictions', { input: { prompt: 'x', duration: 0.1 }, [field]: url }, { Prefer: 'respond-async' });
+        assert.equal(r.status, 422, `${field} ${url}`);
+        const d = (r.body.detail as { loc: string[]; msg: string }[])[0];
+        assert.deepEqual(d.loc, ['body', field]);
+        assert.match(d.msg, /--allow-private-webhooks/);
+      }
+      await sleep(100);
+      assert.equal(hook.received.length, 0, 'nothing was sent to the private address');
+    } finally {
+      await strict.app.close();
+      await hook.close();
+    }
+  });
+
   it('--upload-url: raw PUT with the Content-Type; the output is the Location without its query', async () => {
     const up = await recorder((r, res) => {
       res.writeHead(201, { Location: `https://cdn.example.com/files${r.url}?signature=abc` });
@@ -721,6 +745,35 @@ describe('server: pieces', () => {
     assert.match(found({ type: 'integer', default: 0.5 }), /d\.default: 0\.5 is not of type integer/);
     assert.match(found({ allOf: [{ $ref: '#/components/schemas/Missing' }] }), /does not resolve/);
     assert.match(found({ type: 'string', const: 'x' }), /d\.const: not a field/);
+  });
+
+  it('sending to a client\'s URL: the address rule on connecting (a name checked when it resolves), no redirects followed', async () => {
+    const target = await recorder();
+    const redirector = await recorder((_r, res) => {
+      res.writeHead(307, { Location: `${target.base}/elsewhere` });
+      res.end();
+    });
+    try {
+      const port = new URL(target.base).port;
+      const body = '{}';
+      // a name that resolves to loopback when the request is sent (as after a DNS rebinding)
+      await assert.rejects(sendToClientUrl(`http://localhost:${port}/x`, { method: 'POST', headers: {}, body, who: 'webhooks' }),
+        (e: Error) => e instanceof FileInputError && /localhost resolves to .*which webhooks may not reach/.test(e.message));
+      await assert.rejects(sendToClientUrl(`http://127.0.0.1:${port}/x`, { method: 'PUT', headers: {}, body, who: 'output_file_prefix uploads' }), /output_file_prefix uploads may not reach/);
+      const lines: string[] = [];
+      const sender = new WebhookSender(`http://localhost:${port}/hook`, new Set(['completed']), new AbortController().signal, (l) => lines.push(l));
+      await sender.sendTerminal({ status: 'succeeded' });
+      assert.equal(target.received.length, 0);
+      assert.match(lines.join('\n'), /may not reach.*not sent/);
+      // allowed private addresses: sent, but a redirect is the answer, not followed
+      const r = await sendToClientUrl(`${redirector.base}/hook`, { method: 'POST', headers: {}, body, who: 'webhooks', allowPrivateAddresses: true });
+      assert.equal(r.status, 307);
+      assert.equal(redirector.received.length, 1);
+      assert.equal(target.received.length, 0, 'the redirect was not followed');
+    } finally {
+      await target.close();
+      await redirector.close();
+    }
   });
 
   it('parseDataUri', () => {
