@@ -29,6 +29,9 @@ interface Flags {
   host: string;
   queue: number;
   maxBodyMb: number;
+  headersTimeout: number;
+  requestTimeout: number;
+  bodyTimeout: number;
   maxDatasetMb: number;
   maxDuration: number;
   allowUrlInputs?: boolean;
@@ -48,6 +51,9 @@ export async function main(argv = process.argv): Promise<void> {
     .option('--host <address>', 'address to listen on (0.0.0.0 for every interface)', '127.0.0.1')
     .option('--queue <n>', 'requests that may wait for the GPU; 0 answers 409 Conflict when busy, as Cog', int('--queue', 0), 0)
     .option('--max-body-mb <n>', 'largest request body (MiB), file inputs included', positive('--max-body-mb'), 64)
+    .option('--headers-timeout <s>', 'longest time to receive a request\'s headers (seconds)', positive('--headers-timeout'), 60)
+    .option('--request-timeout <s>', 'longest time to receive a whole request, body included (seconds; answers may take longer)', positive('--request-timeout'), 300)
+    .option('--body-timeout <s>', 'longest pause within a request body (seconds)', positive('--body-timeout'), 30)
     .option('--max-dataset-mb <n>', 'largest training dataset fetched from a URL (MiB)', positive('--max-dataset-mb'), 1024)
     .option('--max-duration <s>', 'longest duration a prediction may ask for (seconds)', positive('--max-duration'), 300)
     .option('--allow-url-inputs', 'fetch http(s) URL file inputs (loopback and private addresses are still refused)')
@@ -62,6 +68,7 @@ export async function main(argv = process.argv): Promise<void> {
   const app = createMusicGenServer({
     model: f.model, cacheDir: f.cacheDir, offline: f.offline, maxQueue: f.queue, maxBodyBytes: Math.round(f.maxBodyMb * 2 ** 20),
     maxDatasetBytes: Math.round(f.maxDatasetMb * 2 ** 20),
+    headersTimeoutMs: f.headersTimeout * 1000, requestTimeoutMs: f.requestTimeout * 1000, bodyIdleTimeoutMs: f.bodyTimeout * 1000,
     maxDuration: f.maxDuration, allowUrlInputs: f.allowUrlInputs ?? false, allowPrivateWebhooks: f.allowPrivateWebhooks ?? false, uploadUrl: f.uploadUrl, trainings: f.trainings,
     onShutdown: () => process.exit(0),
   });

@@ -46,6 +46,12 @@ export interface ServerOptions {
   maxQueue?: number;
   /** Largest request body (default 64 MiB). */
   maxBodyBytes?: number;
+  /** Longest time to receive a request's headers, ms (default 60 s). */
+  headersTimeoutMs?: number;
+  /** Longest time to receive a whole request, headers and body, ms (default 300 s; answering may take longer). */
+  requestTimeoutMs?: number;
+  /** Longest pause within a request body, ms (default 30 s). */
+  bodyIdleTimeoutMs?: number;
   /** Fetch http(s) URL inputs (default off). */
   allowUrlInputs?: boolean;
   /** Tests only: URL inputs may reach loopback/private addresses. */
@@ -93,6 +99,7 @@ export function createMusicGenServer(opts: ServerOptions): MusicGenServer {
     version: PACKAGE_VERSION,
     modelName: opts.model,
     maxBody: opts.maxBodyBytes ?? 64 * 2 ** 20,
+    bodyIdleMs: opts.bodyIdleTimeoutMs ?? 30_000,
     maxDuration: opts.maxDuration ?? 300,
     maxQueue: opts.maxQueue ?? 0,
     trainingsOn: opts.trainings ?? true,
@@ -176,7 +183,15 @@ export function createMusicGenServer(opts: ServerOptions): MusicGenServer {
     }
   })();
 
-  const server = http.createServer((req, res) => {
+  // A client that sends slowly, or stops, is cut off (408): headers within headersTimeout, the whole request within
+  // requestTimeout (the answer itself, a synchronous prediction, may take longer), no body pause over bodyIdleMs.
+  const requestTimeout = opts.requestTimeoutMs ?? 300_000;
+  const headersTimeout = Math.min(opts.headersTimeoutMs ?? 60_000, requestTimeout);
+  const server = http.createServer({
+    requestTimeout, headersTimeout,
+    // how often node looks for connections over those limits (30 s by default, too coarse for short limits)
+    connectionsCheckingInterval: Math.max(50, Math.min(30_000, headersTimeout / 4)),
+  }, (req, res) => {
     const t0 = Date.now();
     res.on('finish', () => {
       if (!/^\/(web|browser|model)\//.test(req.url ?? '')) log(`${req.method} ${req.url} ${res.statusCode} ${Date.now() - t0} ms`);
@@ -188,8 +203,6 @@ export function createMusicGenServer(opts: ServerOptions): MusicGenServer {
       else res.destroy();
     });
   });
-  server.requestTimeout = 0; // synchronous predictions can take minutes
-  server.headersTimeout = 60_000;
 
   const app: MusicGenServer = {
     server,

@@ -46,35 +46,67 @@ export const isValidId = (id: unknown): id is string => typeof id === 'string' &
 
 const isHttpUrl = (s: unknown): s is string => typeof s === 'string' && /^https?:\/\/[^\s]+$/i.test(s) && URL.canParse(s);
 
-/** The JSON body, at most `maxBody` bytes (413 beyond, closing the connection); an empty body is `{}`. */
-export async function readBody(req: http.IncomingMessage, res: http.ServerResponse, maxBody: number): Promise<unknown> {
-  const tooLarge: HttpResult = {
-    status: 413, body: { detail: `request body too large (the limit is ${maxBody} bytes)` }, headers: { Connection: 'close' },
-  };
-  const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > maxBody) {
-    req.resume();
-    res.on('finish', () => req.destroy());
-    throw new HttpFailure(tooLarge);
-  }
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of req) {
-    total += (chunk as Buffer).length;
-    if (total > maxBody) {
+export interface BodyLimits {
+  /** Largest body, bytes (413 beyond). */
+  maxBytes: number;
+  /** Longest wait for the next piece of the body, ms (408 after; the whole request's limit is node's requestTimeout). */
+  idleMs: number;
+}
+
+/**
+ * The JSON body (an empty one is `{}`). Too large: 413; stalled: 408; either way the connection is closed after the
+ * answer, so a client cannot keep the server reading.
+ */
+export function readBody(req: http.IncomingMessage, res: http.ServerResponse, limits: BodyLimits): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    let timer: NodeJS.Timeout | undefined;
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+    };
+    const fail = (r: HttpResult): void => {
+      cleanup();
       req.resume();
       res.on('finish', () => req.destroy());
-      throw new HttpFailure(tooLarge);
+      reject(new HttpFailure({ ...r, headers: { ...r.headers, Connection: 'close' } }));
+    };
+    const tooLarge = (): void => fail({ status: 413, body: { detail: `request body too large (the limit is ${limits.maxBytes} bytes)` } });
+    const arm = (): void => {
+      clearTimeout(timer);
+      timer = setTimeout(() => fail({ status: 408, body: { detail: `request body timed out (nothing received for ${limits.idleMs / 1000} s)` } }), limits.idleMs);
+    };
+    function onData(chunk: Buffer): void {
+      total += chunk.length;
+      if (total > limits.maxBytes) return tooLarge();
+      chunks.push(chunk);
+      arm();
     }
-    chunks.push(chunk as Buffer);
-  }
-  const text = Buffer.concat(chunks).toString('utf8');
-  if (text.trim() === '') return {};
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (e) {
-    throw new HttpFailure(validationError([{ loc: ['body', 0], msg: `invalid JSON: ${(e as Error).message}`, type: 'value_error.jsondecode' }]));
-  }
+    function onEnd(): void {
+      cleanup();
+      const text = Buffer.concat(chunks).toString('utf8');
+      if (text.trim() === '') return resolve({});
+      try {
+        resolve(JSON.parse(text) as unknown);
+      } catch (e) {
+        reject(new HttpFailure(validationError([{ loc: ['body', 0], msg: `invalid JSON: ${(e as Error).message}`, type: 'value_error.jsondecode' }])));
+      }
+    }
+    // the connection went away (or node's requestTimeout answered 408 itself): nobody to answer
+    function onError(): void {
+      cleanup();
+      reject(new HttpFailure({ status: 400, body: { detail: 'the request was aborted' } }));
+    }
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > limits.maxBytes) return tooLarge();
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+    arm();
+  });
 }
 
 export interface CreateRequest {

@@ -31,6 +31,8 @@ export interface AppState {
   /** The --model argument as given. */
   readonly modelName: string;
   readonly maxBody: number;
+  /** Longest pause within a request body, ms. */
+  readonly bodyIdleMs: number;
   readonly maxDuration: number;
   readonly maxQueue: number;
   readonly trainingsOn: boolean;
@@ -77,7 +79,7 @@ async function respondExisting(s: AppState, job: Job, mode: 'sync' | 'async' | '
 async function create(s: AppState, kind: JobKind, req: http.IncomingMessage, res: http.ServerResponse, pathId?: string): Promise<void> {
   const sse = wantsSse(req);
   if (kind === 'training' && sse) return send(res, { status: 406, body: { error: 'Training endpoints do not support streaming responses.' } });
-  const body = await readBody(req, res, s.maxBody);
+  const body = await readBody(req, res, { maxBytes: s.maxBody, idleMs: s.bodyIdleMs });
   const fields = s.fields;
   if (s.status !== 'READY' || !fields) return send(res, notReady(s));
   const mode = sse ? 'sse' : prefersAsync(req) ? 'async' : 'sync';

@@ -5,6 +5,7 @@
 
 import assert from 'node:assert/strict';
 import * as http from 'node:http';
+import * as net from 'node:net';
 import { encodeWav } from '../../src/audio/encode.js';
 import { isPublicAddress, parseDataUri, guardedLookup, sendToClientUrl, FileInputError } from '../../src/server/files.js';
 import { WebhookSender } from '../../src/server/jobs.js';
@@ -681,6 +682,42 @@ describe('server: limits, queue, URL inputs, uploads', function () {
     const out = await running.catch((e: Error) => e);
     assert.ok(out instanceof Error || out.body.status === 'canceled', 'the running prediction did not finish');
     await assert.rejects(fetch(`${t.base}/health-check`), 'no longer listening');
+  });
+
+  it('slow clients are cut off: a stalled body, a trickled request and slow headers get 408 and the connection closes', async () => {
+    // no model needed: bodies are read before the model is asked for
+    const { createMusicGenServer } = await import('../../src/server/app.js');
+    const app = createMusicGenServer({ model: '/nonexistent/model/folder', log: () => undefined, bodyIdleTimeoutMs: 200, requestTimeoutMs: 1500, headersTimeoutMs: 600 });
+    const { port } = await app.listen(0);
+    /** Writes `parts` (one every `everyMs`) on a raw connection; resolves with what came back when it closed. */
+    const raw = (parts: string[], everyMs: number): Promise<string> => new Promise((resolve) => {
+      const sock = net.connect(port, '127.0.0.1');
+      let got = '';
+      let i = 0;
+      const next = (): void => {
+        if (i < parts.length && !sock.destroyed) sock.write(parts[i++], () => setTimeout(next, everyMs));
+      };
+      sock.on('connect', next);
+      sock.on('data', (d) => { got += d.toString(); });
+      sock.on('error', () => undefined);
+      sock.on('close', () => resolve(got));
+    });
+    try {
+      await app.ready;
+      const head = 'POST /predictions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n';
+      const stalled = await raw([head, '{"input":'], 0);
+      assert.match(stalled, /^HTTP\/1\.1 408 /, 'a body that stops');
+      assert.match(stalled, /timed out/);
+      const trickle = await raw([head, ...'{"input": {"prompt": "a slow client sending one byte at a time"}}'.split('')], 100);
+      assert.match(trickle, /^HTTP\/1\.1 408 /, 'a body that never stops arriving, slowly');
+      const slowHeaders = await raw(['GET /health-check HTTP/1.1\r\n', ...'Host: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n'.split('')], 100);
+      assert.match(slowHeaders, /^HTTP\/1\.1 408 /, 'headers that never end');
+      // a prompt body is still read
+      const ok = await request(`http://127.0.0.1:${port}`, 'POST', '/predictions', { input: { prompt: 'x' } });
+      assert.equal(ok.status, 503, 'read, then refused for the failed setup');
+    } finally {
+      await app.close();
+    }
   });
 
   it('before setup finishes: STARTING and 503; a model that cannot load: SETUP_FAILED, still serving', async () => {
