@@ -3,7 +3,7 @@
 // Reads are positional (FileHandle.read at an offset) so multi-GB checkpoints
 // are never held in memory whole; only the tensors asked for are read.
 
-import { promises as fsp } from 'node:fs';
+import { constants as fsc, promises as fsp, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import {
   INDEX_FILE,
@@ -19,6 +19,32 @@ import {
 } from './safetensors.js';
 import { writeFileAtomic } from './atomic.js';
 
+function kindOf(st: Stats): string {
+  if (st.isFIFO()) return 'a FIFO (named pipe)';
+  if (st.isDirectory()) return 'a folder';
+  if (st.isSocket()) return 'a socket';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+  return 'not a regular file';
+}
+
+/**
+ * Opens a file for reading, refusing anything but a regular file: opening a FIFO waits for a writer, reading a
+ * device may never end. O_NONBLOCK makes the open itself return at once (it changes nothing for regular files), and
+ * the check is on the opened handle, so the path cannot be swapped in between.
+ */
+export async function openRegularFile(file: string): Promise<fsp.FileHandle> {
+  const fh = await fsp.open(file, fsc.O_RDONLY | (fsc.O_NONBLOCK ?? 0));
+  const st = await fh.stat().catch(async (e: unknown) => {
+    await fh.close();
+    throw e;
+  });
+  if (!st.isFile()) {
+    await fh.close();
+    throw new Error(`${file}: ${kindOf(st)}, not a regular file; model and data files must be regular files`);
+  }
+  return fh;
+}
+
 export class FileSource implements ByteSource {
   readonly label: string;
   private handle: Promise<fsp.FileHandle> | undefined;
@@ -30,7 +56,7 @@ export class FileSource implements ByteSource {
 
   /** Opened on first use, so constructing a FileSource never fails or leaks. */
   private open(): Promise<fsp.FileHandle> {
-    this.handle ??= fsp.open(this.path, 'r');
+    this.handle ??= openRegularFile(this.path);
     return this.handle;
   }
 
@@ -72,11 +98,17 @@ export function dirFolder(dir: string): CheckpointFolder {
     label: dir,
     source: (fileName) => new FileSource(path.join(dir, fileName)),
     async readText(fileName) {
+      let fh;
       try {
-        return await fsp.readFile(path.join(dir, fileName), 'utf8');
+        fh = await openRegularFile(path.join(dir, fileName));
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
         throw e;
+      }
+      try {
+        return await fh.readFile('utf8');
+      } finally {
+        await fh.close();
       }
     },
   };
