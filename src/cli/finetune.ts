@@ -48,6 +48,7 @@ interface Flags {
   seed?: number;
   resume?: string;
   chunkSeconds: number;
+  maxDatasetMb: number;
   cacheDir?: string;
   offline?: boolean;
 }
@@ -104,6 +105,7 @@ export async function main(argv = process.argv): Promise<void> {
     .option('--seed <n>', 'seed of the shuffles, dropout draws and LoRA init (default: random, printed)', int('--seed', 0))
     .option('--resume <dir>', 'continue from a checkpoint folder, or from the newest checkpoint-N in an output folder')
     .option('--chunk-seconds <s>', 'longest training chunk', number('--chunk-seconds', (n) => n > 0 && n <= 30, 'in (0, 30]'), 30)
+    .option('--max-dataset-mb <n>', 'most the dataset may hold, decompressed (MiB)', number('--max-dataset-mb', (n) => n > 0, 'a positive number'), 2048)
     .option('--cache-dir <dir>', 'where hub downloads are kept (default: the Hugging Face cache)')
     .option('--offline', 'never touch the network; use the hub cache only')
     .parse(argv);
@@ -141,7 +143,7 @@ export async function main(argv = process.argv): Promise<void> {
   const model = await MusicgenModel.load(folder);
   try {
     console.log(`reading ${f.dataset}`);
-    const items = await readDataset(f.dataset);
+    const items = await readDataset(f.dataset, { maxBytes: Math.round(f.maxDatasetMb * 2 ** 20), limitName: '--max-dataset-mb' });
     const data = await prepareTrainingData(model, items, {
       modelFolder: folder,
       chunkSeconds: f.chunkSeconds,

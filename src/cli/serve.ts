@@ -54,7 +54,7 @@ export async function main(argv = process.argv): Promise<void> {
     .option('--headers-timeout <s>', 'longest time to receive a request\'s headers (seconds)', positive('--headers-timeout'), 60)
     .option('--request-timeout <s>', 'longest time to receive a whole request, body included (seconds; answers may take longer)', positive('--request-timeout'), 300)
     .option('--body-timeout <s>', 'longest pause within a request body (seconds)', positive('--body-timeout'), 30)
-    .option('--max-dataset-mb <n>', 'largest training dataset fetched from a URL (MiB)', positive('--max-dataset-mb'), 1024)
+    .option('--max-dataset-mb <n>', 'largest training dataset, fetched or decompressed (MiB)', positive('--max-dataset-mb'), 2048)
     .option('--max-duration <s>', 'longest duration a prediction may ask for (seconds)', positive('--max-duration'), 300)
     .option('--allow-url-inputs', 'fetch http(s) URL file inputs (loopback and private addresses are still refused)')
     .option('--allow-private-webhooks', 'let webhook and output_file_prefix URLs reach loopback and private addresses (default: public only)')

@@ -30,6 +30,7 @@ import { predictorFields, trainerFields, openApiDocument, type PredictorLimits }
 import { JobService } from './jobs.js';
 import { makePredictor } from './predictor.js';
 import { makeTrainer } from './trainer.js';
+import { DEFAULT_MAX_DATASET_BYTES } from '../train/data.js';
 import { HttpFailure } from './request.js';
 import { send } from './respond.js';
 import { route, health, type AppState, type HealthStatus } from './routes.js';
@@ -58,7 +59,7 @@ export interface ServerOptions {
   allowPrivateAddresses?: boolean;
   /** `webhook` and `output_file_prefix` may name loopback and private addresses (default off: public only). */
   allowPrivateWebhooks?: boolean;
-  /** Largest training dataset fetched from a URL (default 1 GiB). */
+  /** Largest training dataset, fetched from a URL and decompressed (default 2 GiB). */
   maxDatasetBytes?: number;
   /** Upload file outputs with PUT under this URL (cog's --upload-url) instead of returning data: URIs. */
   uploadUrl?: string;
@@ -162,7 +163,7 @@ export function createMusicGenServer(opts: ServerOptions): MusicGenServer {
       if (state.trainingsOn) {
         service.setRunner('training', makeTrainer({
           modelDir, modelName: opts.model, allowUrlInputs: opts.allowUrlInputs ?? false, allowPrivateAddresses: opts.allowPrivateAddresses,
-          maxDatasetBytes: opts.maxDatasetBytes ?? 2 ** 30, uploadUrl: opts.uploadUrl, allowPrivateWebhooks: state.allowPrivateWebhooks,
+          maxDatasetBytes: opts.maxDatasetBytes ?? DEFAULT_MAX_DATASET_BYTES, uploadUrl: opts.uploadUrl, allowPrivateWebhooks: state.allowPrivateWebhooks,
         }));
       }
       void musicgen.model.rt.device.lost.then((info) => {

@@ -25,7 +25,7 @@ export interface TrainerOptions {
   modelName: string;
   allowUrlInputs: boolean;
   allowPrivateAddresses?: boolean;
-  /** Largest dataset fetched from a URL, bytes (a data: URI is bounded by the request body cap). */
+  /** Largest dataset, bytes: fetched from a URL, and its files decompressed (a data: URI is also bounded by the body cap). */
   maxDatasetBytes: number;
   uploadUrl?: string;
   /** A request's output_file_prefix may name loopback and private addresses (--allow-private-webhooks). */
@@ -64,7 +64,7 @@ export function makeTrainer(o: TrainerOptions): JobRunner {
       file = null;
       let items;
       try {
-        items = await readDataset(archive);
+        items = await readDataset(archive, { maxBytes: o.maxDatasetBytes, limitName: "the server's --max-dataset-mb" });
       } catch (e) {
         throw new JobInputError('dataset_path', (e as Error).message.replace(archive, 'the tarball'));
       }

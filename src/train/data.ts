@@ -7,7 +7,7 @@
 // frozen T5 states of each caption are computed once per run. Also here: the seeded PRNG the trainer draws from.
 
 import { createHash } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import { createReadStream, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import * as tar from 'tar';
 import { Tensor, tidy } from '../tensor.js';
@@ -73,8 +73,25 @@ export interface DatasetItem {
   caption: string;
 }
 
+/** The most a dataset may hold unless the caller says otherwise: 2 GiB of files, decompressed. */
+export const DEFAULT_MAX_DATASET_BYTES = 2048 * 2 ** 20;
+/** A caption is a line or two of text; a bigger .txt is not buffered. */
+const MAX_CAPTION_BYTES = 2 ** 20;
+
+export interface DatasetOptions {
+  /**
+   * Most bytes the dataset may hold: an archive's members decompressed (skipped ones included, so a small
+   * .tar.gz cannot make the reader inflate gigabytes), or a folder's clips and captions. Default 2 GiB.
+   */
+  maxBytes?: number;
+  /** How the caller's users raise the limit, for the error (default: the `maxBytes` option). */
+  limitName?: string;
+}
+
 /** Reads a dataset folder or tarball; throws naming every clip without a caption, or when there are no clips. */
-export async function readDataset(location: string): Promise<DatasetItem[]> {
+export async function readDataset(location: string, opts: DatasetOptions = {}): Promise<DatasetItem[]> {
+  const maxBytes = opts.maxBytes ?? DEFAULT_MAX_DATASET_BYTES;
+  const tooLarge = (): Error => new Error(`dataset ${location}: more than ${+(maxBytes / 2 ** 20).toFixed(2)} MiB of files once decompressed, the limit (${opts.limitName ?? 'the maxBytes option'} raises it)`);
   let stat;
   try {
     stat = await fsp.stat(location);
@@ -83,9 +100,19 @@ export async function readDataset(location: string): Promise<DatasetItem[]> {
   }
   const files = new Map<string, () => Promise<Uint8Array>>();
   if (stat.isDirectory()) {
-    for (const rel of await walk(location)) files.set(rel, () => fsp.readFile(path.join(location, rel)));
+    let total = 0;
+    for (const rel of await walk(location)) {
+      files.set(rel, async () => {
+        const bytes = await fsp.readFile(path.join(location, rel));
+        total += bytes.byteLength;
+        if (total > maxBytes) throw tooLarge();
+        return bytes;
+      });
+    }
   } else if (/\.(tar|tar\.gz|tgz)$/i.test(location)) {
-    for (const [name, bytes] of await readTar(location)) files.set(name, () => Promise.resolve(bytes));
+    for (const [name, bytes] of await readTar(location, maxBytes, tooLarge)) {
+      files.set(name, () => (bytes ? Promise.resolve(bytes) : Promise.reject(new Error(`dataset ${location}: ${name} was not kept`))));
+    }
   } else {
     throw new Error(`dataset ${location}: expected a folder or a .tar / .tar.gz / .tgz file`);
   }
@@ -119,26 +146,67 @@ async function walk(root: string, rel = ''): Promise<string[]> {
   return out;
 }
 
-/** The regular files of a tar (gzip detected) by path, skipping hidden and macOS "._" entries. */
-async function readTar(file: string): Promise<Map<string, Uint8Array>> {
-  const out = new Map<string, Uint8Array>();
+const isKept = (name: string): boolean => {
+  const ext = path.extname(name).toLowerCase();
+  return AUDIO_EXTENSIONS.includes(ext) || ext === '.txt';
+};
+
+/**
+ * The regular files of a tar (gzip detected) by path, streamed: clips and captions are kept, every other member is
+ * read past without being held (its value is null), hidden and macOS "._" entries are left out. The members'
+ * declared sizes count against `maxBytes` before they are read, so the archive is abandoned as soon as it
+ * declares more.
+ */
+async function readTar(file: string, maxBytes: number, tooLarge: () => Error): Promise<Map<string, Uint8Array | null>> {
+  const out = new Map<string, Uint8Array | null>();
   const pending: Promise<void>[] = [];
+  let total = 0;
+  let failure: Error | null = null;
   try {
-    await tar.t({
-      file,
-      onReadEntry: (entry) => {
-        const name = entry.path.replace(/^\.\//, '');
-        if (entry.type !== 'File' || path.basename(name).startsWith('.')) {
-          entry.resume();
-          return;
-        }
-        pending.push(entry.concat().then((buf) => { out.set(name, new Uint8Array(buf)); }));
-      },
+    await new Promise<void>((resolve, reject) => {
+      const input = createReadStream(file);
+      const stop = (e: Error): void => {
+        failure ??= e;
+        input.destroy();
+        parser.abort(e);
+      };
+      const parser = new tar.Parser({
+        // node-tar only warns about a corrupt archive and lists nothing: make that an error, not "empty"
+        strict: true,
+        onReadEntry: (entry) => {
+          const name = entry.path.replace(/^\.\//, '');
+          total += entry.size ?? 0;
+          if (total > maxBytes) {
+            entry.resume();
+            return stop(tooLarge());
+          }
+          if (entry.type !== 'File' || path.basename(name).startsWith('.')) {
+            entry.resume();
+            return;
+          }
+          if (!isKept(name)) {
+            out.set(name, null);
+            entry.resume();
+            return;
+          }
+          if (path.extname(name).toLowerCase() === '.txt' && (entry.size ?? 0) > MAX_CAPTION_BYTES) {
+            entry.resume();
+            return stop(new Error(`dataset ${file}: ${name} is ${entry.size} bytes; a caption is a short text (at most 1 MiB)`));
+          }
+          pending.push(entry.concat().then((buf) => { out.set(name, new Uint8Array(buf)); }));
+        },
+      });
+      input.on('error', (e) => stop(e));
+      parser.on('error', (e: Error) => reject(failure ?? e));
+      parser.on('end', () => resolve());
+      input.pipe(parser);
     });
     await Promise.all(pending);
   } catch (e) {
-    throw new Error(`dataset ${file}: cannot read the archive (${(e as Error).message})`);
+    if (failure) throw failure;
+    throw new Error(`dataset ${file}: cannot read the archive: it is corrupt or not a tar file (${(e as Error).message})`);
   }
+  if (failure) throw failure;
   return out;
 }
 

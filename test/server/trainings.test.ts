@@ -27,7 +27,7 @@ describe('server: trainings', function () {
   let s: Running;
   let dataset: string;
   before(async () => {
-    s = await startServer();
+    s = await startServer({ maxDatasetBytes: 4 * 2 ** 20 }); // --max-dataset-mb 4
     dataset = await datasetUri({
       'piano.wav': encodeWav([tones(1.5, [60, 64, 67, 72])], 32000),
       'piano.txt': 'calm ambient piano\n',
@@ -114,6 +114,15 @@ describe('server: trainings', function () {
     assert.match(String(notTar.body.error), /dataset_path/);
     const path = await request(s.base, 'POST', '/trainings', { input: { dataset_path: '/etc/passwd' } });
     assert.equal(path.status, 422);
+    // a small .tar.gz inflating past --max-dataset-mb (8 MiB, mostly zeros, beside a clip)
+    const junk = Buffer.alloc(8 * 2 ** 20);
+    for (let i = 0; i < junk.length; i += 256) junk[i] = (i * 2654435761) >>> 24;
+    const bomb = await datasetUri({ 'junk.bin': junk, 'a.wav': encodeWav([tones(0.5, [60])], 32000), 'a.txt': 'a tone' }, true);
+    assert.ok(bomb.length < 2 ** 20);
+    const r2 = await request(s.base, 'POST', '/trainings', { input: { dataset_path: bomb } });
+    assert.equal(r2.status, 422);
+    assert.deepEqual((r2.body.detail as { loc: string[] }[])[0].loc, ['body', 'input', 'dataset_path']);
+    assert.match(String(r2.body.error), /more than 4 MiB of files once decompressed, the limit \(the server's --max-dataset-mb raises it\)/);
   });
 
   it('POST /trainings/{id}/cancel stops a run between steps', async () => {
