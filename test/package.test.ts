@@ -47,6 +47,11 @@ describe('the npm package: pack, install in an empty project, use', function () 
     }
     const stray = paths.filter((p) => !/^(dist\/node\/.*\.(js|d\.ts)|dist\/browser\/.*\.js|web\/[^/]+|README\.md|LICENSE|package\.json)$/.test(p));
     assert.deepEqual(stray, []);
+    // prepack builds from clean: nothing compiled from a source file that no longer exists
+    const orphans = paths.filter((p) => p.startsWith('dist/node/'))
+      .map((p) => p.replace(/^dist\/node\//, 'src/').replace(/\.d\.ts$|\.js$/, '.ts'))
+      .filter((src) => !existsSync(join(ROOT, src)));
+    assert.deepEqual(orphans, []);
     // 2.4 MB today, 1.4 MB of it the resampler's wasm in the browser bundle; the fixtures alone were 21 MB
     assert.ok(packed.size < 3 * 2 ** 20, `tarball ${(packed.size / 2 ** 20).toFixed(2)} MiB`);
   });
