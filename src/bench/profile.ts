@@ -88,9 +88,9 @@ export async function profileModel(model: MusicgenModel, o: { quick: boolean; lo
   const h = keep(Tensor.from(randomF32(rows * D, 3), [rows, 1, D], 'f32', rt));
   const hf = keep(Tensor.from(randomF32(rows * F, 4), [rows, 1, F], 'f32', rt));
   const weightsOf = (l: (typeof lm.layers)[number]): { w: Tensor; x: Tensor; act?: 'gelu' }[] => [
-    { w: l.selfAttn.q, x: h }, { w: l.selfAttn.k, x: h }, { w: l.selfAttn.v, x: h }, { w: l.selfAttn.out, x: h },
-    ...(l.crossAttn ? [{ w: l.crossAttn.q, x: h }, { w: l.crossAttn.out, x: h }] : []),
-    { w: l.fc1, x: h, act: 'gelu' as const }, { w: l.fc2, x: hf },
+    { w: l.selfAttn.q.weight, x: h }, { w: l.selfAttn.k.weight, x: h }, { w: l.selfAttn.v.weight, x: h }, { w: l.selfAttn.out.weight, x: h },
+    ...(l.crossAttn ? [{ w: l.crossAttn.q.weight, x: h }, { w: l.crossAttn.out.weight, x: h }] : []),
+    { w: l.fc1.weight, x: h, act: 'gelu' as const }, { w: l.fc2.weight, x: hf },
   ];
   const mm = lm.layers.flatMap(weightsOf);
   // the stacked heads (one group for musicgen-small; older layouts had one tensor)

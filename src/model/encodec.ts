@@ -2,7 +2,7 @@
 // decoder of weight-normalised, non-causal convs (reflect padding), residual blocks and a 2-layer LSTM with a
 // skip, and the residual vector quantiser. Weight norm is folded at load (g·v/‖v‖).
 
-import { Tensor, tidy, keep } from '../tensor.js';
+import { Tensor, tidy } from '../tensor.js';
 import * as ops from '../ops.js';
 import type { Weights } from './weights.js';
 
@@ -263,14 +263,9 @@ export class EncodecModel {
     const decoder = await loadDecoder(w.pp('decoder'), cfg);
     const K = numQuantizers(cfg);
     const D = cfg.codebook_dim ?? cfg.hidden_size;
-    const books: Tensor[] = [];
-    for (let k = 0; k < K; k++) {
-      const q = w.pp(`quantizer.layers.${k}.codebook`);
-      books.push(await q.get('embed', [cfg.codebook_size, D]));
-      for (const unused of ['inited', 'cluster_size', 'embed_avg']) q.skip(unused); // k-means training state
-    }
-    const codebooks = keep(tidy(() => ops.concat(books.map((b) => b.reshape([1, cfg.codebook_size, D])), 0)));
-    for (const b of books) b.dispose();
+    const books = Array.from({ length: K }, (_, k) => `quantizer.layers.${k}.codebook`);
+    for (const b of books) for (const unused of ['inited', 'cluster_size', 'embed_avg']) w.pp(b).skip(unused); // k-means training state
+    const codebooks = await w.getStacked(books.map((b) => `${b}.embed`), [cfg.codebook_size, D], [K, cfg.codebook_size, D]);
     return new EncodecModel(cfg, encoder, decoder, codebooks);
   }
 

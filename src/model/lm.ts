@@ -6,9 +6,10 @@
 // Text models attend to the projected T5 states; melody models have no cross-attention: the conditioning
 // (projected chroma, then projected text) is prepended to the code embeddings and its logits are dropped.
 
-import { Tensor, tidy, keep } from '../tensor.js';
+import { Tensor, keep } from '../tensor.js';
 import * as ops from '../ops.js';
-import type { Weights } from './weights.js';
+import type { NamedTensor, Weights } from './weights.js';
+import { Linear } from './linear.js';
 
 /** config.json's `decoder` fields the LM uses (MusicgenDecoderConfig / MusicgenMelodyDecoderConfig), as parsed in config.ts. */
 export interface DecoderConfig {
@@ -49,12 +50,16 @@ function layerNormLoad(w: Weights, D: number): Promise<[Tensor, Tensor]> {
 class MusicgenAttention {
   constructor(
     readonly heads: number,
-    readonly q: Tensor, readonly k: Tensor, readonly v: Tensor, readonly out: Tensor,
+    readonly q: Linear, readonly k: Linear, readonly v: Linear, readonly out: Linear,
   ) {}
 
   static async load(w: Weights, D: number, heads: number): Promise<MusicgenAttention> {
-    const get = (n: string): Promise<Tensor> => w.get(`${n}.weight`, [D, D]);
-    return new MusicgenAttention(heads, await get('q_proj'), await get('k_proj'), await get('v_proj'), await get('out_proj'));
+    const proj = (n: string): Promise<Linear> => Linear.load(w.pp(n), D, D);
+    return new MusicgenAttention(heads, await proj('q_proj'), await proj('k_proj'), await proj('v_proj'), await proj('out_proj'));
+  }
+
+  linears(): Linear[] {
+    return [this.q, this.k, this.v, this.out];
   }
 
   /** [B, T, D] → [B, H, T, Dh] */
@@ -63,14 +68,14 @@ class MusicgenAttention {
     return ops.permute(ops.reshape(x, [B, T, this.heads, D / this.heads]), [0, 2, 1, 3]);
   }
 
-  project(x: Tensor, w: Tensor): Tensor {
-    return this.splitHeads(ops.linear(x, w));
+  project(x: Tensor, proj: Linear): Tensor {
+    return this.splitHeads(proj.forward(x));
   }
 
   /** [B, H, T, Dh] → out_proj([B, T, D]) */
   merge(y: Tensor): Tensor {
     const [B, H, T, Dh] = y.shape;
-    return ops.linear(ops.reshape(ops.permute(y, [0, 2, 1, 3]), [B, T, H * Dh]), this.out);
+    return this.out.forward(ops.reshape(ops.permute(y, [0, 2, 1, 3]), [B, T, H * Dh]));
   }
 
   /** Causal self-attention; with a cache, x holds only the new positions and its keys/values are appended. */
@@ -102,7 +107,7 @@ class MusicgenDecoderLayer {
   constructor(
     readonly selfAttnNorm: [Tensor, Tensor], readonly selfAttn: MusicgenAttention,
     readonly crossNorm: [Tensor, Tensor] | null, readonly crossAttn: MusicgenAttention | null,
-    readonly finalNorm: [Tensor, Tensor], readonly fc1: Tensor, readonly fc2: Tensor,
+    readonly finalNorm: [Tensor, Tensor], readonly fc1: Linear, readonly fc2: Linear,
     readonly act: 'gelu' | 'relu',
   ) {}
 
@@ -115,8 +120,8 @@ class MusicgenDecoderLayer {
       crossAttention ? await layerNormLoad(w.pp('encoder_attn_layer_norm'), D) : null,
       crossAttention ? await MusicgenAttention.load(w.pp('encoder_attn'), D, H) : null,
       await layerNormLoad(w.pp('final_layer_norm'), D),
-      await w.get('fc1.weight', [cfg.ffn_dim, D]),
-      await w.get('fc2.weight', [D, cfg.ffn_dim]),
+      await Linear.load(w.pp('fc1'), D, cfg.ffn_dim),
+      await Linear.load(w.pp('fc2'), cfg.ffn_dim, D),
       cfg.activation_function ?? 'gelu',
     );
   }
@@ -127,14 +132,13 @@ class MusicgenDecoderLayer {
       const normed = ops.layerNorm(h, ...this.crossNorm, 1e-5);
       h = ops.add(h, this.crossAttn.crossAttend(normed, cond.encoderStates, cond.encoderMask, cache));
     }
-    const ff = ops.linear(ops.linear(ops.layerNorm(h, ...this.finalNorm, 1e-5), this.fc1, undefined, this.act), this.fc2);
+    const ff = this.fc2.forward(this.fc1.forward(ops.layerNorm(h, ...this.finalNorm, 1e-5), this.act));
     return ops.add(h, ff);
   }
 
-  parameters(): Tensor[] {
-    const attn = (a: MusicgenAttention | null): Tensor[] => (a ? [a.q, a.k, a.v, a.out] : []);
-    return [...this.selfAttnNorm, ...attn(this.selfAttn), ...(this.crossNorm ?? []), ...attn(this.crossAttn),
-      ...this.finalNorm, this.fc1, this.fc2];
+  /** The layer's matrices (what adapters can wrap): self-attention q/k/v/out, cross-attention's, fc1, fc2. */
+  linears(): Linear[] {
+    return [...this.selfAttn.linears(), ...(this.crossAttn?.linears() ?? []), this.fc1, this.fc2];
   }
 }
 
@@ -174,6 +178,8 @@ export class MusicgenLM {
     readonly norm: [Tensor, Tensor],
     /** The heads, stacked: groups of [size·vocab, D]. */
     readonly heads: CodebookGroup[],
+    /** Every tensor under its checkpoint key(s), as the loader bound them. */
+    private readonly named: NamedTensor[],
   ) {}
 
   get numCodebooks(): number { return this.cfg.num_codebooks; }
@@ -187,22 +193,17 @@ export class MusicgenLM {
     const { num_codebooks: K, vocab_size: V, hidden_size: D } = cfg;
     const dec = w.pp('model.decoder');
     const limit = maxGroupBytes ?? w.rt.limits.maxStorageBufferBindingSize;
-    // stacking happens per group as the tables load, so no more than one group's copies are alive at once
-    const stackGroups = async (rowsPer: number, load: (k: number) => Promise<Tensor>, shape: (n: number) => number[]): Promise<CodebookGroup[]> => {
-      const size = Math.max(1, Math.min(K, Math.floor(limit / (rowsPer * D * 4))));
+    const stackGroups = async (at: Weights, name: (k: number) => string, part: number[], shape: (n: number) => number[]): Promise<CodebookGroup[]> => {
+      const size = Math.max(1, Math.min(K, Math.floor(limit / (part[0] * D * 4))));
       const groups: CodebookGroup[] = [];
       for (let first = 0; first < K; first += size) {
         const n = Math.min(size, K - first);
-        const parts: Tensor[] = [];
-        for (let k = first; k < first + n; k++) parts.push(await load(k));
-        const tensor = keep(tidy(() => ops.reshape(ops.concat(parts.map((t) => t.reshape([1, ...t.shape])), 0), shape(n))));
-        for (const t of parts) t.dispose();
-        groups.push({ tensor, first, size: n });
+        const names = Array.from({ length: n }, (_, i) => name(first + i));
+        groups.push({ tensor: await at.getStacked(names, part, shape(n)), first, size: n });
       }
       return groups;
     };
-    const tables = await stackGroups(V + 1, (k) => dec.get(`embed_tokens.${k}.weight`, [V + 1, D]), (n) => [n, V + 1, D]);
-    const heads = await stackGroups(V, (k) => w.get(`lm_heads.${k}.weight`, [V, D]), (n) => [n * V, D]);
+    const tables = await stackGroups(dec, (k) => `embed_tokens.${k}.weight`, [V + 1, D], (n) => [n, V + 1, D]);
     // older conversions carry the (recomputed) sinusoidal table: not needed, never fatal
     dec.skip('embed_positions.weights');
     const layers: MusicgenDecoderLayer[] = [];
@@ -210,7 +211,8 @@ export class MusicgenLM {
       layers.push(await MusicgenDecoderLayer.load(dec.pp(`layers.${i}`), cfg, crossAttention));
     }
     const norm = await layerNormLoad(dec.pp('layer_norm'), D);
-    return new MusicgenLM(cfg, tables, layers, norm, heads);
+    const heads = await stackGroups(w, (k) => `lm_heads.${k}.weight`, [V, D], (n) => [n * V, D]);
+    return new MusicgenLM(cfg, tables, layers, norm, heads, w.bound());
   }
 
   /**
@@ -238,8 +240,14 @@ export class MusicgenLM {
     return ops.permute(ops.reshape(logits, [B, T, K, V]), [0, 2, 1, 3]); // B K T V
   }
 
+  /** Every weight under its checkpoint key(s) (the stacked tables and heads name their parts), in load order. */
+  namedParameters(): NamedTensor[] {
+    return this.named;
+  }
+
+  /** Every weight (all of them train in full fine-tuning). */
   parameters(): Tensor[] {
-    return [...this.embedTokens.map((g) => g.tensor), ...this.layers.flatMap((l) => l.parameters()), ...this.norm, ...this.heads.map((g) => g.tensor)];
+    return this.named.map((p) => p.tensor);
   }
 
   dispose(): void {

@@ -9,7 +9,8 @@ import * as ops from '../ops.js';
 import type { ByteSource, CheckpointFolder } from '../io/safetensors.js';
 import { openCheckpoint } from '../io/checkpoint.js';
 import { withAudiocraftLm } from './audiocraft-lm.js';
-import { Weights } from './weights.js';
+import { Weights, type NamedTensor } from './weights.js';
+import { Linear } from './linear.js';
 import { T5Encoder } from './t5.js';
 import { EncodecModel } from './encodec.js';
 import { MusicgenLM, type Conditioning } from './lm.js';
@@ -43,12 +44,14 @@ export class MusicgenModel {
     readonly tokenizer: TextTokenizer,
     readonly t5: T5Encoder,
     /** enc_to_dec_proj: T5 width → decoder width (absent when they are equal). */
-    readonly textProj: { weight: Tensor; bias: Tensor } | null,
+    readonly textProj: Linear | null,
     /** audio_enc_to_dec_proj (melody models): 12 → decoder width. */
-    readonly chromaProj: { weight: Tensor; bias: Tensor } | null,
+    readonly chromaProj: Linear | null,
     readonly encodec: EncodecModel,
     readonly lm: MusicgenLM,
     readonly rt: Runtime,
+    /** Every tensor the loader bound, under its checkpoint key(s). */
+    private readonly named: NamedTensor[],
   ) {}
 
   get isMelody(): boolean { return this.cfg.model_type === 'musicgen_melody'; }
@@ -100,9 +103,7 @@ export class MusicgenModel {
     try {
       const t5 = await T5Encoder.load(w.pp('text_encoder'), cfg.text_encoder);
       const D = cfg.decoder.hidden_size;
-      const proj = async (name: string, din: number) => w.has(`${name}.weight`)
-        ? { weight: await w.get(`${name}.weight`, [D, din]), bias: await w.get(`${name}.bias`, [D]) }
-        : null;
+      const proj = async (name: string, din: number): Promise<Linear | null> => (w.pp(name).has('weight') ? Linear.load(w.pp(name), din, D, true) : null);
       const textProj = await proj('enc_to_dec_proj', cfg.text_encoder.d_model);
       if (!textProj && cfg.text_encoder.d_model !== D) throw new Error(`${folder.label}: enc_to_dec_proj.weight is missing`);
       const isMelody = cfg.model_type === 'musicgen_melody';
@@ -114,9 +115,8 @@ export class MusicgenModel {
         // a checkpoint with weights nothing reads is another architecture: say so rather than run it wrong
         throw new Error(`${folder.label}: ${unused.length} tensors were not used, e.g. ${unused.slice(0, 5).join(', ')}`);
       }
-      rt.trimPool(); // what stacking the codebook tables freed is not needed again
       await rt.sync();
-      return new MusicgenModel(cfg, tokenizer, t5, textProj, chromaProj, encodec, lm, rt);
+      return new MusicgenModel(cfg, tokenizer, t5, textProj, chromaProj, encodec, lm, rt, w.bound());
     } finally {
       await reader.close();
     }
@@ -130,7 +130,7 @@ export class MusicgenModel {
   /** Projected text states, zeroed where the mask is 0: [B, L, D]. `mask` f32 [B, L]. */
   projectText(hidden: Tensor, mask: Tensor): Tensor {
     return tidy(() => {
-      const h = this.textProj ? ops.linear(hidden, this.textProj.weight, this.textProj.bias) : hidden;
+      const h = this.textProj ? this.textProj.forward(hidden) : hidden;
       return ops.mul(h, ops.reshape(mask, [...mask.shape, 1]));
     });
   }
@@ -142,7 +142,7 @@ export class MusicgenModel {
   melodyPrefix(chroma: Tensor, text: Tensor): Tensor {
     if (!this.chromaProj) throw new Error('melodyPrefix: not a melody model');
     return tidy(() => {
-      let audio = ops.linear(chroma, this.chromaProj!.weight, this.chromaProj!.bias); // B F D
+      let audio = this.chromaProj!.forward(chroma); // B F D
       const F = audio.shape[1];
       const L = this.cfg.chroma_length ?? 235;
       if (F < L) audio = ops.concat(new Array<Tensor>(Math.ceil(L / F)).fill(audio), 1);
@@ -166,16 +166,30 @@ export class MusicgenModel {
     return { prefix: this.melodyPrefix(c, textStates) };
   }
 
+  /** Every weight of every network (T5, EnCodec, the LM, the projections). */
   parameters(): Tensor[] {
-    const p = (x: { weight: Tensor; bias: Tensor } | null): Tensor[] => (x ? [x.weight, x.bias] : []);
-    return [...this.lm.parameters(), ...p(this.textProj), ...p(this.chromaProj)];
+    return [...this.t5.parameters(), ...this.encodec.parameters(), ...this.lm.parameters(), ...this.projections().flatMap((p) => p.parameters())];
+  }
+
+  /** Every tensor the loader bound, under its checkpoint key(s) (folded weight norms are derived, not bound). */
+  namedParameters(): NamedTensor[] {
+    return this.named;
+  }
+
+  /**
+   * What fine-tuning trains, with checkpoint names: the LM and the conditioning projections (T5 and EnCodec stay
+   * frozen), in the LM's load order then the projections'.
+   */
+  trainableParameters(): NamedTensor[] {
+    const proj = new Set(this.projections().flatMap((p) => p.parameters()));
+    return [...this.lm.namedParameters(), ...this.named.filter((p) => proj.has(p.tensor))];
+  }
+
+  private projections(): Linear[] {
+    return [this.textProj, this.chromaProj].filter((p): p is Linear => p !== null);
   }
 
   dispose(): void {
-    this.t5.dispose();
-    this.encodec.dispose();
-    this.lm.dispose();
-    for (const t of [...(this.textProj ? [this.textProj.weight, this.textProj.bias] : []), ...(this.chromaProj ? [this.chromaProj.weight, this.chromaProj.bias] : [])]) t.dispose();
+    for (const t of this.parameters()) t.dispose();
   }
 }
-

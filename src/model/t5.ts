@@ -167,11 +167,16 @@ export class T5Encoder {
     });
   }
 
+  /** Every weight on the GPU (block 0's relative position table lives on the CPU). */
+  parameters(): Tensor[] {
+    return [
+      this.embedTokens,
+      ...this.blocks.flatMap((b) => [b.attnNorm.weight, b.attn.q, b.attn.k, b.attn.v, b.attn.o, b.ffNorm.weight, ...b.ff.wi, b.ff.wo]),
+      this.finalNorm.weight,
+    ];
+  }
+
   dispose(): void {
-    this.embedTokens.dispose();
-    for (const b of this.blocks) {
-      for (const t of [b.attnNorm.weight, b.attn.q, b.attn.k, b.attn.v, b.attn.o, b.ffNorm.weight, ...b.ff.wi, b.ff.wo]) t.dispose();
-    }
-    this.finalNorm.weight.dispose();
+    for (const t of this.parameters()) t.dispose();
   }
 }

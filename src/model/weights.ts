@@ -1,12 +1,32 @@
 // Loads checkpoint tensors onto the GPU by name, the way candle's VarBuilder does: `w.pp('layers.0')` prefixes
 // names, so a model's class tree mirrors the checkpoint's key tree; every shape is checked at load; every key
 // used is remembered, so the loader can say which keys a checkpoint has that nothing read.
+// It also records what it binds (each tensor and the key, or keys of a stack, it holds): a network's
+// `namedParameters()` is that record, so saving and checkpointing read the tree the load built, backwards,
+// instead of writing the key paths out again.
 // Tensors are uploaded in chunks straight from the file: loading never holds a whole checkpoint in memory.
 
 import { Tensor, keep, type Shape } from '../tensor.js';
 import type { Runtime } from '../runtime.js';
 import type { TensorReader } from '../io/safetensors.js';
 import { toF32 } from '../io/safetensors.js';
+
+/**
+ * A tensor the loader bound and the checkpoint key(s) it holds: one key, or the keys of the equal parts stacked
+ * along dim 0 (the LM's K codebook tables [K, V+1, D] and heads [K·V, D], EnCodec's codebooks).
+ */
+export interface NamedTensor {
+  tensor: Tensor;
+  names: string[];
+  /** The shape of each part under its checkpoint key. */
+  partShape: number[];
+}
+
+/** What one load shares across prefixes: the keys read and the tensors bound, in load order. */
+interface LoadRecord {
+  used: Set<string>;
+  bound: NamedTensor[];
+}
 
 const CHUNK_BYTES = 8 << 20;
 
@@ -15,12 +35,12 @@ export class Weights {
     readonly reader: TensorReader,
     readonly rt: Runtime,
     readonly prefix = '',
-    private readonly used: Set<string> = new Set(),
+    private readonly record: LoadRecord = { used: new Set(), bound: [] },
   ) {}
 
   /** The same checkpoint under `prefix.name`. */
   pp(name: string | number): Weights {
-    return new Weights(this.reader, this.rt, this.key(String(name)), this.used);
+    return new Weights(this.reader, this.rt, this.key(String(name)), this.record);
   }
 
   key(name: string): string {
@@ -37,7 +57,7 @@ export class Weights {
 
   /** Marks keys as deliberately not loaded (e.g. a table that is recomputed). */
   skip(name: string): void {
-    if (this.has(name)) this.used.add(this.key(name));
+    if (this.has(name)) this.record.used.add(this.key(name));
   }
 
   /** Uploads a float tensor as f32, checking its shape when one is given. Kept out of tidy scopes. */
@@ -45,15 +65,32 @@ export class Weights {
     const key = this.key(name);
     const info = this.infoChecked(key, shape);
     const t = keep(Tensor.empty(info.shape, 'f32', this.rt));
-    let offset = 0;
-    for await (const chunk of this.reader.readRawChunks(key, CHUNK_BYTES)) {
-      const values = info.dtype === 'F32' ? new Float32Array(chunk.buffer, chunk.byteOffset, chunk.byteLength / 4)
-        : toF32(chunk, info.dtype, key);
-      t.upload(values, offset);
-      offset += values.length;
-    }
-    this.used.add(key);
+    await this.upload(key, t, 0);
+    this.record.bound.push({ tensor: t, names: [key], partShape: [...info.shape] });
     return t;
+  }
+
+  /**
+   * The tensors `names` (each of `partShape`) stacked along dim 0 into one tensor of `shape`: each part is
+   * uploaded straight to its place, so no copy of the parts is ever alive beside the stack.
+   */
+  async getStacked(names: string[], partShape: Shape, shape: Shape): Promise<Tensor> {
+    const per = partShape.reduce((a, b) => a * b, 1);
+    if (per * names.length !== shape.reduce((a, b) => a * b, 1)) {
+      throw new Error(`getStacked: ${names.length} parts of [${partShape.join(', ')}] do not make [${shape.join(', ')}]`);
+    }
+    const keys = names.map((n) => this.key(n));
+    for (const key of keys) this.infoChecked(key, partShape);
+    const t = keep(Tensor.empty(shape, 'f32', this.rt));
+    for (let i = 0; i < keys.length; i++) await this.upload(keys[i], t, i * per);
+    this.record.bound.push({ tensor: t, names: keys, partShape: [...partShape] });
+    return t;
+  }
+
+  /** The tensors bound under this prefix so far, in load order (a network's `namedParameters()`). */
+  bound(): NamedTensor[] {
+    const p = this.prefix ? `${this.prefix}.` : '';
+    return this.record.bound.filter((b) => b.names[0].startsWith(p));
   }
 
   /** The first of `names` the checkpoint has (tied tables are saved under either name). */
@@ -69,7 +106,7 @@ export class Weights {
   async readF32(name: string, shape?: Shape): Promise<Float32Array> {
     const key = this.key(name);
     this.infoChecked(key, shape);
-    this.used.add(key);
+    this.record.used.add(key);
     return this.reader.readF32(key);
   }
 
@@ -95,7 +132,19 @@ export class Weights {
   /** Checkpoint keys under this prefix that nothing loaded. */
   unused(): string[] {
     const p = this.prefix ? `${this.prefix}.` : '';
-    return this.reader.names().filter((n) => n.startsWith(p) && !this.used.has(n));
+    return this.reader.names().filter((n) => n.startsWith(p) && !this.record.used.has(n));
+  }
+
+  /** Streams `key` into `t` from element `offset` on, as f32. */
+  private async upload(key: string, t: Tensor, offset: number): Promise<void> {
+    const { dtype } = this.reader.info(key);
+    for await (const chunk of this.reader.readRawChunks(key, CHUNK_BYTES)) {
+      const values = dtype === 'F32' ? new Float32Array(chunk.buffer, chunk.byteOffset, chunk.byteLength / 4)
+        : toF32(chunk, dtype, key);
+      t.upload(values, offset);
+      offset += values.length;
+    }
+    this.record.used.add(key);
   }
 
   private infoChecked(key: string, shape?: Shape): { dtype: Parameters<typeof toF32>[1]; shape: readonly number[] } {

@@ -1,6 +1,6 @@
 // What fine-tuning reads and writes on disk:
-//   - the trainable tensors under their transformers checkpoint names (`namedParameters`): the LM stacks its K
-//     embedding tables and K heads into single tensors, which split back into `embed_tokens.{k}` / `lm_heads.{k}`;
+//   - the trainable tensors under their transformers checkpoint names, as the loader bound them
+//     (`MusicgenModel.trainableParameters()`): the LM's K stacked embedding tables and heads split back into their parts;
 //   - the output model folder (`writeModelFolder`): every tensor of the source checkpoint under its own name and
 //     dtype, copied byte for byte, except the trained ones, which are replaced (converted to the source dtype);
 //     config, tokenizer and the other small files copied, so `MusicgenModel.load` reads it as it reads the source;
@@ -11,8 +11,7 @@
 
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import type { Tensor } from '../tensor.js';
-import type { MusicgenModel } from '../model/musicgen.js';
+import type { NamedTensor } from '../model/weights.js';
 import {
   type CheckpointFolder,
   type Dtype,
@@ -24,76 +23,10 @@ import { f32ToBf16Bits, f32ToF16Bits } from '../dtype.js';
 import { openCheckpoint } from '../io/checkpoint.js';
 
 // ---------------------------------------------------------------------------------------------------------------
-// names
-
-/**
- * A trainable tensor and the checkpoint name(s) it holds: one name, or K names when the tensor stacks K
- * checkpoint tensors of equal size along dim 0 (the LM's embedding tables [K, V+1, D] and heads [K·V, D]).
- */
-export interface NamedParam {
-  tensor: Tensor;
-  names: string[];
-  /** Shape of each part under its checkpoint name. */
-  partShape: number[];
-}
-
-/** The decoder's and the conditioning projections' parameters, named as in the transformers checkpoint. */
-export function namedParameters(model: MusicgenModel): NamedParam[] {
-  const lm = model.lm;
-  const { num_codebooks: K, vocab_size: V, hidden_size: D } = lm.cfg;
-  const out: NamedParam[] = [];
-  const one = (tensor: Tensor, name: string): void => { out.push({ tensor, names: [name], partShape: [...tensor.shape] }); };
-  const dec = 'decoder.model.decoder';
-  for (const g of lm.embedTokens) {
-    out.push({ tensor: g.tensor, names: range(g.size).map((k) => `${dec}.embed_tokens.${g.first + k}.weight`), partShape: [V + 1, D] });
-  }
-  lm.layers.forEach((layer, i) => {
-    const p = `${dec}.layers.${i}`;
-    const norm = (pair: [Tensor, Tensor], n: string): void => { one(pair[0], `${p}.${n}.weight`); one(pair[1], `${p}.${n}.bias`); };
-    const attn = (a: { q: Tensor; k: Tensor; v: Tensor; out: Tensor }, n: string): void => {
-      one(a.q, `${p}.${n}.q_proj.weight`);
-      one(a.k, `${p}.${n}.k_proj.weight`);
-      one(a.v, `${p}.${n}.v_proj.weight`);
-      one(a.out, `${p}.${n}.out_proj.weight`);
-    };
-    norm(layer.selfAttnNorm, 'self_attn_layer_norm');
-    attn(layer.selfAttn, 'self_attn');
-    if (layer.crossNorm && layer.crossAttn) {
-      norm(layer.crossNorm, 'encoder_attn_layer_norm');
-      attn(layer.crossAttn, 'encoder_attn');
-    }
-    norm(layer.finalNorm, 'final_layer_norm');
-    one(layer.fc1, `${p}.fc1.weight`);
-    one(layer.fc2, `${p}.fc2.weight`);
-  });
-  one(lm.norm[0], `${dec}.layer_norm.weight`);
-  one(lm.norm[1], `${dec}.layer_norm.bias`);
-  for (const g of lm.heads) {
-    out.push({ tensor: g.tensor, names: range(g.size).map((k) => `decoder.lm_heads.${g.first + k}.weight`), partShape: [V, D] });
-  }
-  if (model.textProj) {
-    one(model.textProj.weight, 'enc_to_dec_proj.weight');
-    one(model.textProj.bias, 'enc_to_dec_proj.bias');
-  }
-  if (model.chromaProj) {
-    one(model.chromaProj.weight, 'audio_enc_to_dec_proj.weight');
-    one(model.chromaProj.bias, 'audio_enc_to_dec_proj.bias');
-  }
-  // every parameter the model reports must be named here: a new one in lm.ts would otherwise silently not train
-  const all = new Set(model.parameters());
-  const named = new Set(out.map((p) => p.tensor));
-  if (all.size !== named.size || [...all].some((t) => !named.has(t))) {
-    throw new Error(`namedParameters: the model has ${all.size} trainable tensors, ${named.size} are named (lm.ts changed?)`);
-  }
-  return out;
-}
-
-function range(n: number): number[] {
-  return Array.from({ length: n }, (_, i) => i);
-}
+// names (the loader's record: MusicgenModel.trainableParameters())
 
 /** Splits a stacked tensor's values into its named parts. */
-export function splitParts(p: NamedParam, data: Float32Array): Map<string, Float32Array> {
+export function splitParts(p: NamedTensor, data: Float32Array): Map<string, Float32Array> {
   const per = p.partShape.reduce((a, b) => a * b, 1);
   if (per * p.names.length !== data.length) {
     throw new Error(`${p.names[0]}: ${data.length} values for ${p.names.length} parts of [${p.partShape.join(', ')}]`);

@@ -19,6 +19,7 @@ import * as ops from '../ops.js';
 import type { MusicgenModel } from '../model/musicgen.js';
 import { MusicgenModel as MusicgenClass } from '../model/musicgen.js';
 import type { Conditioning } from '../model/lm.js';
+import type { NamedTensor } from '../model/weights.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { openSafetensorsFile } from '../io/file-source.js';
 import { encodeSafetensors } from '../io/safetensors.js';
@@ -28,7 +29,7 @@ import { clipGradNorm } from '../kernels/clip.js';
 import { Lora } from './lora.js';
 import { Rng, type Chunk, type TrainingData } from './data.js';
 import {
-  TRAINER_STATE_FILE, findCheckpoint, loadTrainerState, namedParameters, saveTrainerState, splitParts, writeModelFolder,
+  TRAINER_STATE_FILE, findCheckpoint, loadTrainerState, saveTrainerState, splitParts, writeModelFolder,
   type LoopState, type ModelSource, type TrainerState,
 } from './checkpoint.js';
 
@@ -120,7 +121,7 @@ export async function trainingProbe(
   model: MusicgenModel, labels: Int32Array, shape: readonly number[], inputIds: Tensor, attentionMask: Tensor, chroma?: Tensor,
 ): Promise<{ loss: number; grads: Map<string, { shape: number[]; data: Float32Array }> }> {
   const [B, T, K] = shape;
-  const named = namedParameters(model);
+  const named = model.trainableParameters();
   const prev = named.map((p) => p.tensor.requiresGrad);
   for (const p of named) p.tensor.requiresGrad = true;
   try {
@@ -228,12 +229,6 @@ export function learningRate(s: number, S: number, o: Pick<TrainOptions, 'lr' | 
   return o.lr * 0.5 * (1 + Math.cos(Math.PI * progress));
 }
 
-/** A trainable tensor and the names it is saved under (parts of a stacked tensor, or one name). */
-interface Trainable {
-  tensor: Tensor;
-  names: string[];
-  partShape: number[];
-}
 
 /**
  * Runs (or continues) a fine-tuning; writes checkpoints, the log and finally the model folder. The model's
@@ -287,13 +282,13 @@ export async function finetune(run: FinetuneRun): Promise<{ steps: number; lastL
   // ---- what trains ----
   const rng = Rng.from(options.seed, 0);
   let lora: Lora | null = null;
-  let trainables: Trainable[];
+  let trainables: NamedTensor[];
   if (options.loraRank > 0) {
     for (const t of model.parameters()) t.requiresGrad = false;
     lora = Lora.create(model, options.loraRank, Rng.from(options.seed, 1), options.loraAlpha);
-    trainables = lora.namedParameters().map(({ name, tensor }) => ({ tensor, names: [name], partShape: [...tensor.shape] }));
+    trainables = lora.namedParameters();
   } else {
-    trainables = namedParameters(model).map((p) => ({ tensor: p.tensor, names: p.names, partShape: p.partShape }));
+    trainables = model.trainableParameters();
     for (const t of trainables) t.tensor.requiresGrad = true;
   }
   const params = trainables.map((t) => t.tensor);
@@ -456,7 +451,7 @@ function makeBatch(model: MusicgenModel, data: TrainingData, chunks: Chunk[], dr
   };
 }
 
-async function exportTrainables(trainables: Trainable[], opt: AdamW, loop: LoopState): Promise<TrainerState> {
+async function exportTrainables(trainables: NamedTensor[], opt: AdamW, loop: LoopState): Promise<TrainerState> {
   const adam = await opt.exportState();
   const tensors: TrainerState['tensors'] = new Map();
   for (let i = 0; i < trainables.length; i++) {
@@ -471,7 +466,7 @@ async function exportTrainables(trainables: Trainable[], opt: AdamW, loop: LoopS
   return { loop: { ...loop, order: [...loop.order], log: [...loop.log] }, adamStep: adam.step, tensors };
 }
 
-function importTrainables(trainables: Trainable[], opt: AdamW, state: TrainerState): void {
+function importTrainables(trainables: NamedTensor[], opt: AdamW, state: TrainerState): void {
   const want = new Set(trainables.flatMap((t) => t.names));
   const extra = [...state.tensors.keys()].filter((n) => !want.has(n));
   if (extra.length > 0 || want.size !== state.tensors.size) {

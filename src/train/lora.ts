@@ -3,32 +3,27 @@
 //   W' = W + (alpha / r) · B·A,   A [r, in] ~ U(−1/√in, 1/√in) (PEFT's kaiming_uniform(a=√5)),  B [out, r] = 0,
 // so training starts from the unchanged model. Only A and B train; every other weight is frozen.
 //
-// How the adapters enter the forward pass: before each forward the effective weight W' is computed (one small
-// [out, r]·[r, in] matmul per matrix, recorded on the tape so A and B get gradients) and put in the layer in place
-// of W; afterwards W is put back. The LM code (src/model/lm.ts) needs no change. The cost is one extra weight-sized
-// tensor per adapted matrix while a step is alive (the unmerged x·Aᵀ·Bᵀ form would avoid it, but needs hooks in
-// the LM's forward); optimiser state — the larger saving — is only kept for A and B.
+// How the adapters enter the forward pass: each wraps one of the LM's `Linear` modules (model/linear.ts) as its
+// weight adapter, so while attached that Linear's forward uses the effective weight W' (one small [out, r]·[r, in]
+// matmul, recorded on the tape so A and B get gradients) instead of W, which never changes. The cost is one extra
+// weight-sized tensor per adapted matrix while a step is alive (the unmerged x·Aᵀ·Bᵀ form would avoid it, at the
+// price of another rounding of the result); optimiser state — the larger saving — is only kept for A and B.
+// Module names come from the Linear itself (its checkpoint path), as PEFT names them.
 
 import { Tensor, keep, tidy } from '../tensor.js';
 import * as ops from '../ops.js';
 import type { MusicgenModel } from '../model/musicgen.js';
+import type { Linear, WeightAdapter } from '../model/linear.js';
+import type { NamedTensor } from '../model/weights.js';
 import type { Rng } from './data.js';
 import { noGrad } from '../autograd.js';
 
 export const LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'out_proj', 'fc1', 'fc2'] as const;
 
-/** The field of an LM object that holds a weight, and the checkpoint name of that weight. */
-interface Slot {
-  holder: Record<string, unknown>;
-  key: string;
-  name: string;
-}
-
-export class LoraAdapter {
+export class LoraAdapter implements WeightAdapter {
   constructor(
-    private readonly slot: Slot,
-    /** The frozen weight W [out, in]. */
-    readonly base: Tensor,
+    /** The adapted module. */
+    readonly linear: Linear,
     /** [r, in] */
     readonly A: Tensor,
     /** [out, r] */
@@ -36,18 +31,21 @@ export class LoraAdapter {
     readonly scale: number,
   ) {}
 
+  /** The frozen weight W [out, in]. */
+  get base(): Tensor { return this.linear.weight; }
   /** The checkpoint name of the adapted weight, e.g. `decoder.model.decoder.layers.0.fc1.weight`. */
-  get name(): string { return this.slot.name; }
-  /** PEFT's module path (name without `.weight`). */
-  get module(): string { return this.slot.name.replace(/\.weight$/, ''); }
+  get name(): string { return `${this.linear.path}.weight`; }
+  /** PEFT's module path. */
+  get module(): string { return this.linear.path; }
 
   /** W + scale·B·A (recorded when A or B need gradients). */
   effective(): Tensor {
     return ops.add(this.base, ops.scale(ops.matmul(this.B, this.A), this.scale));
   }
 
-  install(w: Tensor): void { this.slot.holder[this.slot.key] = w; }
-  uninstall(): void { this.slot.holder[this.slot.key] = this.base; }
+  weight(): Tensor {
+    return this.effective();
+  }
 }
 
 export class Lora {
@@ -57,8 +55,8 @@ export class Lora {
   static create(model: MusicgenModel, rank: number, rng: Rng, alpha = rank): Lora {
     if (!Number.isInteger(rank) || rank < 1) throw new Error(`LoRA rank must be a positive integer, got ${rank}`);
     const adapters: LoraAdapter[] = [];
-    for (const slot of loraSlots(model)) {
-      const base = slot.holder[slot.key] as Tensor;
+    for (const linear of loraTargets(model)) {
+      const base = linear.weight;
       const [out, inp] = base.shape;
       const bound = 1 / Math.sqrt(inp);
       const a = new Float32Array(rank * inp);
@@ -67,26 +65,27 @@ export class Lora {
       const B = keep(Tensor.zeros([out, rank], 'f32', base.rt));
       A.requiresGrad = true;
       B.requiresGrad = true;
-      adapters.push(new LoraAdapter(slot, base, A, B, alpha / rank));
+      adapters.push(new LoraAdapter(linear, A, B, alpha / rank));
     }
     return new Lora(adapters, rank, alpha);
   }
 
   /** The trainable tensors with their PEFT names (`base_model.model.<module>.lora_A.weight`, …). */
-  namedParameters(): { name: string; tensor: Tensor }[] {
+  namedParameters(): NamedTensor[] {
+    const named = (name: string, tensor: Tensor): NamedTensor => ({ tensor, names: [name], partShape: [...tensor.shape] });
     return this.adapters.flatMap((a) => [
-      { name: `base_model.model.${a.module}.lora_A.weight`, tensor: a.A },
-      { name: `base_model.model.${a.module}.lora_B.weight`, tensor: a.B },
+      named(`base_model.model.${a.module}.lora_A.weight`, a.A),
+      named(`base_model.model.${a.module}.lora_B.weight`, a.B),
     ]);
   }
 
-  /** Runs `fn` with the effective weights W + s·B·A in place of W (put back afterwards, also on error). */
+  /** Runs `fn` with the adapted Linears using W + s·B·A in place of W (detached afterwards, also on error). */
   withAdapters<T>(fn: () => T): T {
-    for (const a of this.adapters) a.install(a.effective());
+    for (const a of this.adapters) a.linear.adapter = a;
     try {
       return fn();
     } finally {
-      for (const a of this.adapters) a.uninstall();
+      for (const a of this.adapters) a.linear.adapter = null;
     }
   }
 
@@ -128,26 +127,8 @@ export class Lora {
   }
 }
 
-/** Every adaptable weight of the decoder, as (holder object, field, checkpoint name). */
-function loraSlots(model: MusicgenModel): Slot[] {
-  const slots: Slot[] = [];
-  const dec = 'decoder.model.decoder';
-  model.lm.layers.forEach((layer, i) => {
-    const p = `${dec}.layers.${i}`;
-    const attn = (a: object | null, n: string): void => {
-      if (!a) return;
-      for (const [key, proj] of [['q', 'q_proj'], ['k', 'k_proj'], ['v', 'v_proj'], ['out', 'out_proj']] as const) {
-        slots.push({ holder: a as Record<string, unknown>, key, name: `${p}.${n}.${proj}.weight` });
-      }
-    };
-    attn(layer.selfAttn, 'self_attn');
-    attn(layer.crossAttn, 'encoder_attn');
-    slots.push({ holder: layer as unknown as Record<string, unknown>, key: 'fc1', name: `${p}.fc1.weight` });
-    slots.push({ holder: layer as unknown as Record<string, unknown>, key: 'fc2', name: `${p}.fc2.weight` });
-  });
-  for (const s of slots) {
-    const t = s.holder[s.key];
-    if (!(t instanceof Tensor) || t.rank !== 2) throw new Error(`LoRA: ${s.name} is not a matrix in the LM (lm.ts changed?)`);
-  }
-  return slots;
+/** The decoder's Linears whose module name is a LoRA target, in layer order. */
+function loraTargets(model: MusicgenModel): Linear[] {
+  const targets = new Set<string>(LORA_TARGETS);
+  return model.lm.layers.flatMap((layer) => layer.linears()).filter((l) => targets.has(l.path.split('.').pop()!));
 }
