@@ -12,7 +12,10 @@ import { MusicgenModel } from '../model/musicgen.js';
 import { extractChroma } from '../model/chroma.js';
 import { toMono } from '../audio/resample.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { trainingProbe } from '../train/loop.js';
+import { lmLoss, trainingConditioning } from '../train/loop.js';
+import { backward, noGrad } from '../autograd.js';
+import { splitParts } from '../train/checkpoint.js';
+import { labelsByCodebook, shiftRight } from '../model/pattern.js';
 
 export type ProbeOutputs = Record<string, TensorToWrite>;
 
@@ -38,6 +41,47 @@ export async function probe(modelDir: string, inputs: TensorReader): Promise<Pro
     return await runProbe(model, inputs);
   } finally {
     model.dispose();
+  }
+}
+
+/**
+ * Loss and gradients for one batch, as tools/fixtures/models.py computed `train.loss` / `train.grad.*`: labels
+ * [B, T, K] (delay pattern, pad outside), decoder input = labels shifted right; no dropout. Gradients are named
+ * as in the checkpoint (stacked tables and heads split). The model's gradients are cleared afterwards.
+ */
+export async function trainingProbe(
+  model: MusicgenModel, labels: Int32Array, shape: readonly number[], inputIds: Tensor, attentionMask: Tensor, chroma?: Tensor,
+): Promise<{ loss: number; grads: Map<string, { shape: number[]; data: Float32Array }> }> {
+  const [B, T, K] = shape;
+  const named = model.trainableParameters();
+  const prev = named.map((p) => p.tensor.requiresGrad);
+  for (const p of named) p.tensor.requiresGrad = true;
+  try {
+    const loss = tidy(() => {
+      const maskF = ops.castToF32(attentionMask);
+      const hidden = noGrad(() => model.textHidden(inputIds, attentionMask));
+      const cond = trainingConditioning(model, hidden, maskF, chroma);
+      const dec = Tensor.from(shiftRight(labels, B, T, K, model.lm.padId), [B, K, T], 'i32', model.rt);
+      const rows = labelsByCodebook(labels, B, T, K).map((r) => Tensor.from(r, [B * T], 'i32', model.rt));
+      const l = lmLoss(model, dec, rows, cond);
+      backward(l);
+      return noGrad(() => ops.scale(l, 1)); // a copy without the graph
+    });
+    const value = ((await loss.read()) as Float32Array)[0];
+    loss.dispose();
+    const grads = new Map<string, { shape: number[]; data: Float32Array }>();
+    for (const p of named) {
+      if (!p.tensor.grad) throw new Error(`trainingProbe: no gradient for ${p.names[0]}`);
+      const data = (await p.tensor.grad.read()) as Float32Array;
+      for (const [name, part] of splitParts(p, data)) grads.set(name, { shape: p.partShape, data: part });
+    }
+    return { loss: value, grads };
+  } finally {
+    named.forEach((p, i) => {
+      p.tensor.grad?.release();
+      p.tensor.grad = null;
+      p.tensor.requiresGrad = prev[i];
+    });
   }
 }
 

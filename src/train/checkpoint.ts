@@ -4,8 +4,9 @@
 //   - the output model folder (`writeModelFolder`): every tensor of the source checkpoint under its own name and
 //     dtype, copied byte for byte, except the trained ones, which are replaced (converted to the source dtype);
 //     config, tokenizer and the other small files copied, so `MusicgenModel.load` reads it as it reads the source;
-//   - resumable trainer checkpoints (`saveTrainerState` / `loadTrainerState`): one safetensors file with the
-//     trainable tensors, the AdamW moments, and the loop's state (step, RNG, data position, log) as JSON metadata.
+//   - resumable trainer checkpoints (`saveTrainerState` / `readTrainerState`): one safetensors file with the
+//     trainable tensors, the AdamW moments, and the loop's state (step, RNG, data position, log) as JSON metadata;
+//     `exportTrainables` / `importTrainables` move that state between the file's names and the live tensors.
 // Files are written through a temporary file that is renamed over the target (as src/io/atomic.ts), streamed
 // tensor by tensor so a multi-GB checkpoint is never held in memory whole.
 
@@ -21,6 +22,8 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { writeSafetensorsStream, type StreamTensor } from '../io/file-source.js';
 import { f32ToBf16Bits, f32ToF16Bits } from '../dtype.js';
 import { openCheckpoint } from '../io/checkpoint.js';
+import { openSafetensorsFile } from '../io/file-source.js';
+import type { AdamW } from './optim.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // names (the loader's record: MusicgenModel.trainableParameters())
@@ -192,6 +195,64 @@ export async function loadTrainerState(reader: TensorReader): Promise<TrainerSta
     });
   }
   return { loop, adamStep: adam.step, tensors };
+}
+
+/** Reads `dir/trainer_state.safetensors`. */
+export async function readTrainerState(dir: string): Promise<TrainerState> {
+  const f = await openSafetensorsFile(path.join(dir, TRAINER_STATE_FILE));
+  try {
+    return await loadTrainerState(f);
+  } finally {
+    await f.close();
+  }
+}
+
+/** The trainable tensors' values and AdamW moments by checkpoint name (stacks split), with the loop's state. */
+export async function exportTrainables(trainables: NamedTensor[], opt: AdamW, loop: LoopState): Promise<TrainerState> {
+  const adam = await opt.exportState();
+  const tensors: TrainerState['tensors'] = new Map();
+  for (let i = 0; i < trainables.length; i++) {
+    const t = trainables[i];
+    const values = splitParts(t, (await t.tensor.read()) as Float32Array);
+    const m = adam.steps[i] > 0 ? splitParts(t, adam.m[i]) : null;
+    const v = adam.steps[i] > 0 ? splitParts(t, adam.v[i]) : null;
+    for (const name of t.names) {
+      tensors.set(name, { shape: t.partShape, data: values.get(name)!, m: m?.get(name) ?? null, v: v?.get(name) ?? null, steps: adam.steps[i] });
+    }
+  }
+  return { loop: { ...loop, order: [...loop.order], log: [...loop.log] }, adamStep: adam.step, tensors };
+}
+
+/** Puts a saved state's tensors and moments back (stacks joined), checking that the names and shapes match. */
+export function importTrainables(trainables: NamedTensor[], opt: AdamW, state: TrainerState): void {
+  const want = new Set(trainables.flatMap((t) => t.names));
+  const extra = [...state.tensors.keys()].filter((n) => !want.has(n));
+  if (extra.length > 0 || want.size !== state.tensors.size) {
+    const missing = [...want].filter((n) => !state.tensors.has(n));
+    throw new Error(`--resume: the checkpoint's tensors do not match this model (missing ${missing.slice(0, 3).join(', ') || 'none'}; unexpected ${extra.slice(0, 3).join(', ') || 'none'})`);
+  }
+  const join = (parts: (Float32Array | null)[]): Float32Array => {
+    const out = new Float32Array(parts.reduce((a, p) => a + (p?.length ?? 0), 0));
+    let o = 0;
+    for (const p of parts) if (p) { out.set(p, o); o += p.length; }
+    return out;
+  };
+  const steps: number[] = [];
+  const m: Float32Array[] = [];
+  const v: Float32Array[] = [];
+  for (const t of trainables) {
+    const parts = t.names.map((n) => state.tensors.get(n)!);
+    for (const p of parts) {
+      if (p.shape.length !== t.partShape.length || p.shape.some((d, i) => d !== t.partShape[i])) {
+        throw new Error(`--resume: "${t.names[0]}" has shape [${p.shape.join(', ')}] in the checkpoint, [${t.partShape.join(', ')}] in the model`);
+      }
+    }
+    t.tensor.upload(join(parts.map((p) => p.data)));
+    steps.push(parts[0].steps);
+    m.push(parts[0].steps > 0 ? join(parts.map((p) => p.m)) : new Float32Array(0));
+    v.push(parts[0].steps > 0 ? join(parts.map((p) => p.v)) : new Float32Array(0));
+  }
+  opt.importState({ step: state.adamStep, steps, m, v });
 }
 
 /** `dir` itself when it holds a trainer state, else its newest `checkpoint-N` folder that does. */

@@ -5,9 +5,9 @@
 // classifier-free guidance keeps working. T5 and EnCodec stay frozen; the LM and the conditioning projections
 // train (or, with LoRA, low-rank adapters on the LM's attention and feed-forward matrices).
 //
-// The decoder input is built as transformers builds it for labels: labels [B, T, K] hold the codes in the delay
-// pattern (codebook k shifted right by its delay) with the pad id outside it, and decoder_input_ids are the labels
-// shifted right by one with the pad/BOS id in front (transformers' shift_tokens_right).
+// The teacher-forced decoder input and labels are built beside the delay pattern (model/pattern.ts); trainer
+// state and the output folder are read and written by checkpoint.ts; the probe's training reference is in
+// cli/probe.ts.
 //
 // A step records forward, backward, clipping and the AdamW update without reading anything back, then reads one
 // [2] tensor (loss, gradient norm) for the log. Everything the run needs to continue exactly is checkpointed.
@@ -20,8 +20,8 @@ import type { MusicgenModel } from '../model/musicgen.js';
 import { MusicgenModel as MusicgenClass } from '../model/musicgen.js';
 import type { Conditioning } from '../model/lm.js';
 import type { NamedTensor } from '../model/weights.js';
+import { delayedLabels, labelsByCodebook, shiftRight } from '../model/pattern.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { openSafetensorsFile } from '../io/file-source.js';
 import { encodeSafetensors } from '../io/safetensors.js';
 import { backward, noGrad } from '../autograd.js';
 import { AdamW } from './optim.js';
@@ -29,58 +29,12 @@ import { clipGradNorm } from '../kernels/clip.js';
 import { Lora } from './lora.js';
 import { Rng, type Chunk, type TrainingData } from './data.js';
 import {
-  TRAINER_STATE_FILE, findCheckpoint, loadTrainerState, saveTrainerState, splitParts, writeModelFolder,
+  exportTrainables, findCheckpoint, importTrainables, readTrainerState, saveTrainerState, splitParts, writeModelFolder,
   type LoopState, type ModelSource, type TrainerState,
 } from './checkpoint.js';
 
 // ---------------------------------------------------------------------------------------------------------------
-// teacher forcing
-
-/** Delay of codebook k: k per level, the L/R pair of a stereo level sharing it. */
-export function codebookDelay(k: number, channels: number): number {
-  return Math.floor(k / channels);
-}
-
-/**
- * labels [B, T, K] for a batch of code sequences ([K, frames_b] each): codebook k's frame f at time f + delay(k),
- * the pad id everywhere else; T = the longest frames + the largest delay.
- */
-export function delayedLabels(codes: { codes: Int32Array; frames: number }[], K: number, channels: number, pad: number): { labels: Int32Array; T: number } {
-  const maxDelay = codebookDelay(K - 1, channels);
-  const T = Math.max(...codes.map((c) => c.frames)) + maxDelay;
-  const B = codes.length;
-  const labels = new Int32Array(B * T * K).fill(pad);
-  codes.forEach(({ codes: c, frames }, b) => {
-    if (c.length !== K * frames) throw new Error(`delayedLabels: ${c.length} codes for ${K} codebooks × ${frames} frames`);
-    for (let k = 0; k < K; k++) {
-      const d = codebookDelay(k, channels);
-      for (let f = 0; f < frames; f++) labels[(b * T + f + d) * K + k] = c[k * frames + f];
-    }
-  });
-  return { labels, T };
-}
-
-/** decoder_input_ids [B, K, T] from labels [B, T, K]: shifted right by one, `bos` in column 0. */
-export function shiftRight(labels: Int32Array, B: number, T: number, K: number, bos: number): Int32Array {
-  const out = new Int32Array(B * K * T);
-  for (let b = 0; b < B; b++) {
-    for (let k = 0; k < K; k++) {
-      const row = (b * K + k) * T;
-      out[row] = bos;
-      for (let t = 1; t < T; t++) out[row + t] = labels[(b * T + t - 1) * K + k];
-    }
-  }
-  return out;
-}
-
-/** labels [B, T, K] → K rows of [B·T] (codebook k's targets, b-major), the cross-entropy's layout. */
-export function labelsByCodebook(labels: Int32Array, B: number, T: number, K: number): Int32Array[] {
-  return Array.from({ length: K }, (_, k) => {
-    const out = new Int32Array(B * T);
-    for (let i = 0; i < B * T; i++) out[i] = labels[i * K + k];
-    return out;
-  });
-}
+// the loss
 
 /**
  * The LM loss: mean over codebooks of the cross-entropy over the positions whose label is not the pad id.
@@ -107,50 +61,6 @@ export function lmLoss(model: MusicgenModel, decoderInput: Tensor, labels: Tenso
 export function trainingConditioning(model: MusicgenModel, hidden: Tensor, mask: Tensor, chroma?: Tensor): Conditioning {
   const states = model.projectText(hidden, mask);
   return model.conditioning(states, mask, chroma);
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// the probe's training references
-
-/**
- * Loss and gradients for one batch, as tools/fixtures/models.py computed `train.loss` / `train.grad.*`: labels
- * [B, T, K] (delay pattern, pad outside), decoder input = labels shifted right; no dropout. Gradients are named
- * as in the checkpoint (stacked tables and heads split). The model's gradients are cleared afterwards.
- */
-export async function trainingProbe(
-  model: MusicgenModel, labels: Int32Array, shape: readonly number[], inputIds: Tensor, attentionMask: Tensor, chroma?: Tensor,
-): Promise<{ loss: number; grads: Map<string, { shape: number[]; data: Float32Array }> }> {
-  const [B, T, K] = shape;
-  const named = model.trainableParameters();
-  const prev = named.map((p) => p.tensor.requiresGrad);
-  for (const p of named) p.tensor.requiresGrad = true;
-  try {
-    const loss = tidy(() => {
-      const maskF = ops.castToF32(attentionMask);
-      const hidden = noGrad(() => model.textHidden(inputIds, attentionMask));
-      const cond = trainingConditioning(model, hidden, maskF, chroma);
-      const dec = Tensor.from(shiftRight(labels, B, T, K, model.lm.padId), [B, K, T], 'i32', model.rt);
-      const rows = labelsByCodebook(labels, B, T, K).map((r) => Tensor.from(r, [B * T], 'i32', model.rt));
-      const l = lmLoss(model, dec, rows, cond);
-      backward(l);
-      return noGrad(() => ops.scale(l, 1)); // a copy without the graph
-    });
-    const value = ((await loss.read()) as Float32Array)[0];
-    loss.dispose();
-    const grads = new Map<string, { shape: number[]; data: Float32Array }>();
-    for (const p of named) {
-      if (!p.tensor.grad) throw new Error(`trainingProbe: no gradient for ${p.names[0]}`);
-      const data = (await p.tensor.grad.read()) as Float32Array;
-      for (const [name, part] of splitParts(p, data)) grads.set(name, { shape: p.partShape, data: part });
-    }
-    return { loss: value, grads };
-  } finally {
-    named.forEach((p, i) => {
-      p.tensor.grad?.release();
-      p.tensor.grad = null;
-      p.tensor.requiresGrad = prev[i];
-    });
-  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -256,12 +166,7 @@ export async function finetune(run: FinetuneRun): Promise<{ steps: number; lastL
   let resumedFrom = '';
   if (run.resume) {
     resumedFrom = await findCheckpoint(run.resume);
-    const f = await openSafetensorsFile(path.join(resumedFrom, TRAINER_STATE_FILE));
-    try {
-      resumed = await loadTrainerState(f);
-    } finally {
-      await f.close();
-    }
+    resumed = await readTrainerState(resumedFrom);
     const saved = resumed.loop.options as unknown as TrainOptions;
     for (const k of STRUCTURAL_OPTIONS) {
       if (saved[k] !== options[k]) {
@@ -449,50 +354,4 @@ function makeBatch(model: MusicgenModel, data: TrainingData, chunks: Chunk[], dr
     hidden: Tensor.from(hidden, [B, L, dim], 'f32', rt),
     mask: Tensor.from(mask, [B, L], 'f32', rt),
   };
-}
-
-async function exportTrainables(trainables: NamedTensor[], opt: AdamW, loop: LoopState): Promise<TrainerState> {
-  const adam = await opt.exportState();
-  const tensors: TrainerState['tensors'] = new Map();
-  for (let i = 0; i < trainables.length; i++) {
-    const t = trainables[i];
-    const values = splitParts(t, (await t.tensor.read()) as Float32Array);
-    const m = adam.steps[i] > 0 ? splitParts(t, adam.m[i]) : null;
-    const v = adam.steps[i] > 0 ? splitParts(t, adam.v[i]) : null;
-    for (const name of t.names) {
-      tensors.set(name, { shape: t.partShape, data: values.get(name)!, m: m?.get(name) ?? null, v: v?.get(name) ?? null, steps: adam.steps[i] });
-    }
-  }
-  return { loop: { ...loop, order: [...loop.order], log: [...loop.log] }, adamStep: adam.step, tensors };
-}
-
-function importTrainables(trainables: NamedTensor[], opt: AdamW, state: TrainerState): void {
-  const want = new Set(trainables.flatMap((t) => t.names));
-  const extra = [...state.tensors.keys()].filter((n) => !want.has(n));
-  if (extra.length > 0 || want.size !== state.tensors.size) {
-    const missing = [...want].filter((n) => !state.tensors.has(n));
-    throw new Error(`--resume: the checkpoint's tensors do not match this model (missing ${missing.slice(0, 3).join(', ') || 'none'}; unexpected ${extra.slice(0, 3).join(', ') || 'none'})`);
-  }
-  const join = (parts: (Float32Array | null)[]): Float32Array => {
-    const out = new Float32Array(parts.reduce((a, p) => a + (p?.length ?? 0), 0));
-    let o = 0;
-    for (const p of parts) if (p) { out.set(p, o); o += p.length; }
-    return out;
-  };
-  const steps: number[] = [];
-  const m: Float32Array[] = [];
-  const v: Float32Array[] = [];
-  for (const t of trainables) {
-    const parts = t.names.map((n) => state.tensors.get(n)!);
-    for (const p of parts) {
-      if (p.shape.length !== t.partShape.length || p.shape.some((d, i) => d !== t.partShape[i])) {
-        throw new Error(`--resume: "${t.names[0]}" has shape [${p.shape.join(', ')}] in the checkpoint, [${t.partShape.join(', ')}] in the model`);
-      }
-    }
-    t.tensor.upload(join(parts.map((p) => p.data)));
-    steps.push(parts[0].steps);
-    m.push(parts[0].steps > 0 ? join(parts.map((p) => p.m)) : new Float32Array(0));
-    v.push(parts[0].steps > 0 ? join(parts.map((p) => p.v)) : new Float32Array(0));
-  }
-  opt.importState({ step: state.adamStep, steps, m, v });
 }

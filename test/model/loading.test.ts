@@ -9,7 +9,8 @@ import { FIXTURES, Fixture, assertClose, gpu, probeFixture } from '../helpers.js
 import * as ops from '../../src/ops.js';
 import { probe } from '../../src/cli/probe.js';
 import { MusicgenModel } from '../../src/model/musicgen.js';
-import { dirFolder } from '../../src/io/file-source.js';
+import { dirFolder, openSafetensorsFile } from '../../src/io/file-source.js';
+import { splitParts } from '../../src/train/checkpoint.js';
 import { encodeSafetensors, SafetensorsFile, BufferSource, type TensorToWrite } from '../../src/io/safetensors.js';
 
 /** Rewrites a model folder's checkpoint through `edit` into a temporary folder. */
@@ -53,6 +54,36 @@ describe('loading checkpoints', function () {
     model.dispose();
     await inputs.file.close();
     await expected.file.close();
+  });
+
+  it('records what it binds: each tensor under its checkpoint key(s), the stacked groups split into their parts', async () => {
+    const dir = join(FIXTURES, 'models', 'text-stereo');
+    const model = await MusicgenModel.load(dirFolder(dir), { maxGroupBytes: 3 * 65 * 64 * 4 });
+    const file = await openSafetensorsFile(join(dir, 'model.safetensors'));
+    try {
+      const named = model.namedParameters();
+      const keys = named.flatMap((p) => p.names);
+      assert.equal(new Set(keys).size, keys.length, 'each key bound once');
+      assert.ok(keys.includes('decoder.model.decoder.embed_tokens.7.weight') && keys.includes('decoder.lm_heads.5.weight'));
+      for (const p of named) {
+        for (const [name, part] of splitParts(p, (await p.tensor.read()) as Float32Array)) {
+          assert.deepEqual(Array.from(part), Array.from(await file.readF32(name)), name);
+        }
+      }
+      // what trains is exactly the decoder's and the text projection's keys
+      const trainable = model.trainableParameters();
+      const want = file.names().filter((n) => n.startsWith('decoder.') || n.startsWith('enc_to_dec_proj.')).sort();
+      assert.deepEqual(trainable.flatMap((p) => p.names).sort(), want);
+      assert.deepEqual(model.lm.parameters(), model.lm.namedParameters().map((p) => p.tensor));
+      // parameters() is every weight of every network
+      const all = new Set(model.parameters());
+      assert.ok(trainable.every((p) => all.has(p.tensor)), 'the trainable tensors are among the parameters');
+      assert.ok([...model.t5.parameters(), ...model.encodec.parameters()].every((t) => all.has(t)), 'T5 and EnCodec are too');
+      assert.equal(all.size, model.t5.parameters().length + model.encodec.parameters().length + trainable.length);
+    } finally {
+      await file.close();
+      model.dispose();
+    }
   });
 
   it('names a missing tensor', async () => {

@@ -18,7 +18,9 @@ import { dirFolder, openSafetensorsFile } from '../../src/io/file-source.js';
 import { MusicgenModel } from '../../src/model/musicgen.js';
 import { generateCodes } from '../../src/model/generate.js';
 import { readDataset, prepareTrainingData, Rng, type TrainingData } from '../../src/train/data.js';
-import { finetune, lmLoss, trainingConditioning, trainingProbe, delayedLabels, shiftRight, labelsByCodebook, TrainingDiverged, type TrainOptions } from '../../src/train/loop.js';
+import { finetune, lmLoss, trainingConditioning, TrainingDiverged, type TrainOptions } from '../../src/train/loop.js';
+import { delayedLabels, shiftRight, labelsByCodebook } from '../../src/model/pattern.js';
+import { trainingProbe } from '../../src/cli/probe.js';
 import { Lora } from '../../src/train/lora.js';
 import { backward, noGrad } from '../../src/autograd.js';
 
@@ -236,6 +238,7 @@ describe('fine-tuning', function () {
         const loss = lora.withAdapters(() => lmLoss(text, dec, rows, trainingConditioning(text, hidden, maskF)));
         backward(loss);
       });
+      assert.ok(lora.adapters.every((a) => a.linear.adapter === null), 'the adapters are detached afterwards');
       for (const a of [lora.adapters[0], lora.adapters[5]]) {
         const dW = full.grads.get(a.name)!.data;
         const [out, inp] = a.base.shape;

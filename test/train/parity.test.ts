@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { Fixture, assertClose, gpu, probeFixture } from '../helpers.js';
 import type { TensorToWrite } from '../../src/io/safetensors.js';
-import { delayedLabels, shiftRight, learningRate } from '../../src/train/loop.js';
+import { learningRate } from '../../src/train/loop.js';
+import { delayedLabels, shiftRight } from '../../src/model/pattern.js';
 import { Rng } from '../../src/train/data.js';
 
 describe('training: loss and gradients match transformers', function () {
