@@ -13,20 +13,25 @@ import { generateCodes, AbortError } from './model/generate.js';
 import { extractChroma } from './model/chroma.js';
 import { prepareAudio } from './audio/resample.js';
 import { normalizeAudio, type NormalizationStrategy } from './audio/normalize.js';
-import type { AudioData } from './audio/decode.js';
+import { decodeAudio, AudioDecodeError, type AudioData } from './audio/decode.js';
+import { InputError, PREDICT_INPUTS, MAX_PROMPT_TOKENS, checkOptions, defaultOf } from './inputs.js';
 
-export { AbortError };
+export { AbortError, InputError, MAX_PROMPT_TOKENS };
 export type { AudioData, NormalizationStrategy };
 
 /** Longest window the LM generates at once, the stride between windows, as audiocraft (seconds). */
 const MAX_WINDOW_S = 30;
 const WINDOW_STRIDE_S = 18;
 
+/** The audio input: decoded samples, a file path (Node), the bytes of an encoded file, or a Blob of one. */
+export type InputAudio = AudioData | string | Uint8Array | ArrayBuffer | Blob;
+
+/** Options and defaults as `PREDICT_INPUTS` (src/inputs.ts) declares them; unknown keys are refused. */
 export interface GenerateRequest {
   /** One prompt, or several for a batch (one output each). Required unless `inputAudio` is given. */
   prompt?: string | string[];
   /** Melody to follow (melody models), or the clip to continue when `continuation` is set. */
-  inputAudio?: AudioData;
+  inputAudio?: InputAudio;
   continuation?: boolean;
   /** Seconds; slices `inputAudio` (also in melody mode). */
   continuationStart?: number;
@@ -49,6 +54,23 @@ export interface GenerateRequest {
   onProgress?: (p: Progress) => void;
   signal?: AbortSignal;
 }
+
+/** A request checked and completed by `readRequest`: defaults filled in, the audio decoded. */
+export interface CheckedRequest extends GenerateRequest {
+  prompt: string[];
+  inputAudio?: AudioData;
+  continuation: boolean;
+  continuationStart: number;
+  duration: number;
+  topK: number;
+  topP: number;
+  temperature: number;
+  guidance: number;
+  normalization: NormalizationStrategy;
+}
+
+/** GenerateRequest's keys that are not inputs. */
+const CALLBACKS = ['onProgress', 'signal'] as const;
 
 export interface Progress {
   stage: 'text' | 'generate' | 'decode';
@@ -92,18 +114,81 @@ function isNode(): boolean {
   return typeof process !== 'undefined' && !!process.versions?.node;
 }
 
-export class InputError extends Error {
-  constructor(readonly field: string, message: string) {
-    super(`${field}: ${message}`);
-    this.name = 'InputError';
+/**
+ * Checks a request against `PREDICT_INPUTS` without a model (unknown options, types, ranges, choices, the rules
+ * between inputs that need no model) and completes it: defaults filled in, `inputAudio` read and decoded.
+ * `generate` runs it first; callers may run it before loading a model to fail early.
+ */
+export async function readRequest(req: GenerateRequest): Promise<CheckedRequest> {
+  checkOptions(PREDICT_INPUTS, req, CALLBACKS);
+  const prompt = req.prompt === undefined ? [] : Array.isArray(req.prompt) ? req.prompt : [req.prompt];
+  for (const p of prompt) if (typeof p !== 'string') throw new InputError('prompt', 'must be text or a list of texts');
+  const def = <T extends string | number | boolean>(option: keyof GenerateRequest): T => defaultOf<T>(PREDICT_INPUTS, option);
+  const out: CheckedRequest = {
+    ...req,
+    prompt,
+    inputAudio: req.inputAudio === undefined ? undefined : await readInputAudio(req.inputAudio),
+    continuation: req.continuation ?? def('continuation'),
+    continuationStart: req.continuationStart ?? def('continuationStart'),
+    continuationEnd: req.continuationEnd === -1 ? undefined : req.continuationEnd,
+    duration: req.duration ?? def('duration'),
+    topK: req.topK ?? def('topK'),
+    topP: req.topP ?? def('topP'),
+    temperature: req.temperature ?? def('temperature'),
+    guidance: req.guidance ?? def('guidance'),
+    seed: req.seed === -1 ? undefined : req.seed,
+    normalization: req.normalization ?? def('normalization'),
+  };
+  // Cog's rules between inputs
+  if (prompt.length === 0 && !out.inputAudio) throw new InputError('prompt', 'a prompt or `inputAudio` is required');
+  if (out.continuation && !out.inputAudio) throw new InputError('continuation', 'needs `inputAudio` to continue');
+  if (out.continuationEnd !== undefined && out.continuationStart > out.continuationEnd) {
+    throw new InputError('continuationStart', `(${out.continuationStart} s) is after \`continuationEnd\` (${out.continuationEnd} s)`);
+  }
+  return out;
+}
+
+/** Decodes the audio input, whichever form it came in; errors are InputErrors on `inputAudio`. */
+async function readInputAudio(a: InputAudio): Promise<AudioData> {
+  let bytes: Uint8Array;
+  let label = 'inputAudio';
+  if (typeof a === 'string') {
+    if (!isNode()) throw new InputError('inputAudio', 'a file path needs Node; in a browser pass the bytes, a Blob or decoded AudioData');
+    const fileModule = './audio/file.js';
+    const { readFileBytes } = (await import(/* @vite-ignore */ fileModule)) as typeof import('./audio/file.js');
+    try {
+      bytes = await readFileBytes(a);
+    } catch (e) {
+      throw new InputError('inputAudio', (e as Error).message);
+    }
+    label = a;
+  } else if (a instanceof Uint8Array) {
+    bytes = a;
+  } else if (a instanceof ArrayBuffer) {
+    bytes = new Uint8Array(a);
+  } else if (typeof Blob !== 'undefined' && a instanceof Blob) {
+    bytes = new Uint8Array(await a.arrayBuffer());
+  } else {
+    return checkAudioData(a);
+  }
+  try {
+    return await decodeAudio(bytes, label);
+  } catch (e) {
+    if (e instanceof AudioDecodeError) throw new InputError('inputAudio', e.message);
+    throw e;
   }
 }
 
-function checkNumber(field: string, v: number, { min, max, integer = false, minExclusive = false }: { min?: number; max?: number; integer?: boolean; minExclusive?: boolean }): void {
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new InputError(field, `must be a number, got ${String(v)}`);
-  if (integer && !Number.isInteger(v)) throw new InputError(field, `must be a whole number, got ${v}`);
-  if (min !== undefined && (minExclusive ? v <= min : v < min)) throw new InputError(field, `must be ${minExclusive ? '>' : '≥'} ${min}, got ${v}`);
-  if (max !== undefined && v > max) throw new InputError(field, `must be ≤ ${max}, got ${v}`);
+function checkAudioData(a: unknown): AudioData {
+  const bad = (why: string): InputError => new InputError('inputAudio', `${why} (expected { channels: Float32Array[], sampleRate }, a file path, bytes or a Blob)`);
+  if (typeof a !== 'object' || a === null) throw bad(`got ${String(a)}`);
+  const { channels, sampleRate } = a as Partial<AudioData>;
+  if (!Array.isArray(channels) || channels.length === 0) throw bad('has no channels');
+  if (!channels.every((c) => c instanceof Float32Array)) throw bad('has channels that are not Float32Arrays');
+  if (channels.some((c) => c.length !== channels[0].length)) throw bad('has channels of different lengths');
+  if (channels[0].length === 0) throw new InputError('inputAudio', 'is empty');
+  if (typeof sampleRate !== 'number' || !Number.isFinite(sampleRate) || sampleRate <= 0) throw bad(`has sample rate ${String(sampleRate)}`);
+  return { channels, sampleRate };
 }
 
 export class MusicGen {
@@ -142,67 +227,82 @@ export class MusicGen {
   get isMelody(): boolean { return this.model.isMelody; }
   get frameRate(): number { return this.model.frameRate; }
 
-  async generate(req: GenerateRequest): Promise<GenerateResult> {
+  /** Tokens the model's tokenizer makes of a prompt (at most `MAX_PROMPT_TOKENS` are accepted). */
+  countTokens(prompt: string): number {
+    return this.model.tokenizer.encode(prompt).length;
+  }
+
+  async generate(request: GenerateRequest): Promise<GenerateResult> {
     const t0 = now();
+    const req = await readRequest(request);
+    const frames = this.checkForModel(req);
+    const seed = req.seed ?? randomSeed();
+    const clip = req.inputAudio ? await this.prepareClip(req.inputAudio, req) : null;
+
+    const tText = now();
+    const text = await this.encodeText(req.prompt, req.onProgress);
+    const textS = (now() - tText) / 1000;
+
+    const tGen = now();
+    let tokens: { codes: Int32Array[]; steps: number };
+    try {
+      tokens = await this.generateTokens(req, text, clip, frames, seed);
+    } finally {
+      text.states.dispose();
+      text.mask.dispose();
+    }
+    const generateS = (now() - tGen) / 1000;
+
+    const tDec = now();
+    const audio = await this.decodeBatch(tokens.codes, frames, req);
+    const decodeS = (now() - tDec) / 1000;
+    return {
+      audio, sampleRate: this.sampleRate, codes: tokens.codes, numCodebooks: this.model.lm.numCodebooks, frames, seed,
+      timings: {
+        text_s: textS, generate_s: generateS, decode_s: decodeS, total_s: (now() - t0) / 1000,
+        per_step_ms: (generateS * 1000) / Math.max(1, tokens.steps),
+      },
+    };
+  }
+
+  /** The rules that depend on the model: melody conditioning, the shortest duration, prompt lengths. Frames. */
+  private checkForModel(req: CheckedRequest): number {
+    if (req.inputAudio && !req.continuation && !this.isMelody) {
+      throw new InputError('inputAudio', 'this is a text-only model: melody conditioning needs a melody model; set `continuation` to continue the clip instead');
+    }
+    const frames = Math.round(req.duration * this.frameRate);
+    if (frames < 1) throw new InputError('duration', `is shorter than one frame (${1 / this.frameRate} s)`);
+    for (const p of req.prompt) {
+      const n = this.countTokens(p);
+      if (n > MAX_PROMPT_TOKENS) throw new InputError('prompt', `is ${n} tokens long; the most is ${MAX_PROMPT_TOKENS}`);
+    }
+    return frames;
+  }
+
+  /** The slice of the audio input at the model's rate: [C][N] to continue, [1][N] (mono) to follow as a melody. */
+  private async prepareClip(audio: AudioData, req: CheckedRequest): Promise<Float32Array[]> {
+    const { continuation, continuationStart: start, duration } = req;
+    const clipSeconds = audio.channels[0].length / audio.sampleRate;
+    const end = req.continuationEnd ?? clipSeconds;
+    if (start > end) throw new InputError('continuationStart', `(${start} s) is after \`continuationEnd\` (${end} s)`);
+    if (start >= clipSeconds) throw new InputError('continuationStart', `(${start} s) is past the end of the clip (${clipSeconds.toFixed(2)} s)`);
+    const a = Math.floor(start * audio.sampleRate);
+    const b = Math.min(audio.channels[0].length, Math.floor(end * audio.sampleRate));
+    if (b <= a) throw new InputError('continuationEnd', 'leaves an empty slice of the input audio');
+    const sliced: AudioData = { channels: audio.channels.map((ch: Float32Array) => ch.subarray(a, b)), sampleRate: audio.sampleRate };
+    const clip = await prepareAudio(sliced, this.sampleRate, continuation ? (this.channels as 1 | 2) : 1);
+    const sliceSeconds = clip[0].length / this.sampleRate;
+    if (continuation && sliceSeconds >= duration) {
+      throw new InputError('duration', `(${duration} s) must be longer than the input audio to continue (${sliceSeconds.toFixed(2)} s)`);
+    }
+    return clip;
+  }
+
+  /** T5 states of the prompts, projected for the LM, and their mask: [B, L, D], [B, L]. */
+  private async encodeText(prompts: string[], onProgress?: (p: Progress) => void): Promise<{ states: Tensor; mask: Tensor }> {
     const m = this.model;
     const rt = m.rt;
-    const prompts = req.prompt === undefined ? [] : Array.isArray(req.prompt) ? req.prompt : [req.prompt];
-    const {
-      duration = 8, topK = 250, topP = 0, temperature = 1, guidance = 3,
-      continuation = false, continuationStart = 0, normalization = 'loudness',
-    } = req;
-    let { continuationEnd, seed } = req;
-
-    // ---- validation (Cog's rules, and ranges) ----
-    if (prompts.length === 0 && !req.inputAudio) throw new InputError('prompt', 'a prompt or input audio is required');
-    for (const p of prompts) if (typeof p !== 'string') throw new InputError('prompt', 'must be text');
-    if (continuation && !req.inputAudio) throw new InputError('continuation', 'needs input audio to continue');
-    if (req.inputAudio && !continuation && !m.isMelody) {
-      throw new InputError('input_audio', 'this is a text-only model: melody conditioning needs a melody model; set continuation to continue the clip instead');
-    }
-    checkNumber('duration', duration, { min: 0, minExclusive: true, max: 3600 });
-    checkNumber('top_k', topK, { min: 0, integer: true, max: 1 << 20 });
-    checkNumber('top_p', topP, { min: 0, max: 1 });
-    checkNumber('temperature', temperature, { min: 0, max: 100 });
-    checkNumber('classifier_free_guidance', guidance, { min: 0, max: 100 });
-    checkNumber('continuation_start', continuationStart, { min: 0 });
-    if (continuationEnd !== undefined && continuationEnd !== -1) checkNumber('continuation_end', continuationEnd, { min: 0 });
-    if (seed === undefined || seed === -1) seed = randomSeed();
-    checkNumber('seed', seed, { min: 0, integer: true, max: Number.MAX_SAFE_INTEGER });
-    if (!['loudness', 'clip', 'peak', 'rms', 'none'].includes(normalization)) {
-      throw new InputError('normalization_strategy', `must be one of loudness, clip, peak, rms, none; got ${String(normalization)}`);
-    }
-
-    const sr = m.sampleRate;
-    const C = m.audioChannels;
-    const frames = Math.round(duration * this.frameRate);
-    if (frames < 1) throw new InputError('duration', `is shorter than one frame (${1 / this.frameRate} s)`);
-
-    // ---- audio input: resample, slice ----
-    let clip: Float32Array[] | null = null;
-    if (req.inputAudio) {
-      const audio = req.inputAudio;
-      if (audio.channels.length === 0 || audio.channels[0].length === 0) throw new InputError('input_audio', 'is empty');
-      const clipSeconds = audio.channels[0].length / audio.sampleRate;
-      if (continuationEnd === undefined || continuationEnd === -1) continuationEnd = clipSeconds;
-      if (continuationStart > continuationEnd) throw new InputError('continuation_start', `(${continuationStart} s) is after continuation_end (${continuationEnd} s)`);
-      if (continuationStart >= clipSeconds) throw new InputError('continuation_start', `(${continuationStart} s) is past the end of the clip (${clipSeconds.toFixed(2)} s)`);
-      const a = Math.floor(continuationStart * audio.sampleRate);
-      const b = Math.min(audio.channels[0].length, Math.floor(continuationEnd * audio.sampleRate));
-      if (b <= a) throw new InputError('continuation_end', 'leaves an empty slice of the input audio');
-      const sliced: AudioData = { channels: audio.channels.map((ch: Float32Array) => ch.subarray(a, b)), sampleRate: audio.sampleRate };
-      const prepared = await prepareAudio(sliced, sr, continuation ? (C as 1 | 2) : 1);
-      clip = prepared;
-      const sliceSeconds = prepared[0].length / sr;
-      if (continuation && sliceSeconds >= duration) {
-        throw new InputError('duration', `(${duration} s) must be longer than the input audio to continue (${sliceSeconds.toFixed(2)} s)`);
-      }
-    }
-
-    // ---- text ----
-    const B = Math.max(1, prompts.length);
-    req.onProgress?.({ stage: 'text', done: 0, total: 1 });
-    const tText = now();
+    onProgress?.({ stage: 'text', done: 0, total: 1 });
     const text = tidy(() => {
       if (prompts.length === 0) {
         // no description: one masked (zero) state, as transformers encodes a lone BOS with mask 0 when it has no
@@ -211,74 +311,70 @@ export class MusicGen {
         return { states: Tensor.zeros([1, 1, m.cfg.decoder.hidden_size], 'f32', rt), mask: Tensor.zeros([1, 1], 'f32', rt) };
       }
       const tok = m.tokenizer.encodeBatch(prompts);
-      const ids = Tensor.from(tok.inputIds, [B, tok.length], 'i32', rt);
-      const maskI = Tensor.from(tok.attentionMask, [B, tok.length], 'i32', rt);
+      const ids = Tensor.from(tok.inputIds, [prompts.length, tok.length], 'i32', rt);
+      const maskI = Tensor.from(tok.attentionMask, [prompts.length, tok.length], 'i32', rt);
       const mask = ops.castToF32(maskI);
       return { states: m.projectText(m.textHidden(ids, maskI), mask), mask };
     });
     await rt.sync();
-    const textS = (now() - tText) / 1000;
-    req.onProgress?.({ stage: 'text', done: 1, total: 1 });
+    onProgress?.({ stage: 'text', done: 1, total: 1 });
+    return text;
+  }
 
-    // ---- tokens, in windows of at most 30 s ----
-    const tGen = now();
+  /** Codes [K, frames] of every batch row, in windows of at most 30 s; steps = tokens sampled in all. */
+  private async generateTokens(
+    req: CheckedRequest, text: { states: Tensor; mask: Tensor }, clip: Float32Array[] | null, frames: number, seed: number,
+  ): Promise<{ codes: Int32Array[]; steps: number }> {
+    const B = text.states.shape[0];
+    const K = this.model.lm.numCodebooks;
     const windowFrames = Math.round(MAX_WINDOW_S * this.frameRate);
     const strideFrames = Math.round(WINDOW_STRIDE_S * this.frameRate);
     let prompt: { codes: Int32Array; frames: number }[] | null = null;
     let clipFrames = 0;
-    if (clip && continuation) {
+    if (clip && req.continuation) {
       const codes = await this.encodeClip(clip);
       clipFrames = codes.frames;
-      if (clipFrames >= windowFrames) throw new InputError('input_audio', `the slice to continue must be shorter than ${MAX_WINDOW_S} s`);
+      if (clipFrames >= windowFrames) throw new InputError('inputAudio', `the slice to continue must be shorter than ${MAX_WINDOW_S} s`);
       prompt = Array.from({ length: B }, () => codes);
     }
-    const K = m.lm.numCodebooks;
-    const perChannel = K / C;
+    const perChannel = K / this.channels;
     const plan = planWindows(frames, windowFrames, strideFrames, clipFrames);
     const stepsOf = (w: Window): number => w.frames - w.promptFrames + perChannel - 1;
     const totalSteps = plan.reduce((s, w) => s + stepsOf(w), 0);
+    const sampling = { guidanceScale: req.guidance, temperature: req.temperature, topK: req.topK, topP: req.topP };
     const all: Int32Array[][] = Array.from({ length: B }, () => []); // pieces [K, n] per row
     let stepsDone = 0;
-    try {
-      for (const w of plan) {
-        const chroma = m.isMelody && clip && !continuation ? this.melodyChroma(clip[0], w.offset / this.frameRate, B) : undefined;
-        const base = stepsDone;
-        let win: Int32Array[];
-        try {
-          win = await this.generateWindow(text.states, text.mask, chroma, prompt, stepsOf(w), {
-            guidanceScale: guidance, temperature, topK, topP, seed: (seed + w.offset) % 2 ** 53,
-          }, (done) => req.onProgress?.({ stage: 'generate', done: base + done, total: totalSteps }), req.signal);
-        } finally {
-          chroma?.dispose();
-        }
-        stepsDone += stepsOf(w);
-        // keep the window's new frames (the first window keeps the clip's codes too)
-        for (let b = 0; b < B; b++) all[b].push(sliceFrames(win[b], K, w.frames, w.offset === 0 ? 0 : w.promptFrames, w.frames));
-        // the next window is prompted by this one's last (30 − 18) s
-        if (w !== plan[plan.length - 1]) prompt = win.map((codes) => ({ codes: sliceFrames(codes, K, w.frames, strideFrames, w.frames), frames: w.frames - strideFrames }));
+    for (const w of plan) {
+      const chroma = this.isMelody && clip && !req.continuation ? this.melodyChroma(clip[0], w.offset / this.frameRate, B) : undefined;
+      const base = stepsDone;
+      let win: Int32Array[];
+      try {
+        win = await this.generateWindow(text.states, text.mask, chroma, prompt, stepsOf(w), { ...sampling, seed: (seed + w.offset) % 2 ** 53 },
+          (done) => req.onProgress?.({ stage: 'generate', done: base + done, total: totalSteps }), req.signal);
+      } finally {
+        chroma?.dispose();
       }
-    } finally {
-      text.states.dispose();
-      text.mask.dispose();
+      stepsDone += stepsOf(w);
+      // keep the window's new frames (the first window keeps the clip's codes too)
+      for (let b = 0; b < B; b++) all[b].push(sliceFrames(win[b], K, w.frames, w.offset === 0 ? 0 : w.promptFrames, w.frames));
+      // the next window is prompted by this one's last (30 − 18) s
+      if (w !== plan[plan.length - 1]) prompt = win.map((codes) => ({ codes: sliceFrames(codes, K, w.frames, strideFrames, w.frames), frames: w.frames - strideFrames }));
     }
-    const codes = all.map((pieces) => concatFrames(pieces, K));
-    const generateS = (now() - tGen) / 1000;
+    return { codes: all.map((pieces) => concatFrames(pieces, K)), steps: totalSteps };
+  }
 
-    // ---- decode, normalise ----
-    const tDec = now();
+  /** Audio [B][C][N] of the codes, normalised as asked. */
+  private async decodeBatch(codes: Int32Array[], frames: number, req: CheckedRequest): Promise<Float32Array[][]> {
+    const B = codes.length;
     req.onProgress?.({ stage: 'decode', done: 0, total: B });
     const audio: Float32Array[][] = [];
     for (let b = 0; b < B; b++) {
       if (req.signal?.aborted) throw new AbortError();
       const chans = await this.decode(codes[b], frames);
-      audio.push(normalization === 'none' ? chans : normalizeAudio(chans, sr, normalization));
+      audio.push(req.normalization === 'none' ? chans : normalizeAudio(chans, this.sampleRate, req.normalization));
       req.onProgress?.({ stage: 'decode', done: b + 1, total: B });
     }
-    const decodeS = (now() - tDec) / 1000;
-    return {
-      audio, sampleRate: sr, codes, numCodebooks: K, frames, seed,
-      timings: { text_s: textS, generate_s: generateS, decode_s: decodeS, total_s: (now() - t0) / 1000, per_step_ms: (generateS * 1000) / Math.max(1, totalSteps) },
-    };
+    return audio;
   }
 
   /** EnCodec codes of a clip [C][N] at the model's rate: [K, frames] (stereo: L/R interleaved). */

@@ -24,13 +24,16 @@ function fsReason(e: unknown): string {
   }
 }
 
-/** Reads and decodes an audio file; errors name the path (AudioFileError, or AudioDecodeError for bad data). */
-export async function readAudioFile(path: string): Promise<AudioData> {
-  let bytes: Uint8Array;
+/** Reads a file's bytes; errors are AudioFileErrors naming the path. */
+export async function readFileBytes(path: string): Promise<Uint8Array> {
   try {
-    bytes = await readFile(path);
+    return await readFile(path);
   } catch (e) {
     throw new AudioFileError(path, fsReason(e), { cause: e });
   }
-  return decodeAudio(bytes, path);
+}
+
+/** Reads and decodes an audio file; errors name the path (AudioFileError, or AudioDecodeError for bad data). */
+export async function readAudioFile(path: string): Promise<AudioData> {
+  return decodeAudio(await readFileBytes(path), path);
 }

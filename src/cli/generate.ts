@@ -1,36 +1,21 @@
 // `npm run generate -- --prompt TEXT [...]`: the Cog MusicGen predictor on the command line.
-// Flags mirror the predictor's inputs (README); audio files are decoded, resampled and written here.
+// Flags are the predictor's inputs (src/inputs.ts, README); audio files are decoded, resampled and written here.
 
-import { Command, Option, InvalidArgumentError } from 'commander';
-import { writeFileAtomic } from '../io/atomic.js';
-import { readAudioFile } from '../audio/file.js';
+import { stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { Command } from 'commander';
+import { writeFilesAtomic } from '../io/atomic.js';
 import { encodeWav, encodeMp3 } from '../audio/encode.js';
-import { MusicGen, InputError, type GenerateRequest, type Progress } from '../pipeline.js';
+import { MusicGen, readRequest, type GenerateRequest, type Progress } from '../pipeline.js';
+import { PREDICT_INPUTS } from '../inputs.js';
+import { addInputOptions, optionValues, runCli, UsageError } from './inputs.js';
 import { cliProgress } from './progress.js';
 import cliProgressBars from 'cli-progress';
 
-const number = (name: string) => (v: string): number => {
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number`);
-  return n;
-};
-const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
-
+/** The flags that are not library options (those are read through the table). */
 interface Flags {
   model: string;
   lmWeights?: string;
-  prompt?: string[];
-  inputAudio?: string;
-  continuation?: boolean;
-  continuationStart: number;
-  continuationEnd?: number;
-  duration: number;
-  topK: number;
-  topP: number;
-  temperature: number;
-  guidance: number;
-  seed?: number;
-  normalization: 'loudness' | 'clip' | 'peak' | 'rms' | 'none';
   format: 'wav' | 'mp3';
   output?: string;
   codesOut?: string;
@@ -70,25 +55,23 @@ function progressBar(): { onProgress: (p: Progress) => void; stop: () => void } 
   };
 }
 
+/** The folder a file is to be written into must exist (checked before any work, naming the flag). */
+async function checkWritable(flag: string, file: string): Promise<void> {
+  const dir = dirname(resolve(file));
+  const st = await stat(dir).catch(() => null);
+  if (!st?.isDirectory()) throw new UsageError(`${flag}: the folder ${dir} does not exist`);
+  if ((await stat(file).catch(() => null))?.isDirectory()) throw new UsageError(`${flag}: ${file} is a folder`);
+}
+
 export async function main(argv = process.argv): Promise<void> {
   const program = new Command()
     .name('generate')
     .description('Generate music from a text prompt, optionally following a melody or continuing a clip (Cog MusicGen inputs)')
+    .exitOverride()
     .option('--model <dir|hub-id>', 'model folder in the transformers format, or a hub id', 'facebook/musicgen-melody')
-    .option('--lm-weights <file>', 'an audiocraft LM state dict to apply on top of --model (a Cog fine-tune\'s lm_final.pt)')
-    .option('--prompt <text>', 'description of the music (repeat for a batch)', collect)
-    .option('--input-audio <file>', 'melody to follow, or the clip to continue with --continuation (wav, mp3, flac, ogg)')
-    .option('--continuation', 'continue --input-audio instead of following its melody')
-    .option('--continuation-start <s>', 'start of the slice of --input-audio (seconds)', number('--continuation-start'), 0)
-    .option('--continuation-end <s>', 'end of the slice (seconds; -1 = end of clip)', number('--continuation-end'))
-    .option('--duration <s>', 'seconds of output (with continuation, the slice included)', number('--duration'), 8)
-    .option('--top-k <k>', 'sample from the k most likely tokens (0 = off)', number('--top-k'), 250)
-    .option('--top-p <p>', 'sample from the smallest set holding mass p (0 = off, use top-k)', number('--top-p'), 0)
-    .option('--temperature <t>', 'softmax temperature (0 = greedy)', number('--temperature'), 1)
-    .option('--guidance <g>', 'classifier-free guidance scale (1 = none)', number('--guidance'), 3)
-    .option('--seed <n>', 'random seed (-1 or absent: pick one and print it)', number('--seed'))
-    .addOption(new Option('--normalization <strategy>', 'loudness (-14 LUFS), clip, peak, rms or none').choices(['loudness', 'clip', 'peak', 'rms', 'none']).default('loudness'))
-    .addOption(new Option('--format <fmt>', 'output format').choices(['wav', 'mp3']).default('wav'))
+    .option('--lm-weights <file>', 'an audiocraft LM state dict to apply on top of --model (a Cog fine-tune\'s lm_final.pt)');
+  const inputs = addInputOptions(program, PREDICT_INPUTS);
+  program
     .option('--output <file>', 'output file (default output.wav / output.mp3)')
     .option('--codes-out <file>', 'also write the EnCodec codes as JSON {"codes": [[...], ...]}')
     .option('--cache-dir <dir>', 'where hub downloads are kept (default: the Hugging Face cache)')
@@ -96,6 +79,11 @@ export async function main(argv = process.argv): Promise<void> {
     .parse(argv);
   const f = program.opts<Flags>();
   const output = f.output ?? `output.${f.format}`;
+
+  // every input is checked (and the audio read) before the model loads
+  await checkWritable('--output', output);
+  if (f.codesOut) await checkWritable('--codes-out', f.codesOut);
+  const req = await readRequest(optionValues(program, inputs) as GenerateRequest);
 
   const t0 = performance.now();
   const download = cliProgress();
@@ -106,20 +94,6 @@ export async function main(argv = process.argv): Promise<void> {
     download.stop();
   }
   const loadS = (performance.now() - t0) / 1000;
-  const req: GenerateRequest = {
-    prompt: f.prompt,
-    continuation: f.continuation ?? false,
-    continuationStart: f.continuationStart,
-    continuationEnd: f.continuationEnd,
-    duration: f.duration,
-    topK: f.topK,
-    topP: f.topP,
-    temperature: f.temperature,
-    guidance: f.guidance,
-    seed: f.seed,
-    normalization: f.normalization,
-  };
-  if (f.inputAudio) req.inputAudio = await readAudioFile(f.inputAudio);
   const bar = progressBar();
   req.onProgress = bar.onProgress;
   const abort = new AbortController();
@@ -132,16 +106,16 @@ export async function main(argv = process.argv): Promise<void> {
     bar.stop();
   }
   console.error(`seed ${result.seed}`);
+  // the audio and its codes are written together: both files or neither
   const n = result.audio.length;
   for (let i = 0; i < n; i++) {
-    const bytes = f.format === 'mp3' ? await encodeMp3(result.audio[i], result.sampleRate) : encodeWav(result.audio[i], result.sampleRate);
-    const path = numbered(output, i, n);
-    await writeFileAtomic(path, bytes);
-    console.log(`wrote ${path} (${(result.audio[i][0].length / result.sampleRate).toFixed(2)} s, ${result.audio[i].length} channel(s), ${result.sampleRate} Hz)`);
+    const files = [{ path: numbered(output, i, n), data: f.format === 'mp3' ? await encodeMp3(result.audio[i], result.sampleRate) : encodeWav(result.audio[i], result.sampleRate) }];
     if (f.codesOut) {
       const codes = Array.from({ length: result.numCodebooks }, (_, k) => Array.from(result.codes[i].subarray(k * result.frames, (k + 1) * result.frames)));
-      await writeFileAtomic(numbered(f.codesOut, i, n), JSON.stringify({ codes }));
+      files.push({ path: numbered(f.codesOut, i, n), data: new TextEncoder().encode(JSON.stringify({ codes })) });
     }
+    await writeFilesAtomic(files);
+    console.log(`wrote ${files.map((x) => x.path).join(' and ')} (${(result.audio[i][0].length / result.sampleRate).toFixed(2)} s, ${result.audio[i].length} channel(s), ${result.sampleRate} Hz)`);
   }
   const t = result.timings;
   console.error(`timings: load ${loadS.toFixed(2)} s, text ${t.text_s.toFixed(2)} s, generate ${t.generate_s.toFixed(2)} s (${t.per_step_ms.toFixed(1)} ms/step), decode ${t.decode_s.toFixed(2)} s`);
@@ -150,12 +124,8 @@ export async function main(argv = process.argv): Promise<void> {
 
 /** `musicgen generate` (src/cli/main.ts): runs the command and exits with its status. */
 export function run(argv: string[] = process.argv): void {
-  main(argv).then(() => process.exit(0), (e: unknown) => {
-    const err = e as Error;
-    console.error(`generate: ${err.message}`);
-    process.exit(err instanceof InputError ? 2 : 1);
-  });
+  runCli('generate', () => main(argv), PREDICT_INPUTS);
 }
 
-const invokedDirectly = process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/'));
+const invokedDirectly = process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/\/g, '/'));
 if (invokedDirectly) run();

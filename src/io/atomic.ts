@@ -4,11 +4,10 @@
 import { open, rename, unlink } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 
-/** `data` whole, or streamed chunk by chunk (a multi-GB checkpoint is never held in memory). */
-export async function writeFileAtomic(
-  path: string,
-  data: Uint8Array | string | Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
-): Promise<void> {
+type Data = Uint8Array | string | Iterable<Uint8Array> | AsyncIterable<Uint8Array>;
+
+/** Writes and flushes `data` to a temporary file beside `path`; returns its name (nothing is left on failure). */
+async function writeTemp(path: string, data: Data): Promise<string> {
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
   const fh = await open(tmp, 'w');
   try {
@@ -21,10 +20,30 @@ export async function writeFileAtomic(
     throw e;
   }
   await fh.close();
+  return tmp;
+}
+
+/** `data` whole, or streamed chunk by chunk (a multi-GB checkpoint is never held in memory). */
+export async function writeFileAtomic(path: string, data: Data): Promise<void> {
+  await writeFilesAtomic([{ path, data }]);
+}
+
+/**
+ * Writes several files, all or none: every one goes to a temporary file first, and they are renamed into
+ * place only when all were written; a failure removes what this call wrote.
+ */
+export async function writeFilesAtomic(files: { path: string; data: Data }[]): Promise<void> {
+  const temps: string[] = [];
+  const placed: string[] = [];
   try {
-    await rename(tmp, path);
+    for (const f of files) temps.push(await writeTemp(f.path, f.data));
+    for (let i = 0; i < files.length; i++) {
+      await rename(temps[i], files[i].path);
+      placed.push(files[i].path);
+    }
   } catch (e) {
-    await unlink(tmp).catch(() => undefined);
+    for (const t of temps.slice(placed.length)) await unlink(t).catch(() => undefined);
+    for (const p of placed) await unlink(p).catch(() => undefined);
     throw e;
   }
 }

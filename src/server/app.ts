@@ -26,9 +26,9 @@ import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { MusicGen } from '../pipeline.js';
 import { dirFolder } from '../io/file-source.js';
-import { predictorFields, trainerFields, openApiDocument, type PredictorLimits } from './schema.js';
+import { predictorFields, trainerFields, openApiDocument } from './schema.js';
 import { JobService } from './jobs.js';
-import { makePredictor } from './predictor.js';
+import { makePredictor, predictorLimits } from './predictor.js';
 import { makeTrainer } from './trainer.js';
 import { DEFAULT_MAX_DATASET_BYTES } from '../train/data.js';
 import { HttpFailure } from './request.js';
@@ -153,7 +153,7 @@ export function createMusicGenServer(opts: ServerOptions): MusicGenServer {
         },
       });
       state.musicgen = musicgen;
-      const limits: PredictorLimits = { maxDuration: state.maxDuration, isMelody: musicgen.isMelody };
+      const limits = predictorLimits(musicgen, state.maxDuration);
       state.fields = { predictor: predictorFields(limits), trainer: state.trainingsOn ? trainerFields() : null, limits };
       state.openapi = openApiDocument({ version: PACKAGE_VERSION, predictor: state.fields.predictor, trainer: state.fields.trainer ?? undefined });
       service.setRunner('prediction', makePredictor({

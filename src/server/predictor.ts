@@ -1,7 +1,9 @@
 // The predictor: one Cog MusicGen prediction with the library (src/pipeline.ts). Inputs are the validated
 // values of schema.ts; the output is the audio file as a data: URI, or the URL it was uploaded to.
 
-import { MusicGen, InputError, AbortError, type GenerateRequest, type NormalizationStrategy } from '../pipeline.js';
+import { MusicGen, AbortError, type GenerateRequest } from '../pipeline.js';
+import { InputError, PREDICT_INPUTS, renameInputs } from '../inputs.js';
+import { toOptions, cogName, type PredictorLimits } from './schema.js';
 import { decodeAudio, AudioDecodeError } from '../audio/decode.js';
 import { encodeWav, encodeMp3 } from '../audio/encode.js';
 import { resolveFileInput, FileInputError, toDataUri, uploadFile, type UploadTarget } from './files.js';
@@ -19,7 +21,10 @@ export interface PredictorOptions {
   allowPrivateWebhooks?: boolean;
 }
 
-const num = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
+/** What the request validation needs to know of the model. */
+export function predictorLimits(musicgen: MusicGen, maxDuration: number): PredictorLimits {
+  return { maxDuration, isMelody: musicgen.isMelody, countTokens: (prompt) => musicgen.countTokens(prompt) };
+}
 
 /** Where the output goes: the request's output_file_prefix, else the server's --upload-url, else nowhere (data URI). */
 export function uploadTarget(job: Job, serverUploadUrl?: string, allowPrivateWebhooks = false): UploadTarget | null {
@@ -53,22 +58,11 @@ export function makePredictor(o: PredictorOptions): JobRunner {
     check();
 
     // ---- generate ----
-    const seed = num(v.seed);
-    const end = num(v.continuation_end);
     let stage = '';
     const req: GenerateRequest = {
+      ...(toOptions(PREDICT_INPUTS, v) as Partial<GenerateRequest>),
       prompt: typeof v.prompt === 'string' && v.prompt.trim() ? v.prompt : undefined,
       inputAudio,
-      continuation: v.continuation === true,
-      continuationStart: num(v.continuation_start) ?? 0,
-      continuationEnd: end === undefined || end === -1 ? undefined : end,
-      duration: num(v.duration) ?? 8,
-      topK: num(v.top_k) ?? 250,
-      topP: num(v.top_p) ?? 0,
-      temperature: num(v.temperature) ?? 1,
-      guidance: num(v.classifier_free_guidance) ?? 3,
-      seed: seed === undefined || seed === -1 ? undefined : seed,
-      normalization: (v.normalization_strategy ?? 'loudness') as NormalizationStrategy,
       signal: ctx.signal,
       onProgress: (p) => {
         if (p.stage === 'generate') ctx.progress(p.done, p.total);
@@ -81,7 +75,7 @@ export function makePredictor(o: PredictorOptions): JobRunner {
       result = await o.musicgen.generate(req);
     } catch (e) {
       if (e instanceof AbortError || ctx.signal.aborted) throw new CanceledError();
-      if (e instanceof InputError) throw new JobInputError(e.field, e.message.replace(`${e.field}: `, ''));
+      if (e instanceof InputError) throw new JobInputError(cogName(PREDICT_INPUTS, e.field), renameInputs(e.reason, (n) => cogName(PREDICT_INPUTS, n)));
       throw e;
     }
     ctx.log(`seed: ${result.seed}`);

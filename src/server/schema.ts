@@ -4,16 +4,24 @@
 // PredictionResponse / Status / HTTPValidationError / ValidationError, and TrainingInput / TrainingOutput /
 // TrainingRequest / TrainingResponse).
 //
+// The inputs themselves (names, types, defaults, ranges, choices, descriptions) are the tables of src/inputs.ts,
+// shared with the library and the CLIs; this file turns them into Cog's fields.
+//
 // The predictor's inputs are those of the Cog MusicGen predictor (predict.py), with two widenings that old
 // clients never notice: `duration`, `continuation_start` and `continuation_end` take fractions of a second
 // (Cog: int), and `classifier_free_guidance` takes a number. `model_version` and `multi_band_diffusion` are not
 // inputs: this server serves one model and decodes with EnCodec; like any unknown input they are dropped with a
-// log line (coglet strips unknown inputs "to match Replicate's historical API behavior").
+// log line (coglet strips unknown inputs "to match Replicate's historical API behavior"). `description` is
+// accepted as the old name of `prompt`.
+
+import { PREDICT_INPUTS, TRAIN_INPUTS, byCog, type InputField } from '../inputs.js';
 
 export type FieldType = 'string' | 'integer' | 'number' | 'boolean';
 
 export interface Field {
   name: string;
+  /** Old names accepted for this input. */
+  aliases?: readonly string[];
   type: FieldType;
   description: string;
   /** `uri`: a file, sent as a data: URI (or an http(s) URL when the operator allows it). */
@@ -25,6 +33,8 @@ export interface Field {
   minimum?: number;
   maximum?: number;
   exclusiveMinimum?: number;
+  /** A value below the range that means "not given" (-1). */
+  unset?: number;
   choices?: readonly string[];
 }
 
@@ -37,6 +47,31 @@ export interface ValidationIssue {
 
 export type InputValues = Record<string, string | number | boolean | null>;
 
+/** The Cog field of an input of src/inputs.ts. */
+function cogField(f: InputField): Field {
+  const out: Field = { name: f.cog!, type: f.type === 'file' ? 'string' : f.type, description: f.description };
+  if (f.type === 'file') out.format = 'uri';
+  if (f.cogAliases) out.aliases = f.cogAliases;
+  for (const k of ['default', 'nullable', 'required', 'minimum', 'maximum', 'exclusiveMinimum', 'unset', 'choices'] as const) {
+    if (f[k] !== undefined) (out as unknown as Record<string, unknown>)[k] = f[k];
+  }
+  return out;
+}
+
+/** Library option values (for src/pipeline.ts, src/train/loop.ts) of validated Cog values; null = not given. */
+export function toOptions(table: readonly InputField[], values: InputValues): Record<string, string | number | boolean | undefined> {
+  const out: Record<string, string | number | boolean | undefined> = {};
+  for (const f of table) {
+    if (f.cog && f.option && f.type !== 'file') out[f.option] = values[f.cog] ?? undefined;
+  }
+  return out;
+}
+
+/** The Cog name of a library option (for errors the library raises). */
+export function cogName(table: readonly InputField[], option: string): string {
+  return table.find((f) => f.option === option)?.cog ?? option;
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // the predictor
 
@@ -45,51 +80,24 @@ export interface PredictorLimits {
   maxDuration: number;
   /** Whether the model follows a melody (`input_audio` without `continuation`). */
   isMelody: boolean;
+  /** Tokens the model's tokenizer makes of a prompt (checked against the prompt's cap). */
+  countTokens?: (prompt: string) => number;
 }
 
 export function predictorFields(limits: PredictorLimits): Field[] {
-  return [
-    { name: 'prompt', type: 'string', nullable: true, description: 'A description of the music you want to generate.' },
-    {
-      name: 'input_audio', type: 'string', format: 'uri', nullable: true,
-      description: 'An audio file that will influence the generated music. If `continuation` is `True`, the generated music will be a continuation of the audio file. ' +
-        (limits.isMelody ? "Otherwise, the generated music will mimic the audio file's melody." : 'This model is text-only: it needs `continuation` to use the file.') +
-        ' Send it as a data: URI.',
-    },
-    { name: 'duration', type: 'number', default: 8, exclusiveMinimum: 0, maximum: limits.maxDuration, description: 'Duration of the generated audio in seconds.' },
-    {
-      name: 'continuation', type: 'boolean', default: false,
-      description: "If `True`, generated music will continue from `input_audio`. Otherwise, generated music will mimic `input_audio`'s melody.",
-    },
-    { name: 'continuation_start', type: 'number', default: 0, minimum: 0, description: 'Start time of the audio file to use for continuation.' },
-    {
-      name: 'continuation_end', type: 'number', nullable: true, minimum: -1,
-      description: 'End time of the audio file to use for continuation. If -1 or None, will default to the end of the audio clip.',
-    },
-    {
-      name: 'normalization_strategy', type: 'string', default: 'loudness', choices: ['loudness', 'clip', 'peak', 'rms', 'none'],
-      description: 'Strategy for normalizing audio.',
-    },
-    { name: 'top_k', type: 'integer', default: 250, minimum: 0, description: 'Reduces sampling to the k most likely tokens.' },
-    {
-      name: 'top_p', type: 'number', default: 0, minimum: 0, maximum: 1,
-      description: 'Reduces sampling to tokens with cumulative probability of p. When set to  `0` (default), top_k sampling is used.',
-    },
-    {
-      name: 'temperature', type: 'number', default: 1, minimum: 0, maximum: 100,
-      description: "Controls the 'conservativeness' of the sampling process. Higher temperature means more diversity.",
-    },
-    {
-      name: 'classifier_free_guidance', type: 'number', default: 3, minimum: 0, maximum: 100,
-      description: 'Increases the influence of inputs on the output. Higher values produce lower-varience outputs that adhere more closely to inputs.',
-    },
-    { name: 'output_format', type: 'string', default: 'wav', choices: ['wav', 'mp3'], description: 'Output format for generated audio.' },
-    {
-      name: 'seed', type: 'integer', nullable: true, minimum: -1, maximum: Number.MAX_SAFE_INTEGER,
-      description: 'Seed for random number generator. If None or -1, a random seed will be used.',
-    },
-  ];
+  return PREDICT_INPUTS.filter((f) => f.cog).map((f) => {
+    const field = cogField(f);
+    if (field.name === 'duration') field.maximum = limits.maxDuration;
+    if (field.name === 'input_audio') {
+      field.description = field.description.replace(/Otherwise, .*$/, limits.isMelody ? "Otherwise, the generated music will mimic the audio file's melody." : 'This model is text-only: it needs `continuation` to use the file.') +
+        ' Send it as a data: URI.';
+    }
+    if (field.name === 'prompt') field.description += ` At most ${PROMPT.maxTokens} tokens.`;
+    return field;
+  });
 }
+
+const PROMPT = byCog(PREDICT_INPUTS, 'prompt')!;
 
 /** Rules between predictor inputs that the schema cannot say; the field named is the one to fix. */
 export function predictorCrossChecks(v: InputValues, limits: PredictorLimits): ValidationIssue[] {
@@ -102,11 +110,13 @@ export function predictorCrossChecks(v: InputValues, limits: PredictorLimits): V
     out.push(issue('input_audio', 'this is a text-only model: melody conditioning needs a melody model; set continuation to continue the clip instead'));
   }
   const end = v.continuation_end;
-  if (typeof end === 'number' && end !== -1 && end < 0) {
-    out.push({ loc: ['body', 'input', 'continuation_end'], msg: 'ensure this value is greater than or equal to 0 (or -1 for the end of the clip)', type: 'value_error.number.not_ge', ctx: { limit_value: 0 } });
-  }
   if (typeof end === 'number' && end !== -1 && typeof v.continuation_start === 'number' && v.continuation_start > end) {
     out.push(issue('continuation_start', `(${v.continuation_start} s) is after continuation_end (${end} s)`));
+  }
+  const cap = PROMPT.maxTokens;
+  if (cap !== undefined && limits.countTokens && prompt) {
+    const n = limits.countTokens(prompt);
+    if (n > cap) out.push({ loc: ['body', 'input', 'prompt'], msg: `is ${n} tokens long; the most is ${cap}`, type: 'value_error.any_str.max_length', ctx: { limit_value: cap } });
   }
   return out;
 }
@@ -115,23 +125,7 @@ export function predictorCrossChecks(v: InputValues, limits: PredictorLimits): V
 // the trainer (the old Cog MusicGen trainer's inputs, and those of src/train/loop.ts)
 
 export function trainerFields(): Field[] {
-  return [
-    {
-      name: 'dataset_path', type: 'string', format: 'uri', required: true,
-      description: 'A tarball (.tar, .tar.gz) of audio files (wav, mp3, flac, ogg), each with its caption in a .txt file of the same name. Send it as a data: URI.',
-    },
-    { name: 'epochs', type: 'integer', default: 5, minimum: 1, maximum: 10000, description: 'Number of passes over the dataset.' },
-    { name: 'lr', type: 'number', default: 1e-4, exclusiveMinimum: 0, maximum: 1, description: 'Peak learning rate (AdamW, betas 0.9/0.95, weight decay 0.1).' },
-    { name: 'batch_size', type: 'integer', default: 1, minimum: 1, maximum: 256, description: 'Chunks per micro-batch.' },
-    { name: 'grad_accum', type: 'integer', default: 1, minimum: 1, maximum: 1024, description: 'Micro-batches per optimiser step.' },
-    { name: 'warmup', type: 'integer', default: 0, minimum: 0, description: 'Linear learning-rate warmup, in optimiser steps.' },
-    { name: 'schedule', type: 'string', default: 'constant', choices: ['constant', 'cosine'], description: 'Learning rate after the warmup.' },
-    { name: 'cond_dropout', type: 'number', default: 0.2, minimum: 0, maximum: 1, description: "Probability of dropping a chunk's text (and melody) conditioning, so that classifier-free guidance keeps working." },
-    { name: 'lora_rank', type: 'integer', default: 0, minimum: 0, maximum: 1024, description: 'Train rank-r LoRA adapters instead of the full weights (0: full fine-tuning of the LM and the conditioning projections).' },
-    { name: 'lora_alpha', type: 'number', nullable: true, exclusiveMinimum: 0, description: 'LoRA alpha (scale alpha / rank; default: the rank).' },
-    { name: 'chunk_seconds', type: 'number', default: 30, exclusiveMinimum: 0, maximum: 30, description: 'Longest training chunk, seconds (clips are cut into chunks of this length).' },
-    { name: 'seed', type: 'integer', nullable: true, minimum: -1, maximum: 2 ** 31 - 1, description: 'Seed of the shuffles, dropout draws and LoRA init. If None or -1, a random seed is used.' },
-  ];
+  return TRAIN_INPUTS.filter((f) => f.cog).map(cogField);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -160,6 +154,12 @@ function coerce(f: Field, raw: unknown): { value?: string | number | boolean; is
       if (f.type === 'integer' && !Number.isInteger(n)) return { issue: { msg: 'value is not a valid integer', type: 'type_error.integer' } };
       if (f.exclusiveMinimum !== undefined && !(n > f.exclusiveMinimum)) {
         return { issue: { msg: `ensure this value is greater than ${f.exclusiveMinimum}`, type: 'value_error.number.not_gt', ctx: { limit_value: f.exclusiveMinimum } } };
+      }
+      if (f.unset !== undefined && n === f.unset) return { value: n };
+      if (f.unset !== undefined && f.minimum !== undefined && n < f.minimum) {
+        // below the unset value: Cog's ge=-1; between it and the range: our finer rule
+        const msg = n < f.unset ? `ensure this value is greater than or equal to ${f.unset}` : `ensure this value is greater than or equal to ${f.minimum} (or ${f.unset} for none)`;
+        return { issue: { msg, type: 'value_error.number.not_ge', ctx: { limit_value: Math.min(f.unset, f.minimum) } } };
       }
       if (f.minimum !== undefined && n < f.minimum) {
         return { issue: { msg: `ensure this value is greater than or equal to ${f.minimum}`, type: 'value_error.number.not_ge', ctx: { limit_value: f.minimum } } };
@@ -199,18 +199,21 @@ export function validateInput(fields: readonly Field[], input: unknown): { value
   if (!isPlainObject(input)) {
     return { values, given, issues: [{ loc: ['body', 'input'], msg: 'value is not a valid dict', type: 'type_error.dict' }], stripped: [] };
   }
-  const known = new Set(fields.map((f) => f.name));
+  const known = new Set(fields.flatMap((f) => [f.name, ...(f.aliases ?? [])]));
   const stripped = Object.keys(input).filter((k) => !known.has(k));
   for (const f of fields) {
-    const raw = input[f.name];
+    // an old name counts when the current one is not given
+    const alias = input[f.name] === undefined || input[f.name] === null ? f.aliases?.find((a) => input[a] !== undefined && input[a] !== null) : undefined;
+    const name = alias ?? f.name;
+    const raw = input[name];
     if (raw === undefined || raw === null) {
       if (f.required) issues.push({ loc: ['body', 'input', f.name], msg: 'field required', type: 'value_error.missing' });
       values[f.name] = f.default ?? null;
       continue;
     }
-    given[f.name] = raw;
+    given[name] = raw;
     const r = coerce(f, raw);
-    if (r.issue) issues.push({ loc: ['body', 'input', f.name], ...r.issue });
+    if (r.issue) issues.push({ loc: ['body', 'input', name], ...r.issue });
     else values[f.name] = r.value!;
   }
   return { values, given, issues, stripped };
@@ -235,7 +238,7 @@ function inputSchema(fields: readonly Field[], key: string, enums: Record<string
       p.title = title(f.name);
       p.type = f.type;
       if (f.format) p.format = f.format;
-      if (f.minimum !== undefined) p.minimum = f.minimum;
+      if (f.minimum !== undefined) p.minimum = f.unset !== undefined ? Math.min(f.unset, f.minimum) : f.minimum;
       if (f.maximum !== undefined) p.maximum = f.maximum;
       // OpenAPI 3.0 (JSON Schema draft 5): the bound is `minimum`, `exclusiveMinimum` a boolean
       if (f.exclusiveMinimum !== undefined) Object.assign(p, { minimum: f.exclusiveMinimum, exclusiveMinimum: true });

@@ -17,6 +17,8 @@ import { finetune, type TrainOptions } from '../train/loop.js';
 import { resolveFileInput, FileInputError, toDataUri, uploadFile } from './files.js';
 import { CanceledError, JobInputError, type Job, type JobContext, type JobRunner } from './jobs.js';
 import { uploadTarget } from './predictor.js';
+import { toOptions, cogName } from './schema.js';
+import { TRAIN_INPUTS, InputError, renameInputs } from '../inputs.js';
 
 export interface TrainerOptions {
   /** The served model's folder on disk (a hub model's snapshot folder). */
@@ -79,7 +81,7 @@ export function makeTrainer(o: TrainerOptions): JobRunner {
       try {
         data = await prepareTrainingData(model, items, {
           modelFolder: folder,
-          chunkSeconds: Number(v.chunk_seconds ?? 30),
+          chunkSeconds: Number(v.chunk_seconds),
           onProgress: (done, total) => {
             check();
             if (done === total) ctx.log(`encoded ${total} chunk(s)`);
@@ -94,21 +96,15 @@ export function makeTrainer(o: TrainerOptions): JobRunner {
       check();
 
       // ---- the run ----
-      const seed = typeof v.seed === 'number' && v.seed >= 0 ? v.seed : randomInt(2 ** 31);
-      const options: TrainOptions = {
-        epochs: Number(v.epochs ?? 5),
-        lr: Number(v.lr ?? 1e-4),
-        batchSize: Number(v.batch_size ?? 1),
-        gradAccum: Number(v.grad_accum ?? 1),
-        warmup: Number(v.warmup ?? 0),
-        schedule: v.schedule === 'cosine' ? 'cosine' : 'constant',
+      const given = toOptions(TRAIN_INPUTS, v);
+      const seed = typeof given.seed === 'number' && given.seed >= 0 ? given.seed : randomInt(2 ** 31);
+      const { chunkSeconds: _chunk, ...rest } = given; // a data option, not the loop's
+      const options = {
+        ...rest,
         // no resumable checkpoints inside a request's temporary folder
         saveSteps: Number.MAX_SAFE_INTEGER,
-        condDropout: Number(v.cond_dropout ?? 0.2),
-        loraRank: Number(v.lora_rank ?? 0),
-        loraAlpha: typeof v.lora_alpha === 'number' ? v.lora_alpha : undefined,
         seed,
-      };
+      } as TrainOptions;
       ctx.log(`seed: ${seed}`);
       const out = path.join(work, 'model');
       const result = await finetune({
@@ -123,6 +119,7 @@ export function makeTrainer(o: TrainerOptions): JobRunner {
         onMessage: (line) => ctx.log(line),
       }).catch((e: unknown) => {
         if (e instanceof CanceledError || ctx.signal.aborted) throw new CanceledError();
+        if (e instanceof InputError) throw new JobInputError(cogName(TRAIN_INPUTS, e.field), renameInputs(e.reason, (n) => cogName(TRAIN_INPUTS, n)));
         throw e;
       });
       ctx.log(`trained ${result.steps} steps, last loss ${result.lastLoss.toFixed(4)}`);

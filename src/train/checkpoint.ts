@@ -24,6 +24,7 @@ import { f32ToBf16Bits, f32ToF16Bits } from '../dtype.js';
 import { openCheckpoint } from '../io/checkpoint.js';
 import { openSafetensorsFile } from '../io/file-source.js';
 import type { AdamW } from './optim.js';
+import { InputError } from '../inputs.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // names (the loader's record: MusicgenModel.trainableParameters())
@@ -229,7 +230,7 @@ export function importTrainables(trainables: NamedTensor[], opt: AdamW, state: T
   const extra = [...state.tensors.keys()].filter((n) => !want.has(n));
   if (extra.length > 0 || want.size !== state.tensors.size) {
     const missing = [...want].filter((n) => !state.tensors.has(n));
-    throw new Error(`--resume: the checkpoint's tensors do not match this model (missing ${missing.slice(0, 3).join(', ') || 'none'}; unexpected ${extra.slice(0, 3).join(', ') || 'none'})`);
+    throw new InputError('resume', `the checkpoint's tensors do not match this model (missing ${missing.slice(0, 3).join(', ') || 'none'}; unexpected ${extra.slice(0, 3).join(', ') || 'none'})`);
   }
   const join = (parts: (Float32Array | null)[]): Float32Array => {
     const out = new Float32Array(parts.reduce((a, p) => a + (p?.length ?? 0), 0));
@@ -244,7 +245,7 @@ export function importTrainables(trainables: NamedTensor[], opt: AdamW, state: T
     const parts = t.names.map((n) => state.tensors.get(n)!);
     for (const p of parts) {
       if (p.shape.length !== t.partShape.length || p.shape.some((d, i) => d !== t.partShape[i])) {
-        throw new Error(`--resume: "${t.names[0]}" has shape [${p.shape.join(', ')}] in the checkpoint, [${t.partShape.join(', ')}] in the model`);
+        throw new InputError('resume', `"${t.names[0]}" has shape [${p.shape.join(', ')}] in the checkpoint, [${t.partShape.join(', ')}] in the model`);
       }
     }
     t.tensor.upload(join(parts.map((p) => p.data)));
@@ -263,7 +264,7 @@ export async function findCheckpoint(dir: string): Promise<string> {
   try {
     entries = await fsp.readdir(dir);
   } catch (e) {
-    throw new Error(`--resume ${dir}: ${(e as Error).message}`);
+    throw new InputError('resume', `${dir}: ${(e as Error).message}`);
   }
   const steps = entries.map((e) => /^checkpoint-(\d+)$/.exec(e)).filter((m): m is RegExpExecArray => !!m)
     .map((m) => Number(m[1])).sort((a, b) => b - a);
@@ -271,5 +272,5 @@ export async function findCheckpoint(dir: string): Promise<string> {
     const d = path.join(dir, `checkpoint-${s}`);
     if (await has(d)) return d;
   }
-  throw new Error(`--resume ${dir}: no ${TRAINER_STATE_FILE} there, nor a checkpoint-N folder holding one`);
+  throw new InputError('resume', `${dir}: no ${TRAINER_STATE_FILE} there, nor a checkpoint-N folder holding one`);
 }

@@ -27,6 +27,7 @@ import { backward, noGrad } from '../autograd.js';
 import { AdamW } from './optim.js';
 import { clipGradNorm } from '../kernels/clip.js';
 import { Lora } from './lora.js';
+import { InputError, TRAIN_INPUTS, checkOptions } from '../inputs.js';
 import { Rng, type Chunk, type TrainingData } from './data.js';
 import {
   exportTrainables, findCheckpoint, importTrainables, readTrainerState, saveTrainerState, splitParts, writeModelFolder,
@@ -89,6 +90,11 @@ export interface TrainOptions {
   maxGradNorm?: number;
 }
 
+/** The options of TrainOptions, as TRAIN_INPUTS (src/inputs.ts) declares them. */
+const OPTION_KEYS: readonly (keyof TrainOptions)[] = [
+  'epochs', 'lr', 'batchSize', 'gradAccum', 'warmup', 'schedule', 'saveSteps', 'condDropout', 'loraRank', 'loraAlpha', 'seed', 'maxGradNorm',
+];
+
 /** Options a resumed run cannot change: the data position counts micro-batches, the tensors are the adapters'. */
 const STRUCTURAL_OPTIONS = ['batchSize', 'gradAccum', 'loraRank', 'loraAlpha'] as const;
 /** Options a resumed run may change (e.g. a lower lr after a divergence), at the price of another curve. */
@@ -147,17 +153,22 @@ export function learningRate(s: number, S: number, o: Pick<TrainOptions, 'lr' | 
  */
 export async function finetune(run: FinetuneRun): Promise<{ steps: number; lastLoss: number }> {
   const { model, data, outputDir } = run;
+  checkOptions(TRAIN_INPUTS.filter((f) => OPTION_KEYS.includes(f.option as keyof TrainOptions)), run.options);
   const options: TrainOptions = { ...run.options };
   // alpha defaults to the rank (scale 1) and means nothing without LoRA: normalise before any comparison
   options.loraAlpha = options.loraRank > 0 ? options.loraAlpha ?? options.loraRank : undefined;
   const say = run.onMessage ?? (() => undefined);
+  if (options.seed === -1) {
+    options.seed = Math.floor(Math.random() * 2 ** 31);
+    say(`seed ${options.seed}`);
+  }
   await fsp.mkdir(outputDir, { recursive: true });
 
   if (!run.resume) {
-    // a fresh run must not mix its checkpoints with an earlier run's (--resume OUTPUT would pick the wrong one)
+    // a fresh run must not mix its checkpoints with an earlier run's (resuming from the folder would pick the wrong one)
     const stale = (await fsp.readdir(outputDir)).filter((e) => /^checkpoint-\d+$/.test(e));
     if (stale.length > 0) {
-      throw new Error(`${outputDir} already holds checkpoints of an earlier run (${stale.join(', ')}): continue it with --resume ${outputDir}, or choose another --output`);
+      throw new InputError('outputDir', `${outputDir} already holds checkpoints of an earlier run (${stale.join(', ')}): continue it with \`resume\` = ${outputDir}, or choose another folder`);
     }
   }
 
@@ -170,7 +181,7 @@ export async function finetune(run: FinetuneRun): Promise<{ steps: number; lastL
     const saved = resumed.loop.options as unknown as TrainOptions;
     for (const k of STRUCTURAL_OPTIONS) {
       if (saved[k] !== options[k]) {
-        throw new Error(`--resume: the checkpoint was made with ${k} = ${JSON.stringify(saved[k])}, this run has ${JSON.stringify(options[k])}; ${k} cannot change when resuming`);
+        throw new InputError('resume', `the checkpoint was made with \`${k}\` = ${JSON.stringify(saved[k])}, this run has ${JSON.stringify(options[k])}; \`${k}\` cannot change when resuming`);
       }
     }
     for (const k of CURVE_OPTIONS) {
@@ -180,7 +191,7 @@ export async function finetune(run: FinetuneRun): Promise<{ steps: number; lastL
       }
     }
     if (resumed.loop.datasetFingerprint !== data.fingerprint) {
-      throw new Error('--resume: the dataset (files, captions, chunking or codec) differs from the one the checkpoint was trained on');
+      throw new InputError('resume', 'the dataset (files, captions, chunking or codec) differs from the one the checkpoint was trained on');
     }
   }
 
@@ -258,7 +269,7 @@ export async function finetune(run: FinetuneRun): Promise<{ steps: number; lastL
       }
       if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
         throw new TrainingDiverged(`the loss became ${Number.isFinite(loss) ? `finite but the gradient norm ${gradNorm}` : loss} at step ${step} (epoch ${epoch}); ` +
-          `stopping. ${lastCheckpoint ? `The last good checkpoint is ${lastCheckpoint} (continue with --resume ${lastCheckpoint}, e.g. with a lower --lr).` : 'No checkpoint was written yet.'}`);
+          `stopping. ${lastCheckpoint ? `The last good checkpoint is ${lastCheckpoint} (continue with \`resume\` = ${lastCheckpoint}, e.g. with a lower \`lr\`).` : 'No checkpoint was written yet.'}`);
       }
       lastLoss = loss;
       loop.step = step;
