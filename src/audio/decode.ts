@@ -23,6 +23,30 @@ export class AudioDecodeError extends Error {
   }
 }
 
+export interface DecodeOptions {
+  /** Told about a file that decodes but is damaged (a truncated WAV). Default: console.warn. */
+  onWarning?: (message: string) => void;
+}
+
+/**
+ * A WAV whose data chunk is cut short (an interrupted download or copy): decoders read what is there without a
+ * word, so say so. Writers that stream leave the size 0 or 0xFFFFFFFF; those are not truncated.
+ */
+export function wavTruncation(bytes: Uint8Array): { announced: number; present: number } | null {
+  const tag = (at: number): string => String.fromCharCode(bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]);
+  if (bytes.length < 12 || tag(0) !== 'RIFF' || tag(8) !== 'WAVE') return null;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let at = 12; at + 8 <= bytes.length;) {
+    const size = view.getUint32(at + 4, true);
+    if (tag(at) === 'data') {
+      const present = bytes.length - (at + 8);
+      return size !== 0 && size !== 0xffffffff && present < size ? { announced: size, present } : null;
+    }
+    at += 8 + size + (size & 1); // chunks are padded to even sizes
+  }
+  return null;
+}
+
 function describe(e: unknown): string {
   if (e instanceof Error) return e.message || e.name;
   return String(e);
@@ -36,8 +60,13 @@ function describe(e: unknown): string {
  * header, a FLAC/Ogg signature followed by junk) "succeed" with zero channels or zero samples, so every
  * such case is turned into one AudioDecodeError that says which file and what is supported.
  */
-export async function decodeAudio(bytes: Uint8Array, label = '(in-memory data)'): Promise<AudioData> {
+export async function decodeAudio(bytes: Uint8Array, label = '(in-memory data)', opts: DecodeOptions = {}): Promise<AudioData> {
   if (bytes.byteLength === 0) throw new AudioDecodeError(label, 'the file is empty (0 bytes)');
+  const truncated = wavTruncation(bytes);
+  if (truncated) {
+    (opts.onWarning ?? ((m: string) => console.warn(`warning: ${m}`)))(
+      `${label} is a truncated WAV file: its header announces ${truncated.announced} bytes of samples, it holds ${truncated.present}; only those are used`);
+  }
   let result: { channelData: Float32Array[]; sampleRate: number };
   try {
     result = await decode(bytes);

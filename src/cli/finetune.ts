@@ -13,7 +13,7 @@
 
 import * as path from 'node:path';
 import { randomInt } from 'node:crypto';
-import { Command, Option, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import cliProgressBars from 'cli-progress';
 import { initRuntime } from '../runtime.js';
 import { dirFolder } from '../io/file-source.js';
@@ -21,31 +21,21 @@ import { resolveModel } from '../io/hub.js';
 import { cliProgress } from './progress.js';
 import { MusicgenModel } from '../model/musicgen.js';
 import { readDataset, prepareTrainingData } from '../train/data.js';
-import { finetune, TrainingDiverged, type TrainOptions, type StepInfo } from '../train/loop.js';
+import { finetune, TrainingDiverged, OPTION_KEYS, type TrainOptions, type StepInfo } from '../train/loop.js';
+import { TRAIN_INPUTS } from '../inputs.js';
+import { addInputOptions, optionValues, runCli, UsageError } from './inputs.js';
 
-const number = (name: string, check: (n: number) => boolean, what: string) => (v: string): number => {
+const positiveNumber = (v: string): number => {
   const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || !check(n)) throw new InvalidArgumentError(`${name} must be ${what}`);
+  if (v.trim() === '' || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number.');
   return n;
 };
-const int = (name: string, min: number): ((v: string) => number) =>
-  number(name, (n) => Number.isInteger(n) && n >= min, `an integer ≥ ${min}`);
 
+/** The flags that are not training options (those are read through the table). */
 interface Flags {
   model: string;
   dataset: string;
   output: string;
-  epochs: number;
-  lr: number;
-  batchSize: number;
-  gradAccum: number;
-  warmup: number;
-  schedule: 'constant' | 'cosine';
-  saveSteps: number;
-  condDropout: number;
-  loraRank: number;
-  loraAlpha?: number;
-  seed?: number;
   resume?: string;
   chunkSeconds: number;
   maxDatasetMb: number;
@@ -89,34 +79,20 @@ export async function main(argv = process.argv): Promise<void> {
   const program = new Command()
     .name('finetune')
     .description('Fine-tune MusicGen on a folder or tarball of audio files with .txt captions (the Cog trainer\'s data)')
-    .requiredOption('--model <dir|hub-id>', 'model folder in the transformers format, or a hub id')
-    .requiredOption('--dataset <dir|file.tar[.gz]>', 'audio files (wav, mp3, flac, ogg), each with a caption in a .txt of the same name')
-    .requiredOption('--output <dir>', 'where the fine-tuned model folder, the log and the checkpoints go')
-    .option('--epochs <n>', 'passes over the data', int('--epochs', 1), 5)
-    .option('--lr <x>', 'peak learning rate', number('--lr', (n) => n > 0, 'a positive number'), 1e-4)
-    .option('--batch-size <n>', 'chunks per micro-batch', int('--batch-size', 1), 1)
-    .option('--grad-accum <n>', 'micro-batches per optimiser step', int('--grad-accum', 1), 1)
-    .option('--warmup <n>', 'linear warmup steps', int('--warmup', 0), 0)
-    .addOption(new Option('--schedule <s>', 'learning rate after warmup').choices(['constant', 'cosine']).default('constant'))
-    .option('--save-steps <n>', 'a checkpoint every n optimiser steps (0: at the end of every epoch)', int('--save-steps', 0), 0)
-    .option('--cond-dropout <p>', 'probability of dropping a chunk\'s text (and melody) conditioning', number('--cond-dropout', (n) => n >= 0 && n <= 1, 'in [0, 1]'), 0.2)
-    .option('--lora-rank <r>', 'train rank-r LoRA adapters instead of the full weights (0: full fine-tuning)', int('--lora-rank', 0), 0)
-    .option('--lora-alpha <a>', 'LoRA alpha (scale alpha / rank; default: the rank)', number('--lora-alpha', (n) => n > 0, 'a positive number'))
-    .option('--seed <n>', 'seed of the shuffles, dropout draws and LoRA init (default: random, printed)', int('--seed', 0))
-    .option('--resume <dir>', 'continue from a checkpoint folder, or from the newest checkpoint-N in an output folder')
-    .option('--chunk-seconds <s>', 'longest training chunk', number('--chunk-seconds', (n) => n > 0 && n <= 30, 'in (0, 30]'), 30)
-    .option('--max-dataset-mb <n>', 'most the dataset may hold, decompressed (MiB)', number('--max-dataset-mb', (n) => n > 0, 'a positive number'), 2048)
+    .exitOverride()
+    .requiredOption('--model <dir|hub-id>', 'model folder in the transformers format, or a hub id');
+  const inputs = addInputOptions(program, TRAIN_INPUTS);
+  program
+    .option('--max-dataset-mb <n>', 'most the dataset may hold, decompressed (MiB)', positiveNumber, 2048)
     .option('--cache-dir <dir>', 'where hub downloads are kept (default: the Hugging Face cache)')
     .option('--offline', 'never touch the network; use the hub cache only')
     .parse(argv);
   const f = program.opts<Flags>();
+  const values = optionValues(program, inputs);
   const given = (k: string): boolean => program.getOptionValueSource(k) === 'cli';
 
-  let options: TrainOptions = {
-    epochs: f.epochs, lr: f.lr, batchSize: f.batchSize, gradAccum: f.gradAccum, warmup: f.warmup, schedule: f.schedule,
-    saveSteps: f.saveSteps, condDropout: f.condDropout, loraRank: f.loraRank, loraAlpha: f.loraAlpha,
-    seed: f.seed ?? -1,
-  };
+  let options = Object.fromEntries(OPTION_KEYS.filter((k) => values[k] !== undefined).map((k) => [k, values[k]])) as unknown as TrainOptions;
+  options.seed ??= -1;
   if (f.resume) {
     // a resumed run keeps the options it was started with, unless they are given again (then they must agree)
     const { TRAINER_STATE_FILE, findCheckpoint } = await import('../train/checkpoint.js');
@@ -138,7 +114,7 @@ export async function main(argv = process.argv): Promise<void> {
   const dir = await resolveModel(f.model, { cacheDir: f.cacheDir, offline: f.offline, onProgress: download });
   download.stop();
   const folder = dirFolder(dir);
-  if (path.resolve(dir) === path.resolve(f.output)) throw new Error('--output must not be the model folder');
+  if (path.resolve(dir) === path.resolve(f.output)) throw new UsageError('--output must not be the model folder');
   console.log(`loading ${f.model}`);
   const model = await MusicgenModel.load(folder);
   try {
@@ -177,11 +153,7 @@ export async function main(argv = process.argv): Promise<void> {
 
 /** `musicgen finetune` (src/cli/main.ts): runs the command and exits with its status. */
 export function run(argv: string[] = process.argv): void {
-  main(argv).then(() => process.exit(0), (e: unknown) => {
-    const err = e as Error;
-    console.error(`\nfinetune: ${err.message}`);
-    process.exit(err instanceof TrainingDiverged ? 2 : 1);
-  });
+  runCli('finetune', () => main(argv), TRAIN_INPUTS, [TrainingDiverged]);
 }
 
 const invokedDirectly = process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/'));

@@ -127,5 +127,5 @@ export function run(argv: string[] = process.argv): void {
   runCli('generate', () => main(argv), PREDICT_INPUTS);
 }
 
-const invokedDirectly = process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/\/g, '/'));
+const invokedDirectly = process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/'));
 if (invokedDirectly) run();

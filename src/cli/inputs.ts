@@ -45,7 +45,7 @@ export function addInputOptions(program: Command, table: readonly InputField[]):
   for (const f of table) {
     if (!f.flag) continue;
     const range = f.type === 'integer' || f.type === 'number' ? `${describeRange(f)}${f.unset !== undefined ? `, or ${f.unset}` : ''}` : '';
-    const o = new Option(f.flag, `${f.help ?? f.description}${range ? ` (${range})` : ''}`);
+    const o = new Option(f.flag, `${(f.help ?? f.description).replace(/\.$/, '')}${range ? ` (${range})` : ''}`);
     if (f.choices) o.choices(f.choices);
     const parse = parser(f, flagName(f)!);
     if (parse) o.argParser(parse);

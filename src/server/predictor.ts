@@ -46,7 +46,7 @@ export function makePredictor(o: PredictorOptions): JobRunner {
           allowUrls: o.allowUrlInputs, allowPrivateAddresses: o.allowPrivateAddresses, maxBytes: o.maxInputBytes, signal: ctx.signal,
         });
         check();
-        inputAudio = await decodeAudio(file.bytes, 'input_audio');
+        inputAudio = await decodeAudio(file.bytes, 'input_audio', { onWarning: (m) => ctx.log(`warning: ${m}`) });
       } catch (e) {
         check();
         if (e instanceof FileInputError) throw new JobInputError('input_audio', e.message, 'value_error.file');

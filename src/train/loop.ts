@@ -91,7 +91,7 @@ export interface TrainOptions {
 }
 
 /** The options of TrainOptions, as TRAIN_INPUTS (src/inputs.ts) declares them. */
-const OPTION_KEYS: readonly (keyof TrainOptions)[] = [
+export const OPTION_KEYS: readonly (keyof TrainOptions)[] = [
   'epochs', 'lr', 'batchSize', 'gradAccum', 'warmup', 'schedule', 'saveSteps', 'condDropout', 'loraRank', 'loraAlpha', 'seed', 'maxGradNorm',
 ];
 
