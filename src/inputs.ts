@@ -125,7 +125,8 @@ export const TRAIN_INPUTS: readonly InputField[] = [
   { option: 'outputDir', flag: '--output <dir>', type: 'string', required: true, description: 'Where the fine-tuned model folder, the log and the checkpoints go.' },
   { cog: 'epochs', option: 'epochs', flag: '--epochs <n>', type: 'integer', default: 5, minimum: 1, maximum: 10000, description: 'Number of passes over the dataset.' },
   {
-    cog: 'lr', option: 'lr', flag: '--lr <x>', type: 'number', default: 1e-4, exclusiveMinimum: 0, maximum: 1,
+    // no upper bound: a huge rate is how the tests make a run diverge on purpose
+    cog: 'lr', option: 'lr', flag: '--lr <x>', type: 'number', default: 1e-4, exclusiveMinimum: 0,
     description: 'Peak learning rate (AdamW, betas 0.9/0.95, weight decay 0.1).',
   },
   { cog: 'batch_size', option: 'batchSize', flag: '--batch-size <n>', type: 'integer', default: 1, minimum: 1, maximum: 256, description: 'Chunks per micro-batch.' },

@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import decodeAudio from 'audio-decode';
 import { gpu, FIXTURES } from './helpers.js';
-import { MusicGen, InputError, AbortError, planWindows, type GenerateRequest } from '../src/pipeline.js';
+import { MusicGen, InputError, AbortError, planWindows, readRequest, MAX_PROMPT_TOKENS, type GenerateRequest } from '../src/pipeline.js';
 import { Tensor } from '../src/tensor.js';
 import { generateCodes } from '../src/model/generate.js';
 
@@ -48,18 +48,48 @@ describe('pipeline (library)', function () {
     const clip = await melodyClip();
     await rejectsField(text, {}, 'prompt');
     await rejectsField(text, { prompt: 'x', continuation: true }, 'continuation');
-    await rejectsField(text, { prompt: 'x', inputAudio: clip }, 'input_audio'); // melody to a text-only model
+    await rejectsField(text, { prompt: 'x', inputAudio: clip }, 'inputAudio'); // melody to a text-only model
     for (const duration of [0, -1, Number.NaN, 1e9]) await rejectsField(text, { prompt: 'x', duration }, 'duration');
-    for (const topK of [-1, 1.5]) await rejectsField(text, { prompt: 'x', topK }, 'top_k');
-    await rejectsField(text, { prompt: 'x', topP: 1.5 }, 'top_p');
+    for (const topK of [-1, 1.5]) await rejectsField(text, { prompt: 'x', topK }, 'topK');
+    await rejectsField(text, { prompt: 'x', topP: 1.5 }, 'topP');
     await rejectsField(text, { prompt: 'x', temperature: -1 }, 'temperature');
-    await rejectsField(text, { prompt: 'x', guidance: -2 }, 'classifier_free_guidance');
+    await rejectsField(text, { prompt: 'x', guidance: -2 }, 'guidance');
     await rejectsField(text, { prompt: 'x', seed: 1.5 }, 'seed');
-    await rejectsField(text, { prompt: 'x', inputAudio: clip, continuation: true, continuationStart: 1.5, continuationEnd: 1 }, 'continuation_start');
-    await rejectsField(text, { prompt: 'x', inputAudio: clip, continuation: true, continuationStart: 5 }, 'continuation_start');
+    await rejectsField(text, { prompt: 'x', inputAudio: clip, continuation: true, continuationStart: 1.5, continuationEnd: 1 }, 'continuationStart');
+    await rejectsField(text, { prompt: 'x', inputAudio: clip, continuation: true, continuationStart: 5 }, 'continuationStart');
     // Cog: the output must be longer than the slice it continues
     await rejectsField(text, { prompt: 'x', inputAudio: clip, continuation: true, duration: 1.5 }, 'duration');
-    await rejectsField(text, { prompt: 'x', normalization: 'loud' as never }, 'normalization_strategy');
+    await rejectsField(text, { prompt: 'x', normalization: 'loud' as never }, 'normalization');
+  });
+
+  it('refuses options it does not know, naming the option meant', async () => {
+    // Cog's names are not the library's: silently using the defaults would hide the mistake
+    const req = { prompt: 'x', top_k: 1, classifier_free_guidance: 1 } as GenerateRequest;
+    await assert.rejects(text.generate(req), (e: unknown) => e instanceof InputError && e.field === 'top_k' && /did you mean `topK`\?/.test(e.message));
+    await assert.rejects(text.generate({ prompt: 'x', guidence: 1 } as GenerateRequest), /guidence: unknown option; did you mean `guidance`\?/);
+  });
+
+  it('bounds the prompt by tokens, counted with the model\'s tokenizer', async () => {
+    const long = 'calm piano '.repeat(300);
+    assert.ok(text.countTokens(long) > MAX_PROMPT_TOKENS, `${text.countTokens(long)} tokens`);
+    assert.ok(text.countTokens('calm piano') <= 5);
+    await assert.rejects(text.generate({ prompt: ['ok', long] }), (e: unknown) => e instanceof InputError && e.field === 'prompt' && /tokens long; the most is 512/.test(e.message));
+  });
+
+  it('takes the audio input as samples, a file path, bytes, an ArrayBuffer or a Blob', async () => {
+    const path = join(FIXTURES, 'generate', 'melody.wav');
+    const bytes = new Uint8Array(await readFile(path));
+    const want = await melodyClip();
+    const ab = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+    for (const inputAudio of [path, bytes, ab, new Blob([bytes])]) {
+      const r = await readRequest({ prompt: 'x', inputAudio });
+      assert.equal(r.inputAudio!.sampleRate, want.sampleRate);
+      assert.deepEqual(r.inputAudio!.channels, want.channels);
+    }
+    await assert.rejects(readRequest({ prompt: 'x', inputAudio: join(FIXTURES, 'nope.wav') }), (e: unknown) => e instanceof InputError && e.field === 'inputAudio' && /nope\.wav: no such file/.test(e.message));
+    await assert.rejects(readRequest({ prompt: 'x', inputAudio: new TextEncoder().encode('not audio') }), (e: unknown) => e instanceof InputError && e.field === 'inputAudio');
+    await assert.rejects(readRequest({ prompt: 'x', inputAudio: { channels: [new Float32Array(3), new Float32Array(4)], sampleRate: 32000 } }), /inputAudio: has channels of different lengths/);
+    await assert.rejects(readRequest({ prompt: 'x', inputAudio: 42 as never }), /inputAudio: got 42/);
   });
 
   it('gives the duration asked for, and the same seed gives the same audio bit for bit', async () => {
@@ -190,16 +220,34 @@ describe('generate CLI', function () {
       [['--model', TEXT, '--prompt', 'x', '--duration', '-3'], /duration/],
       [['--model', TEXT, '--prompt', 'x', '--top-p', 'abc'], /top-p/],
       [['--model', MELODY, '--prompt', 'x', '--input-audio', garbage], /noise\.mp3/],
-      [['--model', MELODY, '--prompt', 'x', '--input-audio', join(dir, 'missing.wav')], /missing\.wav/],
-      [['--model', join(dir, 'no-model'), '--prompt', 'x'], /no-model/],
+      [['--model', TEXT, '--prompt', 'x', '--duration', 'NaN'], /'--duration <s>' argument 'NaN' is invalid/],
+      [['--model', TEXT, '--prompt', 'x', '--format', 'flac'], /'--format <fmt>' argument 'flac' is invalid/],
+      [['--model', TEXT, '--prompt', 'calm '.repeat(600)], /--prompt: is \d+ tokens long; the most is 512/],
+      // bad flags and files are found before the model loads (the model folder does not exist here)
+      [['--model', join(dir, 'no-model'), '--prompt', 'x', '--top-k', '-1'], /--top-k/],
+      [['--model', join(dir, 'no-model'), '--prompt', 'x', '--input-audio', join(dir, 'missing.wav')], /--input-audio: .*missing\.wav: no such file/],
+      [['--model', join(dir, 'no-model'), '--prompt', 'x', '--codes-out', join(dir, 'no-folder', 'c.json')], /--codes-out: the folder .*no-folder does not exist/],
     ];
     for (const [args, message] of cases) {
       await assert.rejects(cli([...args, '--output', join(dir, 'out.wav')]), (e: { stderr: string; code: number }) => {
         assert.match(e.stderr, message);
-        assert.notEqual(e.code, 0);
+        assert.equal(e.code, 2, `${args.join(' ').slice(0, 80)}: exit ${e.code}\n${e.stderr}`);
         return true;
       });
     }
+    // not an input error: the model cannot be loaded
+    await assert.rejects(cli(['--model', join(dir, 'no-model'), '--prompt', 'x', '--output', join(dir, 'out.wav')]), (e: { stderr: string; code: number }) => {
+      assert.match(e.stderr, /no-model/);
+      assert.equal(e.code, 1);
+      return true;
+    });
+    // the output's folder is checked before the model loads, and the flag is named (not a temporary file)
+    await assert.rejects(cli(['--model', join(dir, 'no-model'), '--prompt', 'x', '--output', join(dir, 'no-folder', 'out.wav')]), (e: { stderr: string; code: number }) => {
+      assert.match(e.stderr, /--output: the folder .*no-folder does not exist/);
+      assert.doesNotMatch(e.stderr, /\.tmp/);
+      assert.equal(e.code, 2);
+      return true;
+    });
     assert.deepEqual((await readdir(dir)).sort(), ['noise.mp3'], 'no output, no temporary file');
   });
 });

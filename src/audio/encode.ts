@@ -25,11 +25,32 @@ const WaveFile: WaveFileCtor = (() => {
   return ctor;
 })();
 
+/** Checks the channels argument ([channel] of Float32Array samples, all one length); returns the length. */
 function checkChannels(channels: readonly Float32Array[], who: string): number {
+  if (!Array.isArray(channels)) {
+    const what = channels instanceof Float32Array ? `one Float32Array (for mono pass [samples])` : describeArg(channels);
+    throw new TypeError(`${who}: channels must be an array of Float32Array, one per channel; got ${what}`);
+  }
   if (channels.length === 0) throw new RangeError(`${who}: no channels`);
+  channels.forEach((ch, i) => {
+    if (!(ch instanceof Float32Array)) throw new TypeError(`${who}: channel ${i} must be a Float32Array, got ${describeArg(ch)}`);
+  });
   const n = channels[0].length;
-  for (const ch of channels) if (ch.length !== n) throw new RangeError(`${who}: channels differ in length`);
+  channels.forEach((ch, i) => {
+    if (ch.length !== n) throw new RangeError(`${who}: channels differ in length (channel 0 has ${n} samples, channel ${i} ${ch.length})`);
+  });
   return n;
+}
+
+function describeArg(v: unknown): string {
+  if (v === null || typeof v !== 'object') return String(v);
+  return (v as object).constructor?.name ?? 'an object';
+}
+
+function checkSampleRate(sampleRate: number, who: string): void {
+  if (typeof sampleRate !== 'number' || !Number.isInteger(sampleRate) || sampleRate <= 0) {
+    throw new RangeError(`${who}: sample rate must be a positive whole number of Hz, got ${String(sampleRate)}`);
+  }
 }
 
 /** Round half to even, as torch.round (Math.round rounds halves up). */
@@ -71,7 +92,9 @@ export function toInt16(channels: readonly Float32Array[]): Int16Array[] {
 /** A 16-bit PCM WAV file (RIFF/WAVE, little endian) of the given channels; samples clamped to ±1 (see toInt16). */
 export function encodeWav(channels: readonly Float32Array[], sampleRate: number): Uint8Array {
   checkChannels(channels, 'encodeWav');
-  if (!Number.isInteger(sampleRate) || sampleRate <= 0) throw new RangeError(`encodeWav: sample rate must be a positive integer, got ${sampleRate}`);
+  checkSampleRate(sampleRate, 'encodeWav');
+  // the format field is 16 bits; more channels than a few dozen is a mistake (e.g. samples passed as channels)
+  if (channels.length > 64) throw new RangeError(`encodeWav: ${channels.length} channels; at most 64 (are samples passed as channels?)`);
   const wav = new WaveFile();
   wav.fromScratch(channels.length, sampleRate, '16', toInt16(channels));
   return wav.toBuffer();
@@ -115,10 +138,11 @@ export const MP3_SAMPLE_RATES: readonly number[] = [8000, 11025, 12000, 16000, 2
 export async function encodeMp3(channels: readonly Float32Array[], sampleRate: number, kbps = 320): Promise<Uint8Array> {
   const n = checkChannels(channels, 'encodeMp3');
   if (channels.length > 2) throw new RangeError(`encodeMp3: MP3 holds 1 or 2 channels, got ${channels.length}`);
+  checkSampleRate(sampleRate, 'encodeMp3');
   if (!MP3_SAMPLE_RATES.includes(sampleRate)) {
     throw new RangeError(`encodeMp3: MP3 cannot carry ${sampleRate} Hz (supported: ${MP3_SAMPLE_RATES.join(', ')}); resample first`);
   }
-  if (!Number.isFinite(kbps) || kbps <= 0) throw new RangeError(`encodeMp3: bad bit rate ${kbps} kbps`);
+  if (typeof kbps !== 'number' || !Number.isFinite(kbps) || kbps <= 0) throw new RangeError(`encodeMp3: bad bit rate ${String(kbps)} kbps`);
   const Mp3Encoder = await loadMp3Encoder();
   const pcm = toInt16(channels);
   const encoder = new Mp3Encoder(channels.length, sampleRate, kbps);

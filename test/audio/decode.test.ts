@@ -82,6 +82,20 @@ describe('audio/decode', () => {
   });
 });
 
+describe('audio/decode: damaged files', () => {
+  it('warns about a truncated WAV (and decodes what it holds); a whole one gives no warning', async () => {
+    const whole = encodeWav([sine(3200, 440, 32000)], 32000);
+    const warnings: string[] = [];
+    await decodeAudio(whole, 'whole.wav', { onWarning: (m) => warnings.push(m) });
+    assert.equal(warnings.length, 0);
+    const cut = whole.subarray(0, whole.length - 2000);
+    const data = await decodeAudio(cut, 'cut.wav', { onWarning: (m) => warnings.push(m) });
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0], /cut\.wav is a truncated WAV file: its header announces 6400 bytes of samples, it holds 4400/);
+    assert.equal(data.channels[0].length, 2200);
+  });
+});
+
 describe('audio/file', () => {
   let dir = '';
   before(async () => { dir = await mkdtemp(join(tmpdir(), 'audio-test-')); });

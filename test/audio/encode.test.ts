@@ -103,6 +103,14 @@ describe('audio/encode: WAV', () => {
     assert.throws(() => encodeWav([new Float32Array(3)], 0), /sample rate/);
     assert.throws(() => encodeWav([], 32000), /no channels/);
   });
+
+  it('checks its arguments: samples passed as channels, non-arrays, bad rates', () => {
+    // a bare Float32Array would otherwise be read as 6400 empty channels
+    assert.throws(() => encodeWav(new Float32Array(6400) as unknown as Float32Array[], 32000), /array of Float32Array.*for mono pass \[samples\]/);
+    assert.throws(() => encodeWav([[0, 0.5]] as unknown as Float32Array[], 32000), /channel 0 must be a Float32Array/);
+    assert.throws(() => encodeWav(Array.from({ length: 100 }, () => new Float32Array(2)), 32000), /100 channels/);
+    for (const sr of [32000.5, -1, Number.NaN, '32000' as unknown as number]) assert.throws(() => encodeWav([new Float32Array(3)], sr), /sample rate/);
+  });
 });
 
 describe('audio/encode: MP3', () => {
@@ -142,6 +150,9 @@ describe('audio/encode: MP3', () => {
   it('rejects what MP3 cannot carry', async () => {
     await assert.rejects(encodeMp3([new Float32Array(10)], 32001), /32001 Hz/);
     await assert.rejects(encodeMp3([1, 2, 3].map(() => new Float32Array(10)), 32000), /1 or 2 channels/);
+    await assert.rejects(encodeMp3(new Float32Array(6400) as unknown as Float32Array[], 32000), /array of Float32Array/);
+    await assert.rejects(encodeMp3([new Float32Array(3), new Float32Array(4)], 32000), /differ in length/);
+    await assert.rejects(encodeMp3([new Float32Array(3)], 32000.5), /sample rate/);
   });
 
   it('encodeAudio picks the format', async () => {

@@ -150,6 +150,14 @@ describe('server: the Cog HTTP API', function () {
       assert.match(String(r.body.logs), /input_audio: 1 channel\(s\), 0\.50 s at 44100 Hz/);
     });
 
+    it('accepts `description`, the old name of `prompt`: same audio as the prompt', async () => {
+      const old = await request(s.base, 'POST', '/predictions', { input: { description: 'drums', duration: 0.2, seed: 4 } });
+      assert.equal(old.body.status, 'succeeded', String(old.body.error));
+      assert.doesNotMatch(String(old.body.logs), /ignored unknown/);
+      const now = await request(s.base, 'POST', '/predictions', { input: { prompt: 'drums', duration: 0.2, seed: 4 } });
+      assert.equal(old.body.output, now.body.output);
+    });
+
     it('drops unknown inputs (model_version, …) as coglet does, and says so in the logs', async () => {
       const r = await request(s.base, 'POST', '/predictions', { input: { prompt: 'x', duration: 0.1, model_version: 'stereo-melody-large', foo: 1 } });
       assert.equal(r.body.status, 'succeeded');
@@ -346,6 +354,10 @@ describe('server: the Cog HTTP API', function () {
         [{ prompt: 'x', input_audio: '/etc/passwd', continuation: true }, 'input_audio', /data: URI/],
         [{ prompt: 'x', input_audio: 'file:///etc/passwd', continuation: true }, 'input_audio', /data: URI/],
         [{ prompt: 'x', continuation_end: -3 }, 'continuation_end', /greater than or equal to -1/],
+        [{ prompt: 'x', continuation_end: -0.5 }, 'continuation_end', /greater than or equal to 0 \(or -1 for none\)/],
+        // tokens counted with the model's tokenizer, before anything runs
+        [{ prompt: 'calm piano '.repeat(300) }, 'prompt', /is \d+ tokens long; the most is 512/],
+        [{ description: 42 }, 'description', /str type expected/],
       ];
       for (const [input, field, msg] of cases) {
         const r = await request(s.base, 'POST', '/predictions', { input });

@@ -22,6 +22,7 @@ import { finetune, lmLoss, trainingConditioning, TrainingDiverged, type TrainOpt
 import { delayedLabels, shiftRight, labelsByCodebook } from '../../src/model/pattern.js';
 import { trainingProbe } from '../../src/cli/probe.js';
 import { Lora } from '../../src/train/lora.js';
+import { InputError } from '../../src/inputs.js';
 import { backward, noGrad } from '../../src/autograd.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -164,6 +165,13 @@ describe('fine-tuning', function () {
       const items = await readDataset(bad);
       await assert.rejects(prepareTrainingData(text, items, { modelFolder: dirFolder(TEXT_MODEL) }), /could not be read: b\.flac/);
       await assert.rejects(readDataset(join(tmp, 'nothing-here')), /no such file or folder/);
+      // a corrupt archive is said to be one, not "empty"
+      await fsp.writeFile(join(tmp, 'junk.tar'), new Uint8Array(3000).map((_, i) => (i * 7919) % 251));
+      await assert.rejects(readDataset(join(tmp, 'junk.tar')), /cannot read the archive: it is corrupt or not a tar file/);
+      const whole = join(tmp, 'whole.tar.gz');
+      await tar.c({ gzip: true, file: whole, cwd: dataset }, ['piano.wav', 'piano.txt']);
+      await fsp.writeFile(join(tmp, 'cut.tar.gz'), (await fsp.readFile(whole)).subarray(0, 200));
+      await assert.rejects(readDataset(join(tmp, 'cut.tar.gz')), /cannot read the archive/);
     });
   });
 
@@ -290,6 +298,19 @@ describe('fine-tuning', function () {
     await generates(out);
   }
 
+  it('refuses unknown or out-of-range options, naming the option (library names, not flags)', async () => {
+    const run = (options: object, extra: object = {}) => finetune({
+      model: text, source: { folder: dirFolder(TEXT_MODEL), dir: TEXT_MODEL }, modelName: TEXT_MODEL, data: textData, outputDir: join(tmp, 'out-bad'),
+      options: { ...BASE, ...options } as TrainOptions, ...extra,
+    });
+    const inputError = (field: string, msg: RegExp) => (e: unknown) => e instanceof InputError && e.field === field && msg.test(e.message);
+    await assert.rejects(run({ batch_size: 2 }), inputError('batch_size', /did you mean `batchSize`\?/));
+    await assert.rejects(run({ lr: 0 }), inputError('lr', /must be > 0/));
+    await assert.rejects(run({ gradAccum: 1.5 }), inputError('gradAccum', /whole number/));
+    await assert.rejects(run({ schedule: 'linear' }), inputError('schedule', /one of constant, cosine/));
+    await assert.rejects(run({}, { resume: join(tmp, 'no-such-run') }), inputError('resume', /no-such-run/));
+  });
+
   it('a NaN loss stops the run and keeps the last good checkpoint', async () => {
     const model = await MusicgenModel.load(dirFolder(TEXT_MODEL));
     const out = join(tmp, 'out-nan');
@@ -348,6 +369,10 @@ describe('fine-tuning', function () {
       assert.ok(logA[0].lr < logA[2].lr && logA[24].lr < logA[10].lr, 'warmup then cosine');
       const [ma, mc] = [await fsp.readFile(join(whole, 'model.safetensors')), await fsp.readFile(join(cut, 'model.safetensors'))];
       assert.ok(ma.equals(mc), 'same final model');
+      // a fresh run into a folder with checkpoints: refused, in flags, as bad input
+      const d = await run(args(cut));
+      assert.equal(d.code, 2, d.output);
+      assert.match(d.output, /finetune: --output: .* already holds checkpoints of an earlier run .*continue it with `--resume` = .*, or choose another folder/);
     });
   });
 });
