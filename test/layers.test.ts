@@ -5,7 +5,7 @@
 //   core     tensor.ts, autograd.ts
 //   kernels  kernels/, ops.ts
 //   model    model/
-//   app      train/, pipeline.ts
+//   app      train/, pipeline.ts, inputs.ts
 //   entry    cli/, server/, bench/, index.ts
 // A new file or folder must be placed in LAYERS before it can be imported.
 
@@ -23,7 +23,7 @@ const LAYERS: readonly (readonly [string, readonly string[]])[] = [
   ['core', ['tensor.ts', 'autograd.ts']],
   ['kernels', ['kernels/', 'ops.ts']],
   ['model', ['model/']],
-  ['app', ['train/', 'pipeline.ts']],
+  ['app', ['train/', 'pipeline.ts', 'inputs.ts']],
   ['entry', ['cli/', 'server/', 'bench/', 'index.ts']],
 ];
 
