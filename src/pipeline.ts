@@ -121,22 +121,22 @@ function isNode(): boolean {
  */
 export async function readRequest(req: GenerateRequest): Promise<CheckedRequest> {
   checkOptions(PREDICT_INPUTS, req, CALLBACKS);
-  const prompt = req.prompt === undefined ? [] : Array.isArray(req.prompt) ? req.prompt : [req.prompt];
+  const prompt = req.prompt == null ? [] : Array.isArray(req.prompt) ? req.prompt : [req.prompt];
   for (const p of prompt) if (typeof p !== 'string') throw new InputError('prompt', 'must be text or a list of texts');
   const def = <T extends string | number | boolean>(option: keyof GenerateRequest): T => defaultOf<T>(PREDICT_INPUTS, option);
   const out: CheckedRequest = {
     ...req,
     prompt,
-    inputAudio: req.inputAudio === undefined ? undefined : await readInputAudio(req.inputAudio),
+    inputAudio: req.inputAudio == null ? undefined : await readInputAudio(req.inputAudio),
     continuation: req.continuation ?? def('continuation'),
     continuationStart: req.continuationStart ?? def('continuationStart'),
-    continuationEnd: req.continuationEnd === -1 ? undefined : req.continuationEnd,
+    continuationEnd: req.continuationEnd === -1 || req.continuationEnd === null ? undefined : req.continuationEnd,
     duration: req.duration ?? def('duration'),
     topK: req.topK ?? def('topK'),
     topP: req.topP ?? def('topP'),
     temperature: req.temperature ?? def('temperature'),
     guidance: req.guidance ?? def('guidance'),
-    seed: req.seed === -1 ? undefined : req.seed,
+    seed: req.seed === -1 || req.seed === null ? undefined : req.seed,
     normalization: req.normalization ?? def('normalization'),
   };
   // Cog's rules between inputs

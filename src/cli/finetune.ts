@@ -119,13 +119,18 @@ export async function main(argv = process.argv): Promise<void> {
   const model = await MusicgenModel.load(folder);
   try {
     console.log(`reading ${f.dataset}`);
-    const items = await readDataset(f.dataset, { maxBytes: Math.round(f.maxDatasetMb * 2 ** 20), limitName: '--max-dataset-mb' });
+    // the data's problems (missing, corrupt, uncaptioned, undecodable) are bad input: exit 2, naming the flag
+    const badData = (e: unknown): never => {
+      if (e instanceof Error && /^dataset\b/.test(e.message)) throw new UsageError(`--${e.message}`);
+      throw e;
+    };
+    const items = await readDataset(f.dataset, { maxBytes: Math.round(f.maxDatasetMb * 2 ** 20), limitName: '--max-dataset-mb' }).catch(badData);
     const data = await prepareTrainingData(model, items, {
       modelFolder: folder,
       chunkSeconds: f.chunkSeconds,
       cacheFile: path.join(f.output, 'cache', 'dataset.safetensors'),
       onProgress: (done, total) => { if (done === total) console.log(`encoded ${total} chunk(s)`); },
-    });
+    }).catch(badData);
     console.log(`${items.length} clip(s), ${data.chunks.length} chunk(s)${data.fromCache ? ' (codes from the cache)' : ''}`);
     const bar = progress();
     try {

@@ -373,6 +373,12 @@ describe('fine-tuning', function () {
       const d = await run(args(cut));
       assert.equal(d.code, 2, d.output);
       assert.match(d.output, /finetune: --output: .* already holds checkpoints of an earlier run .*continue it with `--resume` = .*, or choose another folder/);
+      // so is a dataset that cannot be read
+      const junk = join(tmp, 'junk-cli.tar');
+      await fsp.writeFile(junk, new Uint8Array(3000).map((_, i) => (i * 7919) % 251));
+      const e = await run(['run', '--silent', 'finetune', '--', '--model', TEXT_MODEL, '--dataset', junk, '--output', join(tmp, 'cli-junk')]);
+      assert.equal(e.code, 2, e.output);
+      assert.match(e.output, /finetune: --dataset .*junk-cli\.tar: cannot read the archive/);
     });
   });
 });
