@@ -7,6 +7,7 @@ export * from './kernels/shape.js';
 export * from './kernels/conv.js';
 export * from './kernels/lstm.js';
 export * from './kernels/norm.js';
+export * from './kernels/group-norm.js';
 export * from './kernels/softmax.js';
 export * from './kernels/reduce.js';
 export * from './kernels/loss.js';
