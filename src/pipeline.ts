@@ -9,6 +9,7 @@ import * as ops from './ops.js';
 import type { ByteSource, CheckpointFolder } from './io/safetensors.js';
 import { UrlSource, urlFolder } from './io/url-source.js';
 import { MusicgenModel } from './model/musicgen.js';
+import type { AdapterSource } from './model/adapter.js';
 import { generateCodes, AbortError } from './model/generate.js';
 import { extractChroma } from './model/chroma.js';
 import { prepareAudio } from './audio/resample.js';
@@ -104,6 +105,12 @@ export interface LoadOptions {
    * an http(s) URL, or any ByteSource. Its LM replaces the model's; keys that fit nothing are an error.
    */
   lmWeights?: string | ByteSource;
+  /**
+   * A LoRA adapter (PEFT's `adapter_model.safetensors` with its `adapter_config.json`, as `finetune --lora-rank`
+   * writes them) merged into the weights in memory while they load; nothing is written. A path of the file or of
+   * its folder (Node), an http(s) URL of either, or `{ weights, config }` (any ByteSource and the parsed config).
+   */
+  adapter?: string | { weights: string | ByteSource; config: Record<string, unknown> };
 }
 
 function now(): number {
@@ -179,6 +186,47 @@ async function readInputAudio(a: InputAudio): Promise<AudioData> {
   }
 }
 
+/** A file path (Node) or an http(s) URL as a ByteSource. */
+async function byteSource(where: string): Promise<ByteSource> {
+  if (/^https?:\/\//.test(where) || !isNode()) return new UrlSource(where);
+  const fsModule = './io/file-source.js';
+  const { FileSource } = (await import(/* @vite-ignore */ fsModule)) as typeof import('./io/file-source.js');
+  return new FileSource(where);
+}
+
+const ADAPTER_FILE = 'adapter_model.safetensors';
+const ADAPTER_CONFIG = 'adapter_config.json';
+
+/** LoadOptions.adapter as the loader takes it: the weights and adapter_config.json read from beside them. */
+async function openAdapter(spec: NonNullable<LoadOptions['adapter']>): Promise<AdapterSource> {
+  if (typeof spec !== 'string') {
+    const weights = typeof spec.weights === 'string' ? await byteSource(spec.weights) : spec.weights;
+    return { weights, config: spec.config, label: typeof spec.weights === 'string' ? spec.weights : spec.weights.label ?? 'adapter' };
+  }
+  // the file itself, or the folder finetune wrote it into
+  const isFile = /\.safetensors$/i.test(spec.replace(/[?#].*$/, ''));
+  const cut = spec.replace(/[?#].*$/, '').replace(/\/+$/, '');
+  const dir = isFile ? cut.slice(0, Math.max(0, cut.search(/[^/\\]*$/))) || '.' : cut;
+  const file = isFile ? cut.slice(cut.search(/[^/\\]*$/)) : ADAPTER_FILE;
+  let folder: CheckpointFolder;
+  if (/^https?:\/\//.test(spec) || !isNode()) folder = urlFolder(dir);
+  else {
+    const fsModule = './io/file-source.js';
+    const { dirFolder } = (await import(/* @vite-ignore */ fsModule)) as typeof import('./io/file-source.js');
+    folder = dirFolder(dir);
+  }
+  const text = await folder.readText(ADAPTER_CONFIG);
+  if (text === null) throw new Error(`adapter ${spec}: no ${ADAPTER_CONFIG} beside it (PEFT's config gives the rank r and lora_alpha)`);
+  let config: unknown;
+  try {
+    config = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`adapter ${spec}: ${ADAPTER_CONFIG} is not valid JSON (${(e as Error).message})`);
+  }
+  if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new Error(`adapter ${spec}: ${ADAPTER_CONFIG} is not a JSON object`);
+  return { weights: folder.source(file), config: config as Record<string, unknown>, label: isFile ? spec : `${cut}/${file}` };
+}
+
 function checkAudioData(a: unknown): AudioData {
   const bad = (why: string): InputError => new InputError('inputAudio', `${why} (expected { channels: Float32Array[], sampleRate }, a file path, bytes or a Blob)`);
   if (typeof a !== 'object' || a === null) throw bad(`got ${String(a)}`);
@@ -211,15 +259,9 @@ export class MusicGen {
       const dir = await resolveModel(source, { cacheDir: opts.cacheDir, offline: opts.offline, onProgress: opts.onDownload });
       folder = dirFolder(dir);
     }
-    let lmWeights: ByteSource | undefined;
-    if (typeof opts.lmWeights !== 'string') lmWeights = opts.lmWeights;
-    else if (/^https?:\/\//.test(opts.lmWeights) || !isNode()) lmWeights = new UrlSource(opts.lmWeights);
-    else {
-      const fsModule = './io/file-source.js';
-      const { FileSource } = (await import(/* @vite-ignore */ fsModule)) as typeof import('./io/file-source.js');
-      lmWeights = new FileSource(opts.lmWeights);
-    }
-    return new MusicGen(await MusicgenModel.load(folder, { rt, onProgress: opts.onProgress, lmWeights }));
+    const lmWeights = typeof opts.lmWeights === 'string' ? await byteSource(opts.lmWeights) : opts.lmWeights;
+    const adapter = opts.adapter === undefined ? undefined : await openAdapter(opts.adapter);
+    return new MusicGen(await MusicgenModel.load(folder, { rt, onProgress: opts.onProgress, lmWeights, adapter }));
   }
 
   get sampleRate(): number { return this.model.sampleRate; }

@@ -16,6 +16,7 @@ import cliProgressBars from 'cli-progress';
 interface Flags {
   model: string;
   lmWeights?: string;
+  adapter?: string;
   format: 'wav' | 'mp3';
   output?: string;
   codesOut?: string;
@@ -69,7 +70,8 @@ export async function main(argv = process.argv): Promise<void> {
     .description('Generate music from a text prompt, optionally following a melody or continuing a clip (Cog MusicGen inputs)')
     .exitOverride()
     .option('--model <dir|hub-id>', 'model folder in the transformers format, or a hub id', 'facebook/musicgen-melody')
-    .option('--lm-weights <file>', 'an audiocraft LM state dict to apply on top of --model (a Cog fine-tune\'s lm_final.pt)');
+    .option('--lm-weights <file>', 'an audiocraft LM state dict to apply on top of --model (a Cog fine-tune\'s lm_final.pt)')
+    .option('--adapter <file|dir>', 'a LoRA adapter to apply to --model in memory (adapter_model.safetensors with adapter_config.json beside it, as finetune --lora-rank writes)');
   const inputs = addInputOptions(program, PREDICT_INPUTS);
   program
     .option('--output <file>', 'output file (default output.wav / output.mp3)')
@@ -89,7 +91,7 @@ export async function main(argv = process.argv): Promise<void> {
   const download = cliProgress();
   let model: MusicGen;
   try {
-    model = await MusicGen.load(f.model, { cacheDir: f.cacheDir, offline: f.offline, onDownload: download, lmWeights: f.lmWeights });
+    model = await MusicGen.load(f.model, { cacheDir: f.cacheDir, offline: f.offline, onDownload: download, lmWeights: f.lmWeights, adapter: f.adapter });
   } finally {
     download.stop();
   }

@@ -9,6 +9,7 @@ import * as ops from '../ops.js';
 import type { ByteSource, CheckpointFolder } from '../io/safetensors.js';
 import { openCheckpoint } from '../io/checkpoint.js';
 import { withAudiocraftLm } from './audiocraft-lm.js';
+import { withLoraAdapter, type AdapterSource } from './adapter.js';
 import { Weights, type NamedTensor } from './weights.js';
 import { Linear } from './linear.js';
 import { T5Encoder } from './t5.js';
@@ -62,7 +63,7 @@ export class MusicgenModel {
 
   static async load(
     folder: CheckpointFolder,
-    opts: { rt?: Runtime; onProgress?: LoadProgress; maxGroupBytes?: number; lmWeights?: ByteSource } = {},
+    opts: { rt?: Runtime; onProgress?: LoadProgress; maxGroupBytes?: number; lmWeights?: ByteSource; adapter?: AdapterSource } = {},
   ): Promise<MusicgenModel> {
     const rt = opts.rt ?? runtime();
     const cfgJson = await readJson(folder, 'config.json', true);
@@ -77,12 +78,20 @@ export class MusicgenModel {
     const tokenizer = TextTokenizer.fromJson(tokJson, tokCfg);
     const base = await openCheckpoint(folder);
     // An audiocraft LM state dict (a fine-tune's lm_final.pt) replaces the base's LM tensors.
-    const reader = opts.lmWeights
+    let reader = opts.lmWeights
       ? await withAudiocraftLm(base, opts.lmWeights).catch(async (e: unknown) => {
         await base.close();
         throw e;
       })
       : base;
+    // A LoRA adapter is merged into the weights it targets as they are read (on top of replaced LM weights).
+    if (opts.adapter) {
+      const under = reader;
+      reader = await withLoraAdapter(under, opts.adapter, rt).catch(async (e: unknown) => {
+        await under.close();
+        throw e;
+      });
+    }
     const names = reader.names();
     let loaded = 0;
     const progressReader = opts.onProgress

@@ -11,10 +11,10 @@
 // Module names come from the Linear itself (its checkpoint path), as PEFT names them.
 
 import { Tensor, keep, tidy } from '../tensor.js';
-import * as ops from '../ops.js';
 import type { MusicgenModel } from '../model/musicgen.js';
 import type { Linear, WeightAdapter } from '../model/linear.js';
 import type { NamedTensor } from '../model/weights.js';
+import { loraWeight } from '../model/adapter.js';
 import type { Rng } from './data.js';
 import { noGrad } from '../autograd.js';
 
@@ -40,7 +40,8 @@ export class LoraAdapter implements WeightAdapter {
 
   /** W + scale·B·A (recorded when A or B need gradients). */
   effective(): Tensor {
-    return ops.add(this.base, ops.scale(ops.matmul(this.B, this.A), this.scale));
+    // the same formula as loading with the adapter file (model/adapter.ts): generation with either is identical
+    return loraWeight(this.base, this.A, this.B, this.scale);
   }
 
   weight(): Tensor {
