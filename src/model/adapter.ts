@@ -13,6 +13,7 @@ import { Tensor, tidy } from '../tensor.js';
 import type { Runtime } from '../runtime.js';
 import * as ops from '../ops.js';
 import { SafetensorsFile, tensorNotFound, type ByteSource, type Bytes, type TensorInfo, type TensorReader } from '../io/safetensors.js';
+import { OverlayReader } from '../io/overlay.js';
 
 /** W + scale·B·A: W [out, in], A [r, in], B [out, r]. The trainer's forward and the loader's merge share it. */
 export function loraWeight(W: Tensor, A: Tensor, B: Tensor, scale: number): Tensor {
@@ -65,13 +66,14 @@ export async function withLoraAdapter(base: TensorReader, adapter: AdapterSource
   }
 }
 
-class LoraOverlay implements TensorReader {
+class LoraOverlay extends OverlayReader {
   readonly label: string;
   /** Base weight name → its adapter pair. */
   private readonly pairs = new Map<string, Required<Pair>>();
   private readonly scale: number;
 
-  constructor(private readonly base: TensorReader, private readonly file: SafetensorsFile, adapter: AdapterSource, private readonly rt: Runtime) {
+  constructor(base: TensorReader, private readonly file: SafetensorsFile, adapter: AdapterSource, private readonly rt: Runtime) {
+    super(base);
     this.label = `${base.label} with the LoRA adapter ${adapter.label}`;
     const fail = (why: string): Error => new Error(`${adapter.label}: ${why} (not an adapter of ${base.label}?)`);
     const { rank, scale } = loraScale(adapter.config, adapter.label);
@@ -111,33 +113,18 @@ class LoraOverlay implements TensorReader {
     }
   }
 
-  /** The base weight names this adapter changes. */
-  get adapted(): string[] {
-    return [...this.pairs.keys()];
+  protected covers(name: string): boolean {
+    return this.pairs.has(name);
   }
 
-  get metadata(): Readonly<Record<string, unknown>> {
-    return this.base.metadata;
-  }
-
-  names(): string[] {
-    return this.base.names();
-  }
-
-  has(name: string): boolean {
-    return this.base.has(name);
-  }
-
-  info(name: string): TensorInfo {
-    const info = this.base.info(name);
-    if (!this.pairs.has(name)) return info;
-    return { dtype: 'F32', shape: info.shape, byteLength: info.shape.reduce((x, y) => x * y, 1) * 4 };
+  protected ownInfo(name: string): TensorInfo {
+    const { shape } = this.base.info(name);
+    return { dtype: 'F32', shape, byteLength: shape.reduce((x, y) => x * y, 1) * 4 };
   }
 
   /** W + s·B·A on the GPU, read back (one adapted matrix alive at a time while the model loads). */
-  async readF32(name: string): Promise<Float32Array<ArrayBuffer>> {
-    const p = this.pairs.get(name);
-    if (!p) return this.base.readF32(name);
+  protected async ownF32(name: string): Promise<Float32Array<ArrayBuffer>> {
+    const p = this.pairs.get(name)!;
     const shape = [...this.base.info(name).shape];
     const [W, A, B] = await Promise.all([this.base.readF32(name), this.file.readF32(p.A), this.file.readF32(p.B)]);
     const merged = tidy(() => loraWeight(
@@ -153,25 +140,16 @@ class LoraOverlay implements TensorReader {
     }
   }
 
-  async readRaw(name: string): Promise<Bytes> {
-    if (!this.pairs.has(name)) return this.base.readRaw(name);
-    const v = await this.readF32(name);
+  protected async ownRaw(name: string): Promise<Bytes> {
+    const v = await this.ownF32(name);
     return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
   }
 
-  readRawChunks(name: string, chunkBytes: number): AsyncGenerator<Bytes, void, undefined> {
-    if (!this.pairs.has(name)) return this.base.readRawChunks(name, chunkBytes);
-    return (async function* (self) {
-      yield await self.readRaw(name);
-    })(this);
+  protected ownI32(name: string): Promise<Int32Array<ArrayBuffer>> {
+    return Promise.reject(new Error(`${this.label}: ${name} is a float weight`));
   }
 
-  readI32(name: string): Promise<Int32Array<ArrayBuffer>> {
-    if (this.pairs.has(name)) return Promise.reject(new Error(`${this.label}: ${name} is a float weight`));
-    return this.base.readI32(name);
-  }
-
-  async close(): Promise<void> {
-    await Promise.all([this.base.close(), this.file.close()]);
+  protected closeOwn(): Promise<void> {
+    return this.file.close();
   }
 }

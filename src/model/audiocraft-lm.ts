@@ -19,6 +19,7 @@
 import { PyDict, describe } from '../io/pickle.js';
 import { TorchFile, type TorchStateDict, type TorchTensor } from '../io/pytorch.js';
 import { dtypeSize, toF32, toI32, type ByteSource, type Bytes, type TensorInfo, type TensorReader } from '../io/safetensors.js';
+import { OverlayReader } from '../io/overlay.js';
 
 /** Where one of our tensors comes from: a file tensor, or one third of its rows (q, k or v of an in_proj). */
 interface Source {
@@ -94,11 +95,12 @@ export async function withAudiocraftLm(base: TensorReader, source: ByteSource, l
   }
 }
 
-class AudiocraftLmOverlay implements TensorReader {
+class AudiocraftLmOverlay extends OverlayReader {
   readonly label: string;
   private readonly mapped = new Map<string, Source>();
 
-  constructor(private readonly base: TensorReader, private readonly lm: TorchStateDict) {
+  constructor(base: TensorReader, private readonly lm: TorchStateDict) {
+    super(base);
     this.label = `${base.label} with LM weights from ${lm.label}`;
     const unknown: string[] = [];
     for (const key of lm.names()) {
@@ -127,21 +129,12 @@ class AudiocraftLmOverlay implements TensorReader {
     }
   }
 
-  get metadata(): Readonly<Record<string, unknown>> {
-    return this.base.metadata;
+  protected covers(name: string): boolean {
+    return this.mapped.has(name);
   }
 
-  names(): string[] {
-    return this.base.names();
-  }
-
-  has(name: string): boolean {
-    return this.base.has(name);
-  }
-
-  info(name: string): TensorInfo {
-    const src = this.mapped.get(name);
-    if (!src) return this.base.info(name);
+  protected ownInfo(name: string): TensorInfo {
+    const src = this.mapped.get(name)!;
     const t: TorchTensor = this.lm.tensor(src.name);
     if (src.part === undefined) return this.lm.info(src.name);
     if (t.shape.length !== 2 || t.shape[0]! % 3 !== 0) throw new Error(`${this.lm.label}: "${src.name}" of shape [${t.shape.join(', ')}] is not three stacked projections`);
@@ -149,36 +142,30 @@ class AudiocraftLmOverlay implements TensorReader {
     return { dtype: t.dtype, shape, byteLength: shape[0]! * shape[1]! * dtypeSize(t.dtype) };
   }
 
-  async readRaw(name: string): Promise<Bytes> {
-    const src = this.mapped.get(name);
-    if (!src) return this.base.readRaw(name);
+  protected async ownRaw(name: string): Promise<Bytes> {
+    const src = this.mapped.get(name)!;
     const raw = await this.lm.readRaw(src.name);
     if (src.part === undefined) return raw;
     const n = this.info(name).byteLength; // q, k, v: consecutive thirds of the rows
     return raw.slice(src.part * n, (src.part + 1) * n);
   }
 
-  readRawChunks(name: string, chunkBytes: number): AsyncGenerator<Bytes, void, undefined> {
+  /** A whole file tensor streams in chunks; a third of an in_proj comes in one piece. */
+  override readRawChunks(name: string, chunkBytes: number): AsyncGenerator<Bytes, void, undefined> {
     const src = this.mapped.get(name);
-    if (!src) return this.base.readRawChunks(name, chunkBytes);
-    if (src.part === undefined) return this.lm.readRawChunks(src.name, chunkBytes);
-    return (async function* (self) {
-      yield await self.readRaw(name);
-    })(this);
+    if (src && src.part === undefined) return this.lm.readRawChunks(src.name, chunkBytes);
+    return super.readRawChunks(name, chunkBytes);
   }
 
-  async readF32(name: string): Promise<Float32Array<ArrayBuffer>> {
-    if (!this.mapped.has(name)) return this.base.readF32(name);
+  protected async ownF32(name: string): Promise<Float32Array<ArrayBuffer>> {
     return toF32(await this.readRaw(name), this.info(name).dtype, name);
   }
 
-  async readI32(name: string): Promise<Int32Array<ArrayBuffer>> {
-    if (!this.mapped.has(name)) return this.base.readI32(name);
+  protected async ownI32(name: string): Promise<Int32Array<ArrayBuffer>> {
     return toI32(await this.readRaw(name), this.info(name).dtype, name);
   }
 
-  async close(): Promise<void> {
-    await Promise.all([this.base.close(), this.lm.close()]);
+  protected closeOwn(): Promise<void> {
+    return this.lm.close();
   }
-
 }
