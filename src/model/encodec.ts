@@ -2,7 +2,7 @@
 // decoder of weight-normalised, non-causal convs (reflect padding), residual blocks and a 2-layer LSTM with a
 // skip, and the residual vector quantiser. Weight norm is folded at load (g·v/‖v‖).
 
-import { Tensor, tidy } from '../tensor.js';
+import { Tensor, tidy, keep } from '../tensor.js';
 import * as ops from '../ops.js';
 import type { Weights } from './weights.js';
 
@@ -39,7 +39,19 @@ export function numQuantizers(cfg: EncodecConfig): number {
   return Math.floor((1000 * Math.max(...cfg.target_bandwidths)) / (frameRate(cfg) * bits));
 }
 
-type Layer = { forward(x: Tensor): Tensor; parameters(): Tensor[] };
+/**
+ * How far outputs reach into a layer's input: output position q depends on input positions [q − left, q + right]
+ * (at the input's rate, q mapped to it). Derived per layer from its kernel, stride, dilation and padding, so a
+ * decoder run over a window of its input gives the whole-clip result wherever the window holds that reach.
+ */
+export interface Reach { left: number; right: number }
+
+type Layer = {
+  forward(x: Tensor): Tensor;
+  parameters(): Tensor[];
+  /** The reach at this layer's input of outputs that reach `out` further on (`{0, 0}`: this layer's own). */
+  reach(out: Reach): Reach;
+};
 
 /** GroupNorm(1, C) (the `time_group_norm` variant): normalise each item over (C, T), then a per-channel affine. */
 class TimeGroupNorm {
@@ -87,21 +99,33 @@ class EncodecConv1d implements Layer {
     return new EncodecConv1d(weight, bias, norm, stride, dilation, convStyle(cfg));
   }
 
-  forward(x: Tensor): Tensor {
+  /** The fixed padding: causal, all of it on the left; otherwise centred, the odd one on the left. */
+  private padding(): { k: number; left: number; right: number } {
     const k = (this.weight.shape[2] - 1) * this.dilation + 1;
     const paddingTotal = k - this.stride;
+    const right = this.style.causal ? 0 : Math.floor(paddingTotal / 2);
+    return { k, left: paddingTotal - right, right };
+  }
+
+  forward(x: Tensor): Tensor {
+    const { k, left, right } = this.padding();
+    const paddingTotal = left + right;
     const length = x.shape[2];
     // extra right padding so the last window is complete (transformers' _get_extra_padding_for_conv1d)
     const nFrames = Math.ceil((length - k + paddingTotal) / this.stride + 1) - 1;
     const extra = nFrames * this.stride + k - paddingTotal - length;
-    // causal: all the padding on the left; otherwise centred, the odd one on the left
-    const right = this.style.causal ? 0 : Math.floor(paddingTotal / 2);
-    const left = paddingTotal - right;
     const padded = this.style.padMode === 'reflect'
       ? ops.encodecPad1d(x, left, right + extra, 'reflect')
       : ops.pad1d(x, left, right + extra, this.style.padMode);
     const y = ops.conv1d(padded, this.weight, this.bias, { stride: this.stride, dilation: this.dilation });
     return this.norm ? this.norm.forward(y) : y;
+  }
+
+  /** Output q reads padded inputs [q − left, q − left + k − 1] (stride 1: the decoder's convs). */
+  reach(out: Reach): Reach {
+    if (this.stride !== 1) throw new Error('EncodecConv1d.reach: only stride-1 convs (the decoder\'s) are streamed');
+    const { k, left } = this.padding();
+    return { left: out.left + left, right: out.right + k - 1 - left };
   }
 
   parameters(): Tensor[] { return [this.weight, this.bias, ...(this.norm?.parameters() ?? [])]; }
@@ -118,14 +142,29 @@ class EncodecConvTranspose1d implements Layer {
     return new EncodecConvTranspose1d(weight, bias, norm, stride, convStyle(cfg));
   }
 
+  /** The fixed padding trimmed off the output: causal models trim trim_right_ratio of it on the right. */
+  private trim(): { left: number; right: number } {
+    const paddingTotal = this.weight.shape[2] - this.stride;
+    const right = this.style.causal ? Math.ceil(paddingTotal * this.style.trimRightRatio) : Math.floor(paddingTotal / 2);
+    return { left: paddingTotal - right, right };
+  }
+
   forward(x: Tensor): Tensor {
     let y = ops.convTranspose1d(x, this.weight, this.bias, { stride: this.stride });
     if (this.norm) y = this.norm.forward(y);
-    const paddingTotal = this.weight.shape[2] - this.stride;
-    // trim the fixed padding: causal models trim trim_right_ratio of it on the right
-    const right = this.style.causal ? Math.ceil(paddingTotal * this.style.trimRightRatio) : Math.floor(paddingTotal / 2);
-    const left = paddingTotal - right;
+    const { left, right } = this.trim();
     return ops.narrow(y, 2, left, y.shape[2] - left - right);
+  }
+
+  /**
+   * Untrimmed output j = i·r + m (0 ≤ m < k) takes input i; the outputs r·q + s (0 ≤ s < r) of input position q,
+   * widened by `out`, therefore take inputs [q − ⌊(left + k − 1 − trim)/r⌋, q + ⌊(r − 1 + right + trim)/r⌋].
+   */
+  reach(out: Reach): Reach {
+    const r = this.stride;
+    const k = this.weight.shape[2];
+    const trim = this.trim().left;
+    return { left: Math.floor((out.left + k - 1 - trim) / r), right: Math.floor((r - 1 + out.right + trim) / r) };
   }
 
   parameters(): Tensor[] { return [this.weight, this.bias, ...(this.norm?.parameters() ?? [])]; }
@@ -134,6 +173,12 @@ class EncodecConvTranspose1d implements Layer {
 class Elu implements Layer {
   forward(x: Tensor): Tensor { return ops.elu(x, 1); }
   parameters(): Tensor[] { return []; }
+  reach(out: Reach): Reach { return out; }
+}
+
+/** The reach at the input of a stack of layers run in order. */
+function reachOf(layers: Layer[], out: Reach = { left: 0, right: 0 }): Reach {
+  return layers.reduceRight((r, l) => l.reach(r), out);
 }
 
 class EncodecResnetBlock implements Layer {
@@ -160,6 +205,12 @@ class EncodecResnetBlock implements Layer {
   }
 
   parameters(): Tensor[] { return [...this.block.flatMap((l) => l.parameters()), ...(this.shortcut?.parameters() ?? [])]; }
+
+  reach(out: Reach): Reach {
+    const a = reachOf(this.block, out);
+    const b = this.shortcut ? this.shortcut.reach(out) : out;
+    return { left: Math.max(a.left, b.left), right: Math.max(a.right, b.right) };
+  }
 }
 
 class EncodecLSTM implements Layer {
@@ -181,14 +232,30 @@ class EncodecLSTM implements Layer {
 
   /** x [B, C, T] → lstm(x) + x */
   forward(x: Tensor): Tensor {
+    return this.step(x, null).y;
+  }
+
+  /** `forward` continued from `state` (each layer's last h and c; null: zeros), and the state after x. */
+  step(x: Tensor, state: LstmState | null): { y: Tensor; state: LstmState } {
     const seq = ops.permute(x, [2, 0, 1]); // T B C
     let h = seq;
-    for (const l of this.layers) h = ops.lstm(h, l.wIh, l.wHh, l.bIh, l.bHh).y;
-    return ops.permute(ops.add(h, seq), [1, 2, 0]); // B C T
+    const next: LstmState = [];
+    this.layers.forEach((l, i) => {
+      const r = ops.lstm(h, l.wIh, l.wHh, l.bIh, l.bHh, state?.[i].h, state?.[i].c);
+      h = r.y;
+      next.push({ h: r.h, c: r.c });
+    });
+    return { y: ops.permute(ops.add(h, seq), [1, 2, 0]), state: next }; // B C T
   }
 
   parameters(): Tensor[] { return this.layers.flatMap((l) => [l.wIh, l.wHh, l.bIh, l.bHh]); }
+
+  /** Recurrent: every earlier input reaches an output, so it is never run over windows (see EncodecStream). */
+  reach(): Reach { throw new Error('EncodecLSTM has no finite reach: carry its state instead'); }
 }
+
+/** Each LSTM layer's last hidden and cell state [B, H]. */
+type LstmState = { h: Tensor; c: Tensor }[];
 
 /** Runs a list of layers in order; `layers.{i}` in the checkpoint. */
 class Sequential implements Layer {
@@ -199,6 +266,7 @@ class Sequential implements Layer {
     return h;
   }
   parameters(): Tensor[] { return this.layers.flatMap((l) => l.parameters()); }
+  reach(out: Reach): Reach { return reachOf(this.layers, out); }
 }
 
 async function loadEncoder(w: Weights, cfg: EncodecConfig): Promise<Sequential> {
@@ -348,11 +416,153 @@ export class EncodecModel {
     return out;
   }
 
+  /** An incremental decoder: codes go in as they are generated, audio comes out as soon as it is final. */
+  stream(): EncodecStream {
+    return new EncodecStream(this);
+  }
+
   parameters(): Tensor[] {
     return [...this.encoder.parameters(), ...this.decoder.parameters(), this.codebooks];
   }
 
   dispose(): void {
     for (const t of this.parameters()) t.dispose();
+  }
+}
+
+/**
+ * EnCodec's decoder run incrementally, with the whole-clip result: codes are pushed frame by frame as they become
+ * known; the layers before the LSTM run over the new frames plus the context their reach (derived from kernel
+ * sizes, dilations, strides and padding) needs on either side, the LSTM carries its state from push to push, and
+ * the upsampling stack after it runs over the new LSTM frames plus its own reach, every output kept only where
+ * its whole reach was real data (or the clip's true edges). So the audio of frame f comes out once frame
+ * f + head.right + tail.right is known, and the concatenated chunks are the one-shot decode. A GroupNorm model
+ * (statistics over the whole clip) cannot be streamed: it decodes everything at the final push.
+ * Tensors stay on the GPU; `push` records work and returns the new audio without reading anything back.
+ */
+export class EncodecStream {
+  private readonly head: Sequential;
+  private readonly lstm: EncodecLSTM;
+  private readonly tail: Sequential;
+  /** Reach of the layers before and after the LSTM, in frames. */
+  readonly headReach: Reach;
+  readonly tailReach: Reach;
+  /** Latent frames [latentFrom, latentTo) still needed (the head's left context and what it has not run on). */
+  private latent: Tensor | null = null;
+  private latentFrom = 0;
+  private latentTo = 0;
+  /** LSTM outputs [hiddenFrom, hiddenTo) still needed by the tail. */
+  private hidden: Tensor | null = null;
+  private hiddenFrom = 0;
+  private hiddenTo = 0;
+  private lstmState: LstmState | null = null;
+  /** Frames of audio returned so far. */
+  private done = 0;
+  /** Non-streamable models: the codes so far. */
+  private codes: Tensor | null = null;
+  private finished = false;
+
+  constructor(readonly model: EncodecModel) {
+    const layers = model.decoder.layers;
+    const at = layers.findIndex((l) => l instanceof EncodecLSTM);
+    if (at < 0) throw new Error('EncodecStream: the decoder has no LSTM');
+    this.head = new Sequential(layers.slice(0, at));
+    this.lstm = layers[at] as EncodecLSTM;
+    this.tail = new Sequential(layers.slice(at + 1));
+    this.headReach = this.head.reach({ left: 0, right: 0 });
+    this.tailReach = this.tail.reach({ left: 0, right: 0 });
+  }
+
+  /** Frames of audio returned so far. */
+  get frames(): number { return this.done; }
+
+  /**
+   * Appends codes [B, K, n] (the next n frames; n may be 0 or `codes` null at the end) and returns the audio that
+   * became final: [B, C, (to − from)·hop] for frames [from, to), or null when none did. `final`: no more codes
+   * follow, the clip's right edge is here. The caller owns the returned tensor.
+   */
+  push(codes: Tensor | null, final: boolean): { audio: Tensor; from: number; to: number } | null {
+    if (this.finished) throw new Error('EncodecStream: push after the final push');
+    this.finished = final;
+    if (!this.model.chunkable) return this.pushWhole(codes, final);
+    return tidy(() => {
+      if (codes && codes.shape[2] > 0) {
+        const z = this.model.codebooks;
+        const fresh = ops.rvqDecode(codes, z); // B, D, n
+        this.latent = this.swap(this.latent, this.latent ? ops.concat([this.latent, fresh], 2) : fresh);
+        this.latentTo += codes.shape[2];
+      }
+      this.runHead(final);
+      return this.runTail(final);
+    });
+  }
+
+  private pushWhole(codes: Tensor | null, final: boolean): { audio: Tensor; from: number; to: number } | null {
+    if (codes && codes.shape[2] > 0) {
+      this.codes = this.swap(this.codes, tidy(() => ops.concat(this.codes ? [this.codes, codes] : [codes], 2)));
+    }
+    if (!final || !this.codes) return null;
+    const audio = this.model.decode(this.codes);
+    const to = this.codes.shape[2];
+    this.codes.dispose();
+    this.codes = null;
+    this.done = to;
+    return { audio, from: 0, to };
+  }
+
+  /** Layers up to the LSTM over the latent frames whose reach is known; their outputs join `hidden`. */
+  private runHead(final: boolean): void {
+    const { left, right } = this.headReach;
+    const to = final ? this.latentTo : this.latentTo - right;
+    const from = this.hiddenTo;
+    const lo = Math.max(0, from - left);
+    // a window shorter than the reach would reflect-pad differently from the whole clip: wait for more frames
+    if (to <= from || (!final && this.latentTo - lo <= left + right) || !this.latent) return;
+    const x = ops.narrow(this.latent, 2, lo - this.latentFrom, this.latentTo - lo);
+    const h = ops.narrow(this.head.forward(x), 2, from - lo, to - from);
+    const { y, state } = this.lstm.step(h, this.lstmState);
+    for (const s of this.lstmState ?? []) { s.h.dispose(); s.c.dispose(); }
+    this.lstmState = state.map((s) => ({ h: keep(s.h), c: keep(s.c) }));
+    this.hidden = this.swap(this.hidden, this.hidden ? ops.concat([this.hidden, y], 2) : y);
+    this.hiddenTo = to;
+    // drop latent frames no later window reads
+    const keepFrom = Math.max(this.latentFrom, to - left);
+    if (keepFrom > this.latentFrom) {
+      this.latent = this.swap(this.latent, ops.narrow(this.latent, 2, keepFrom - this.latentFrom, this.latentTo - keepFrom));
+      this.latentFrom = keepFrom;
+    }
+  }
+
+  /** The upsampling stack over the LSTM frames whose reach is known: the new audio. */
+  private runTail(final: boolean): { audio: Tensor; from: number; to: number } | null {
+    const { left, right } = this.tailReach;
+    const hop = this.model.hopLength;
+    const to = final ? this.hiddenTo : this.hiddenTo - right;
+    const from = this.done;
+    const lo = Math.max(0, from - left);
+    if (to <= from || (!final && this.hiddenTo - lo <= left + right) || !this.hidden) return null;
+    const x = ops.narrow(this.hidden, 2, lo - this.hiddenFrom, this.hiddenTo - lo);
+    const audio = ops.narrow(this.tail.forward(x), 2, (from - lo) * hop, (to - from) * hop);
+    this.done = to;
+    const keepFrom = Math.max(this.hiddenFrom, to - left);
+    if (keepFrom > this.hiddenFrom) {
+      this.hidden = this.swap(this.hidden, ops.narrow(this.hidden, 2, keepFrom - this.hiddenFrom, this.hiddenTo - keepFrom));
+      this.hiddenFrom = keepFrom;
+    }
+    return { audio, from, to };
+  }
+
+  /** Replaces a kept state tensor with a new one (kept), freeing the old. */
+  private swap(old: Tensor | null, next: Tensor): Tensor {
+    keep(next);
+    if (old && old !== next) old.dispose();
+    return next;
+  }
+
+  dispose(): void {
+    for (const t of [this.latent, this.hidden, this.codes]) t?.dispose();
+    for (const s of this.lstmState ?? []) { s.h.dispose(); s.c.dispose(); }
+    this.latent = this.hidden = this.codes = null;
+    this.lstmState = null;
   }
 }
