@@ -4,7 +4,7 @@
 /// <reference types="@webgpu/types" preserve="true" />
 
 export { MusicGen, InputError, AbortError, planWindows, readRequest, MAX_PROMPT_TOKENS } from './pipeline.js';
-export type { GenerateRequest, CheckedRequest, InputAudio, GenerateResult, Progress, LoadOptions, AudioData, NormalizationStrategy } from './pipeline.js';
+export type { GenerateRequest, AudioChunk, CheckedRequest, InputAudio, GenerateResult, Progress, LoadOptions, AudioData, NormalizationStrategy } from './pipeline.js';
 export type { MusicgenModel } from './model/musicgen.js'; // the networks behind MusicGen (its `model`)
 export { generateCodes } from './model/generate.js';
 export { extractChroma } from './model/chroma.js';

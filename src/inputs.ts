@@ -8,7 +8,7 @@
 // (e.g. `output_format`: the library hands back samples, files are the CLI's and the server's business); without
 // `flag`, not on the command line.
 
-export type InputType = 'string' | 'integer' | 'number' | 'boolean' | 'file';
+export type InputType = 'string' | 'integer' | 'number' | 'boolean' | 'file' | 'function';
 
 export interface InputField {
   cog?: string;
@@ -112,6 +112,10 @@ export const PREDICT_INPUTS: readonly InputField[] = [
     cog: 'seed', option: 'seed', flag: '--seed <n>', type: 'integer', nullable: true, minimum: 0, maximum: Number.MAX_SAFE_INTEGER, unset: -1,
     description: 'Seed for random number generator. If None or -1, a random seed will be used.',
     help: 'random seed (-1 or absent: pick one and print it)',
+  },
+  {
+    option: 'onAudio', type: 'function', nullable: true,
+    description: 'Streaming: called with each chunk of raw (not normalised) decoder audio as soon as it is decoded, during generation.',
   },
 ];
 
@@ -240,6 +244,9 @@ export function checkValue(f: InputField, name: string, v: unknown): void {
       return;
     case 'file':
       return; // the library reads files itself (pipeline.ts); the server and the CLI check theirs
+    case 'function':
+      if (typeof v !== 'function') throw new InputError(name, `must be a function, got ${show(v)}`);
+      return;
   }
 }
 

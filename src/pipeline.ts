@@ -11,6 +11,7 @@ import { UrlSource, urlFolder } from './io/url-source.js';
 import { MusicgenModel } from './model/musicgen.js';
 import type { AdapterSource } from './model/adapter.js';
 import { generateCodes, AbortError } from './model/generate.js';
+import type { EncodecStream } from './model/encodec.js';
 import { extractChroma } from './model/chroma.js';
 import { prepareAudio } from './audio/resample.js';
 import { normalizeAudio, type NormalizationStrategy } from './audio/normalize.js';
@@ -53,7 +54,28 @@ export interface GenerateRequest {
   /** Default 'loudness' (-14 LUFS). */
   normalization?: NormalizationStrategy;
   onProgress?: (p: Progress) => void;
+  /**
+   * Streaming: each chunk of audio as soon as it is decoded, while the tokens after it are still being generated
+   * (see `AudioChunk`). Chunks are the decoder's raw output; only the result of `generate` is normalised.
+   */
+  onAudio?: (chunk: AudioChunk) => void | Promise<void>;
   signal?: AbortSignal;
+}
+
+/**
+ * A piece of one output's audio, as `onAudio` and `MusicGen.stream` hand it out: samples [start, end) of batch row
+ * `index`, one array per channel, the raw decoder output (not normalised: normalisation needs the whole clip).
+ * A row's chunks follow each other without gaps or overlap; its last has `final` set (and may be empty).
+ */
+export interface AudioChunk {
+  audio: Float32Array[];
+  /** Sample index of the first sample, and one past the last, in the row's output. */
+  start: number;
+  end: number;
+  final: boolean;
+  /** Batch row (the prompt's index). */
+  index: number;
+  sampleRate: number;
 }
 
 /** A request checked and completed by `readRequest`: defaults filled in, the audio decoded. */
@@ -71,7 +93,7 @@ export interface CheckedRequest extends GenerateRequest {
 }
 
 /** GenerateRequest's keys that are not inputs. */
-const CALLBACKS = ['onProgress', 'signal'] as const;
+const CALLBACKS = ['onProgress', 'signal'] as const; // onAudio is in PREDICT_INPUTS
 
 export interface Progress {
   stage: 'text' | 'generate' | 'decode';
@@ -240,6 +262,12 @@ function checkAudioData(a: unknown): AudioData {
 }
 
 export class MusicGen {
+  /**
+   * Streaming: frames of codes handed to the decoder at a time (the first chunk also waits for the decoder's
+   * look-ahead). Smaller: audio sooner and more often, more decoder launches.
+   */
+  streamChunkFrames = 25;
+
   private constructor(readonly model: MusicgenModel) {}
 
   /**
@@ -287,8 +315,12 @@ export class MusicGen {
 
     const tGen = now();
     let tokens: { codes: Int32Array[]; steps: number };
+    const streamer = req.onAudio ? new AudioStreamer(this.model, text.states.shape[0], req.onAudio) : null;
     try {
-      tokens = await this.generateTokens(req, text, clip, frames, seed);
+      tokens = await this.generateTokens(req, text, clip, frames, seed, streamer);
+    } catch (e) {
+      await streamer?.close();
+      throw e;
     } finally {
       text.states.dispose();
       text.mask.dispose();
@@ -296,7 +328,14 @@ export class MusicGen {
     const generateS = (now() - tGen) / 1000;
 
     const tDec = now();
-    const audio = await this.decodeBatch(tokens.codes, frames, req);
+    // streaming: the audio is the chunks already decoded during generation, once the last ones are read
+    let audio: Float32Array[][];
+    if (streamer) {
+      audio = normalizeBatch(await streamer.close(), this.sampleRate, req);
+      req.onProgress?.({ stage: 'decode', done: audio.length, total: audio.length });
+    } else {
+      audio = await this.decodeBatch(tokens.codes, frames, req);
+    }
     const decodeS = (now() - tDec) / 1000;
     return {
       audio, sampleRate: this.sampleRate, codes: tokens.codes, numCodebooks: this.model.lm.numCodebooks, frames, seed,
@@ -305,6 +344,50 @@ export class MusicGen {
         per_step_ms: (generateS * 1000) / Math.max(1, tokens.steps),
       },
     };
+  }
+
+  /**
+   * `generate` as an async iterator of the audio chunks as they are decoded (see `AudioChunk`; the request's own
+   * `onAudio`, if any, is called too). The iterator's return value (`done: true`) is `generate`'s result, with
+   * the chosen normalisation applied. Leaving the loop early aborts the generation.
+   */
+  async *stream(request: GenerateRequest): AsyncGenerator<AudioChunk, GenerateResult, undefined> {
+    const queue: AudioChunk[] = [];
+    let wake: (() => void) | null = null;
+    let finished = false;
+    let result: GenerateResult | undefined;
+    let error: unknown;
+    const abort = new AbortController();
+    const outer = request.signal;
+    const onOuterAbort = (): void => abort.abort();
+    if (outer?.aborted) abort.abort();
+    outer?.addEventListener('abort', onOuterAbort);
+    const run = this.generate({
+      ...request,
+      signal: abort.signal,
+      onAudio: async (chunk) => {
+        queue.push(chunk);
+        wake?.();
+        await request.onAudio?.(chunk);
+      },
+    }).then((r) => { result = r; }, (e: unknown) => { error = e; }).finally(() => {
+      finished = true;
+      wake?.();
+    });
+    try {
+      for (;;) {
+        while (queue.length > 0) yield queue.shift()!;
+        if (finished) break;
+        await new Promise<void>((resolve) => { wake = resolve; });
+        wake = null;
+      }
+      if (error !== undefined) throw error;
+      return result!;
+    } finally {
+      if (!finished) abort.abort();
+      await run;
+      outer?.removeEventListener('abort', onOuterAbort);
+    }
   }
 
   /** The rules that depend on the model: melody conditioning, the shortest duration, prompt lengths. Frames. */
@@ -366,6 +449,7 @@ export class MusicGen {
   /** Codes [K, frames] of every batch row, in windows of at most 30 s; steps = tokens sampled in all. */
   private async generateTokens(
     req: CheckedRequest, text: { states: Tensor; mask: Tensor }, clip: Float32Array[] | null, frames: number, seed: number,
+    streamer: AudioStreamer | null,
   ): Promise<{ codes: Int32Array[]; steps: number }> {
     const B = text.states.shape[0];
     const K = this.model.lm.numCodebooks;
@@ -389,10 +473,19 @@ export class MusicGen {
     for (const w of plan) {
       const chroma = this.isMelody && clip && !req.continuation ? this.melodyChroma(clip[0], w.offset / this.frameRate, B) : undefined;
       const base = stepsDone;
+      // the window's new frames go to the decoder as they complete (the first window's clip frames too)
+      const keepFrom = w.offset === 0 ? 0 : w.promptFrames;
+      const lastWindow = w === plan[plan.length - 1];
+      const onFrames = streamer && ((row: number | null, codes: Tensor, from: number, last: boolean): void => {
+        const a = Math.max(from, keepFrom);
+        const n = from + codes.shape[2] - a;
+        if (n > 0) streamer.push(row, ops.narrow(codes, 2, a - from, n), last && lastWindow);
+        else if (last && lastWindow) streamer.push(row, null, true);
+      });
       let win: Int32Array[];
       try {
         win = await this.generateWindow(text.states, text.mask, chroma, prompt, stepsOf(w), { ...sampling, seed: (seed + w.offset) % 2 ** 53 },
-          (done) => req.onProgress?.({ stage: 'generate', done: base + done, total: totalSteps }), req.signal);
+          (done) => req.onProgress?.({ stage: 'generate', done: base + done, total: totalSteps }), req.signal, onFrames || undefined);
       } finally {
         chroma?.dispose();
       }
@@ -471,18 +564,26 @@ export class MusicGen {
   private async generateWindow(
     states: Tensor, mask: Tensor, chroma: Tensor | undefined, prompts: { codes: Int32Array; frames: number }[] | null,
     newTokens: number, sampling: Parameters<typeof generateCodes>[2], onStep: (done: number) => void, signal?: AbortSignal,
+    onFrames?: (row: number | null, codes: Tensor, from: number, last: boolean) => void,
   ): Promise<Int32Array[]> {
     const B = states.shape[0];
+    const chunkFrames = this.streamChunkFrames;
     // rows with different prompts (later windows) run one by one; one shared prompt runs batched
     const shared = !prompts || prompts.every((p) => p.codes === prompts[0].codes);
     if (shared) {
-      const out = await generateCodes(this.model, { textStates: states, textMask: mask, chroma, prompt: prompts?.[0], newTokens, onStep: (d) => onStep(d), signal }, sampling);
+      const out = await generateCodes(this.model, {
+        textStates: states, textMask: mask, chroma, prompt: prompts?.[0], newTokens, onStep: (d) => onStep(d), signal,
+        onFrames: onFrames && ((codes, from, last) => onFrames(null, codes, from, last)), chunkFrames,
+      }, sampling);
       return out.codes;
     }
     const result: Int32Array[] = [];
     for (let b = 0; b < B; b++) {
       const row = tidy(() => ({ s: ops.narrow(states, 0, b, 1), m: ops.narrow(mask, 0, b, 1), c: chroma ? ops.narrow(chroma, 0, b, 1) : undefined }));
-      const out = await generateCodes(this.model, { textStates: row.s, textMask: row.m, chroma: row.c, prompt: prompts![b], newTokens, onStep: (d) => onStep(d / B + (b * newTokens) / B), signal }, sampling);
+      const out = await generateCodes(this.model, {
+        textStates: row.s, textMask: row.m, chroma: row.c, prompt: prompts![b], newTokens, onStep: (d) => onStep(d / B + (b * newTokens) / B), signal,
+        onFrames: onFrames && ((codes, from, last) => onFrames(b, codes, from, last)), chunkFrames,
+      }, sampling);
       result.push(out.codes[0]);
       row.s.dispose();
       row.m.dispose();
@@ -493,6 +594,78 @@ export class MusicGen {
 
   dispose(): void {
     this.model.dispose();
+  }
+}
+
+/** Normalises every row of [B][C][N] audio as the request asks. */
+function normalizeBatch(audio: Float32Array[][], sampleRate: number, req: CheckedRequest): Float32Array[][] {
+  return req.normalization === 'none' ? audio : audio.map((chans) => normalizeAudio(chans, sampleRate, req.normalization));
+}
+
+/**
+ * The streaming decode of a generation: one EncodecStream per batch row and channel (stereo: each channel's
+ * codebooks through the mono EnCodec, as `MusicGen.decode`). `push` records the decode of newly complete frames
+ * and starts reading the audio back without waiting; chunks reach `onAudio` in order, as their reads finish,
+ * while the token loop goes on. `close` waits for the last and returns the whole audio [B][C][N].
+ */
+class AudioStreamer {
+  private readonly decoders: EncodecStream[][];
+  private readonly pieces: Float32Array[][][];
+  private delivered: Promise<void> = Promise.resolve();
+  private failure: unknown = null;
+
+  constructor(readonly model: MusicgenModel, readonly rows: number, readonly onAudio: (chunk: AudioChunk) => void | Promise<void>) {
+    const C = model.audioChannels;
+    this.decoders = Array.from({ length: rows }, () => Array.from({ length: C }, () => model.encodec.stream()));
+    this.pieces = Array.from({ length: rows }, () => Array.from({ length: C }, () => []));
+  }
+
+  /**
+   * Codes [B, K, n] of the next n frames of every row (`row` given: of that row only, codes [1, K, n]; null: none);
+   * `final`: the clip ends here.
+   */
+  push(row: number | null, codes: Tensor | null, final: boolean): void {
+    const rows = row === null ? Array.from({ length: this.rows }, (_, b) => b) : [row];
+    const C = this.model.audioChannels;
+    const hop = this.model.encodec.hopLength;
+    rows.forEach((b, i) => {
+      const outs = tidy(() => this.decoders[b].map((dec, c) => {
+        if (!codes) return dec.push(null, final);
+        const [, K, n] = codes.shape;
+        // this row's codebooks of channel c (stereo interleaves L/R): [1, K/C, n]
+        const mine = ops.reshape(ops.narrow(ops.reshape(ops.narrow(codes, 0, i, 1), [1, K / C, C, n]), 2, c, 1), [1, K / C, n]);
+        return dec.push(mine, final);
+      }));
+      if (!outs[0] && !final) return;
+      // start every channel's read now (recorded in order after the decode); hand the chunk out once they land
+      const reads = outs.map((o) => o?.audio.read() as Promise<Float32Array> | undefined);
+      for (const o of outs) o?.audio.dispose();
+      const range = outs[0] ? { start: outs[0].from * hop, end: outs[0].to * hop } : null;
+      this.delivered = this.delivered.then(async () => {
+        const audio = await Promise.all(reads.map((r) => r ?? Promise.resolve(new Float32Array(0))));
+        audio.forEach((a, c) => this.pieces[b][c].push(a));
+        const end = range?.end ?? this.pieces[b][0].reduce((s, p) => s + p.length, 0);
+        await this.onAudio({ audio, start: range?.start ?? end, end, final, index: b, sampleRate: this.model.sampleRate });
+      });
+      // a failed read or callback surfaces at `close`, not as an unhandled rejection meanwhile
+      this.delivered.catch((e: unknown) => { this.failure ??= e; });
+    });
+  }
+
+  /** Waits for every chunk to be delivered, frees the decoders and returns the audio [B][C][N]. */
+  async close(): Promise<Float32Array[][]> {
+    try {
+      await this.delivered.catch(() => undefined);
+      if (this.failure) throw this.failure;
+      return this.pieces.map((chans) => chans.map((parts) => {
+        const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
+        let at = 0;
+        for (const p of parts) { out.set(p, at); at += p.length; }
+        return out;
+      }));
+    } finally {
+      for (const row of this.decoders) for (const d of row) d.dispose();
+    }
   }
 }
 

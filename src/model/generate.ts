@@ -8,7 +8,7 @@ import { Tensor, tidy, keep } from '../tensor.js';
 import * as ops from '../ops.js';
 import { MusicgenModel } from './musicgen.js';
 import type { LayerCache } from './lm.js';
-import { buildDelayPattern, undoDelay } from './pattern.js';
+import { buildDelayPattern, undoDelay, type DelayPattern } from './pattern.js';
 
 export interface SamplingOptions {
   /** 1 = no unconditional pass. */
@@ -35,6 +35,19 @@ export interface TokenLoopInput {
   newTokens: number;
   onStep?: (done: number, total: number) => void;
   signal?: AbortSignal;
+  /**
+   * Streaming: handed codes i32 [B, K, n] (delay undone) of frames [from, from + n) on the GPU as soon as they are
+   * complete (frame f once step f + max delay + 1 wrote its last codebook; prompt frames at once), in calls of at
+   * least `chunkFrames` frames; the last call (`last`) has the rest. Nothing is read back: the callback records
+   * GPU work; `codes` is freed when it returns.
+   */
+  onFrames?: (codes: Tensor, from: number, last: boolean) => void;
+  chunkFrames?: number;
+}
+
+/** Frames [from, from + n) of every codebook of the delayed sequence [B, K, L]: codes [B, K, n]. */
+function completeFrames(seq: Tensor, p: DelayPattern, from: number, n: number): Tensor {
+  return ops.concat(p.delays.map((d, k) => ops.narrow(ops.narrow(seq, 1, k, 1), 2, from + d + 1, n)), 1);
 }
 
 export class AbortError extends Error {
@@ -79,6 +92,9 @@ export async function generateCodes(model: MusicgenModel, input: TokenLoopInput,
 
   const total = L - pattern.start;
   const inFlight: Promise<void>[] = [];
+  const maxDelay = Math.max(...pattern.delays);
+  const promptFrames = pattern.start - 1;
+  let streamed = 0; // frames handed to onFrames
   try {
     for (let t = pattern.start; t < L; t++) {
       if (input.signal?.aborted) throw new AbortError();
@@ -101,6 +117,15 @@ export async function generateCodes(model: MusicgenModel, input: TokenLoopInput,
         });
         ops.placeColumn(seq, forced, tokens, t);
       });
+      if (input.onFrames) {
+        const complete = Math.min(pattern.frames, Math.max(promptFrames, t - maxDelay));
+        const last = t === L - 1;
+        if (last || complete - streamed >= Math.max(1, input.chunkFrames ?? 1)) {
+          const from = streamed;
+          tidy(() => input.onFrames!(completeFrames(seq, pattern, from, complete - from), from, last));
+          streamed = complete;
+        }
+      }
       rt.flush();
       const done = t - pattern.start + 1;
       inFlight.push(rt.device.queue.onSubmittedWorkDone().then(() => input.onStep?.(done, total)));

@@ -49,6 +49,7 @@ export type InputValues = Record<string, string | number | boolean | null>;
 
 /** The Cog field of an input of src/inputs.ts. */
 function cogField(f: InputField): Field {
+  if (f.type === 'function') throw new Error(`${f.option}: a callback is no Cog input`);
   const out: Field = { name: f.cog!, type: f.type === 'file' ? 'string' : f.type, description: f.description };
   if (f.type === 'file') out.format = 'uri';
   if (f.cogAliases) out.aliases = f.cogAliases;
