@@ -1,7 +1,10 @@
 """The PyTorch baseline for `npm run bench`: transformers' MusicGen on the CPU, stage by stage, the same work.
 
     .venv-ref/bin/python tools/bench_torch.py --model /tmp/musicgen-small-random --seconds 2 [--json]
-        [--threads 2] [--repeat 1] [--warmup 1] [--seed 0]
+        [--threads 2] [--repeat 1] [--warmup 1] [--seed 0] [--device cpu|cuda] [--dtype float32|float16|bfloat16]
+
+--device cuda (tools/gpu-bench.sh) runs eager PyTorch on the GPU; every timed stage then ends with
+torch.cuda.synchronize(), so queued kernels land in their stage.
 
 Per run: the 16-token prompt (bench_prompt.json in the folder, else BENCH_PROMPT) through T5 (text_s), then
 model.generate(do_sample=True, top_k=250, guidance_scale=3, max_new_tokens=seconds*50+3), whose own T5 call and
@@ -16,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import time
 from pathlib import Path
@@ -32,6 +36,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=1, help="short untimed runs first (4 steps each)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda for the GPU baseline")
+    ap.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     args = ap.parse_args()
 
     import torch
@@ -46,10 +52,18 @@ def main() -> None:
     prompt = json.loads(prompt_file.read_text())["prompt"] if prompt_file.exists() else BENCH_PROMPT
 
     t0 = time.perf_counter()
-    model = MusicgenForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32).eval()
+    dtype = getattr(torch, args.dtype)
+    try:
+        model = MusicgenForConditionalGeneration.from_pretrained(model_dir, dtype=dtype)
+    except TypeError:  # transformers < 4.56 names it torch_dtype
+        model = MusicgenForConditionalGeneration.from_pretrained(model_dir, torch_dtype=dtype)
+    model = model.to(args.device).eval()
     tok = AutoTokenizer.from_pretrained(model_dir)
+    cuda = args.device.startswith("cuda")
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    sync()
     load_s = time.perf_counter() - t0
-    enc = tok([prompt], return_tensors="pt", padding=True)
+    enc = tok([prompt], return_tensors="pt", padding=True).to(args.device)
     n_tokens = int(enc["input_ids"].shape[1])
     if n_tokens != 16:
         print(f"warning: the prompt is {n_tokens} tokens, not 16")
@@ -59,10 +73,12 @@ def main() -> None:
 
     def timed(fn, key):
         def wrapper(*a, **kw):
+            sync()
             t = time.perf_counter()
             try:
                 return fn(*a, **kw)
             finally:
+                sync()
                 spent[key] += time.perf_counter() - t
         return wrapper
 
@@ -76,12 +92,15 @@ def main() -> None:
         torch.manual_seed(seed)
         spent["text"] = spent["decode"] = 0.0
         with torch.inference_mode():
+            sync()
             t = time.perf_counter()
             model.text_encoder(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+            sync()
             text_s = time.perf_counter() - t
             spent["text"] = 0.0
             t = time.perf_counter()
             audio = model.generate(**enc, do_sample=True, top_k=250, guidance_scale=3.0, max_new_tokens=new_tokens)
+            sync()
             wall = time.perf_counter() - t
         gen = wall - spent["text"] - spent["decode"]
         return {
@@ -107,12 +126,17 @@ def main() -> None:
     med = {k: statistics.median(r[k] for r in runs) for k in ["text_s", "generate_total_s", "encodec_decode_s", "per_step_ms"]}
     out = {
         "impl": "pytorch",
-        "device": f"cpu ({platform.processor() or platform.machine()}), torch {torch.__version__}, "
-                  f"transformers {transformers.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cpus",
+        "device": (f"cuda ({torch.cuda.get_device_name()})" if cuda else f"cpu ({platform.processor() or platform.machine()})")
+                  + f", torch {torch.__version__}, transformers {transformers.__version__}, {torch.get_num_threads()} threads, "
+                  f"{os.cpu_count()} cpus",
+        "dtype": args.dtype,
         "seconds": args.seconds,
         "prompt_tokens": n_tokens,
         "steps": steps,
         "load_s": load_s,
+        # ru_maxrss is KiB on Linux
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        **({"cuda_peak_mb": torch.cuda.max_memory_allocated() / 2**20} if cuda else {}),
         **med,
         "runs": runs,
     }

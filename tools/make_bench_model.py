@@ -1,6 +1,11 @@
 """A random-weight stand-in for facebook/musicgen-small, for benchmarks only (no real weights can be downloaded here).
 
     .venv-ref/bin/python tools/make_bench_model.py [--out /tmp/musicgen-small-random] [--seed 0]
+        [--size small|medium|large] [--device cpu|cuda]
+
+--size medium / large give facebook/musicgen-medium's / -large's decoder (1536 wide, 48 layers, 24 heads, FFN 6144 /
+2048 wide, 48 layers, 32 heads, FFN 8192: 6 / 13 GB of float32); the text encoder (t5-base) and EnCodec are the same
+for every size. --device cuda draws the random weights on the GPU (tools/gpu-bench.sh: large in seconds, not minutes).
 
 The architecture is musicgen-small's exactly, from the published configs:
   text_encoder  t5-base: d_model 768, d_kv 64, d_ff 3072, 12 layers, 12 heads, vocab 32128, relu FFN
@@ -63,10 +68,15 @@ def encodec_32khz() -> EncodecConfig:
     )
 
 
-def musicgen_small_decoder() -> MusicgenDecoderConfig:
+# (hidden, layers, heads, ffn) of the published decoders
+DECODER_SIZES = {"small": (1024, 24, 16, 4096), "medium": (1536, 48, 24, 6144), "large": (2048, 48, 32, 8192)}
+
+
+def musicgen_decoder(size: str = "small") -> MusicgenDecoderConfig:
+    hidden, layers, heads, ffn = DECODER_SIZES[size]
     return MusicgenDecoderConfig(
-        vocab_size=2048, max_position_embeddings=2048, num_hidden_layers=24, ffn_dim=4096, num_attention_heads=16,
-        layerdrop=0.0, use_cache=True, activation_function="gelu", hidden_size=1024, dropout=0.1,
+        vocab_size=2048, max_position_embeddings=2048, num_hidden_layers=layers, ffn_dim=ffn, num_attention_heads=heads,
+        layerdrop=0.0, use_cache=True, activation_function="gelu", hidden_size=hidden, dropout=0.1,
         attention_dropout=0.0, activation_dropout=0.0, initializer_factor=0.02, scale_embedding=False,
         num_codebooks=4, audio_channels=1, pad_token_id=2048, bos_token_id=2048, tie_word_embeddings=False,
     )
@@ -76,28 +86,32 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="/tmp/musicgen-small-random")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--size", default="small", choices=sorted(DECODER_SIZES))
+    ap.add_argument("--device", default="cpu", help="where the random weights are drawn (cuda is much faster for large)")
     args = ap.parse_args()
     out = Path(args.out)
     free = shutil.disk_usage(out.parent if out.parent.exists() else Path("/")).free
-    if free < 6e9:
-        raise SystemExit(f"{out.parent}: only {free / 1e9:.1f} GB free; the model needs ~2.3 GB (plus room to save)")
+    need = {"small": 6e9, "medium": 14e9, "large": 28e9}[args.size]
+    if free < need:
+        raise SystemExit(f"{out.parent}: only {free / 1e9:.1f} GB free; the {args.size} model needs {need / 2e9:.0f} GB (plus room to save)")
 
     t0 = time.time()
     torch.manual_seed(args.seed)
     cfg = MusicgenConfig(
-        text_encoder=t5_base().to_dict(), audio_encoder=encodec_32khz().to_dict(), decoder=musicgen_small_decoder().to_dict(),
+        text_encoder=t5_base().to_dict(), audio_encoder=encodec_32khz().to_dict(), decoder=musicgen_decoder(args.size).to_dict(),
     )
-    model = MusicgenForConditionalGeneration(cfg).eval()
-    g = torch.Generator().manual_seed(args.seed + 1)
+    with torch.device(args.device):
+        model = MusicgenForConditionalGeneration(cfg).eval()
+    g = torch.Generator(device=args.device).manual_seed(args.seed + 1)
     with torch.no_grad():
         for mod in model.audio_encoder.modules():
             if hasattr(mod, "parametrizations"):
                 mod.parametrizations.weight.original0.fill_(1.0)
                 if getattr(mod, "bias", None) is not None:
-                    mod.bias.copy_(0.01 * torch.randn(mod.bias.shape, generator=g))
+                    mod.bias.copy_(0.01 * torch.randn(mod.bias.shape, generator=g, device=args.device))
         for layer in model.audio_encoder.quantizer.layers:
             cb = layer.codebook
-            cb.embed.copy_(torch.randn(cb.embed.shape, generator=g))
+            cb.embed.copy_(torch.randn(cb.embed.shape, generator=g, device=args.device))
             cb.embed_avg.copy_(cb.embed)
             cb.cluster_size.fill_(1.0)
             cb.inited.fill_(True)

@@ -92,6 +92,9 @@ export async function main(argv = process.argv): Promise<void> {
       dispatches_per_step: runs[0].dispatches_per_step,
       runs,
     });
+    // host memory high-water mark (load + runs): the weights in GPU memory count too on lavapipe, where the
+    // "GPU" is this process's heap
+    result.peak_rss_mb = process.resourceUsage().maxRSS / 1024;
     if (f.profile) result.profile = await profileModel(model, { quick: !!f.quick, log, say, promptDir: f.model });
     model.dispose();
   }

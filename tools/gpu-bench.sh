@@ -1,0 +1,238 @@
+#!/usr/bin/env bash
+# The GPU benchmark in one command, for a machine with a GPU but no Node and no network (the NVIDIA H200 lent
+# through the device tool: CUDA, PyTorch and transformers installed, Vulkan once the loader is unpacked).
+#
+#   bash tools/gpu-bench.sh --pack [--test]   HERE (Node, npm deps, apt): fill .gpu-pack/ (git-ignored) with
+#                                             everything that machine lacks, check the size; --test also runs the
+#                                             packed Node + bench on weights/tiny-musicgen with this machine's Vulkan
+#   bash tools/gpu-bench.sh                   THERE, in the repository root, with .gpu-pack carried along:
+#                                             builds random full-size models with its transformers and runs our
+#                                             bench and PyTorch CUDA eager side by side, writing to $OUT
+#
+# What travels (.gpu-pack/, ~30 MB; the device tool moves the working tree plus carried paths, 64 MiB in all):
+#   node.xz                    this machine's Node binary (linux-x64), xz -9e (~24 MB)
+#   bench.mjs                  src/cli/bench.ts bundled with esbuild (every npm dependency inlined but webgpu)
+#   webgpu/                    the `webgpu` package's index.js + package.json, dist/linux-x64/dawn.node.xz (~5 MB)
+#   debs/                      Debian's Vulkan/GL loader packages (libvulkan1 …), unpacked with dpkg -x there
+#
+# There, per model size in $GPU_BENCH_MODELS (default "small large"): tools/make_bench_model.py --size S
+# --device cuda (random weights, the published architecture), tools/bench_torch.py --device cuda (f32, then f16),
+# then `bench --dtype D` for every D that `bench --help` lists for --dtype (f32 alone when it has none). Every
+# step has a time limit, and steps that would start after $GPU_BENCH_BUDGET_S seconds (default 540, inside the
+# device tool's 10-minute command) are skipped and marked so: what finished always comes back.
+#
+# Output in $OUT (default out/gpu-bench): results.jsonl (one JSON object per run, tagged), table.md (the table
+# for BENCHMARKS.md), log.txt (everything printed), env.txt (nvidia-smi, lscpu, versions). Four files: the device
+# tool brings back at most 8.
+#
+# With the device tool (from the repository root of the session's checkout; copy .gpu-pack there if it was built
+# in another worktree):
+#   bash tools/gpu-bench.sh --pack --test
+#   run(command: "bash tools/gpu-bench.sh", carry: [".gpu-pack"], timeout_s: 600)
+# and for one size only: "GPU_BENCH_MODELS=large bash tools/gpu-bench.sh".
+
+set -uo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PACK="$ROOT/.gpu-pack"
+LIMIT_BYTES=$((64 * 1024 * 1024))
+
+die() { echo "gpu-bench: $*" >&2; exit 1; }
+
+# ---------------------------------------------------------------------------------------------------- packing
+pack() {
+  local test=0
+  [[ "${1:-}" == "--test" ]] && test=1
+  command -v node >/dev/null || die "--pack needs node"
+  [[ $(node -p process.arch) == x64 && $(node -p process.platform) == linux ]] || die "--pack needs linux-x64 node (the GPU machine is x86-64)"
+  grep -qxF '/.gpu-pack/' "$ROOT/.gitignore" || die ".gitignore must list /.gpu-pack/"
+  mkdir -p "$PACK/webgpu/dist/linux-x64" "$PACK/debs"
+  local NODE_BIN DAWN
+  NODE_BIN=$(readlink -f "$(command -v node)")
+  DAWN="$ROOT/node_modules/webgpu/dist/linux-x64/dawn.node"
+  [[ -f $DAWN ]] || die "$DAWN missing (npm install)"
+  # xz -9e of 100 MB takes minutes on a busy machine: redone only when the source changes
+  xzcached() { # src dst
+    local stamp
+    stamp="$(stat -c '%s %Y' "$1") $1"
+    if [[ -f $2 && -f $2.src && $(cat "$2.src") == "$stamp" ]]; then return; fi
+    echo "compressing $1 …"
+    nice xz -9e -T1 -c "$1" >"$2.tmp" && mv "$2.tmp" "$2" && echo "$stamp" >"$2.src"
+  }
+  xzcached "$NODE_BIN" "$PACK/node.xz"
+  xzcached "$DAWN" "$PACK/webgpu/dist/linux-x64/dawn.node.xz"
+  cp "$ROOT/node_modules/webgpu/index.js" "$ROOT/node_modules/webgpu/package.json" "$PACK/webgpu/"
+  (cd "$ROOT" && node tools/embed-shaders.mjs) || die "embedding shaders failed"
+  (cd "$ROOT" && node --input-type=module -e "
+    import { build } from 'esbuild';
+    await build({
+      entryPoints: ['src/cli/bench.ts'], bundle: true, platform: 'node', format: 'esm', target: 'node20',
+      outfile: '$PACK/bench.mjs', external: ['webgpu'], minify: true, legalComments: 'none', logLevel: 'warning',
+      // CommonJS dependencies call require(); an ES module bundle has none of its own
+      banner: { js: \"import { createRequire as __mgRequire } from 'node:module'; const require = __mgRequire(import.meta.url);\" },
+    });") || die "bundling src/cli/bench.ts failed"
+  if ! ls "$PACK"/debs/libvulkan1_*.deb >/dev/null 2>&1; then
+    (cd "$PACK/debs" && apt-get -o APT::Architecture=amd64 download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2) \
+      || die "apt-get download of the Vulkan loader packages failed"
+  fi
+  local pack_bytes tree_bytes
+  pack_bytes=$(du -sb "$PACK" | cut -f1)
+  # what the device tool moves: tracked + untracked-not-ignored files, plus the pack
+  tree_bytes=$(cd "$ROOT" && git ls-files -z --cached --others --exclude-standard | xargs -0 stat -c %s 2>/dev/null | awk '{s += $1} END {print s + 0}')
+  awk -v p="$pack_bytes" -v t="$tree_bytes" 'BEGIN { m = 1048576; printf "pack %.1f MiB + working tree %.1f MiB = %.1f MiB (limit 64 MiB)\n", p / m, t / m, (p + t) / m }'
+  ((pack_bytes + tree_bytes < LIMIT_BYTES)) || die "over the 64 MiB the device tool carries"
+  if ((test)); then
+    local T
+    T=$(mktemp -d)
+    unpack_to "$T"
+    echo "packed node: $("$T/node" --version)"
+    XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp} "$T/node" "$T/bench.mjs" --model "$ROOT/weights/tiny-musicgen" --seconds 0.5 \
+      --repeat 1 --warmup 0 --json >"$T/out.json" || die "the packed bench failed"
+    tail -n 1 "$T/out.json" | "$T/node" -e '
+      const r = JSON.parse(require("fs").readFileSync(0, "utf8"));
+      if (!(r.steps > 0 && r.per_step_ms > 0)) { console.error("no steps in", r); process.exit(1); }
+      console.log(`packed bench OK on ${r.device}: ${r.steps} steps, ${r.per_step_ms.toFixed(1)} ms/step, load ${r.load_s.toFixed(2)} s`);
+    ' || die "the packed bench printed no result"
+    rm -rf "$T"
+  fi
+}
+
+# Unpacks Node, the bundle and dawn.node into DIR (DIR/node, DIR/bench.mjs, DIR/node_modules/webgpu/…).
+unpack_to() {
+  local D=$1
+  mkdir -p "$D/node_modules/webgpu/dist/linux-x64"
+  unxz_to() { # src dst: xz where there is one, else Python's lzma
+    if command -v xz >/dev/null; then xz -dc "$1" >"$2"
+    else python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' "$1" "$2"; fi
+  }
+  unxz_to "$PACK/node.xz" "$D/node" && chmod +x "$D/node"
+  unxz_to "$PACK/webgpu/dist/linux-x64/dawn.node.xz" "$D/node_modules/webgpu/dist/linux-x64/dawn.node"
+  cp "$PACK/webgpu/index.js" "$PACK/webgpu/package.json" "$D/node_modules/webgpu/"
+  cp "$PACK/bench.mjs" "$D/bench.mjs"
+}
+
+# ---------------------------------------------------------------------------------------------- on the GPU box
+run_there() {
+  [[ -f $PACK/node.xz && -f $PACK/bench.mjs ]] || die "$PACK is missing: run 'bash tools/gpu-bench.sh --pack' where Node is, and carry .gpu-pack"
+  OUT=${OUT:-$ROOT/out/gpu-bench}
+  mkdir -p "$OUT"
+  local LOG=$OUT/log.txt RES=$OUT/results.jsonl START=$SECONDS
+  local BUDGET=${GPU_BENCH_BUDGET_S:-540} SECS=${GPU_BENCH_SECONDS:-2} REPEAT=${GPU_BENCH_REPEAT:-3}
+  : >"$RES"
+  exec > >(tee -a "$LOG") 2>&1
+  echo "gpu-bench $(date -u +%FT%TZ) in $ROOT, budget ${BUDGET} s"
+
+  local W=/tmp/gpu-bench
+  unpack_to "$W" || die "unpacking failed"
+  # the Vulkan loader, only where the machine has none (dpkg -x into / as the device tool's notes say)
+  if ! ldconfig -p | grep -q 'libvulkan.so.1'; then
+    for f in "$PACK"/debs/*.deb; do dpkg -x "$f" /; done
+    ldconfig
+  fi
+  export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
+  local NODE=$W/node BENCH=$W/bench.mjs
+  # which adapter Dawn picks: point the loader at NVIDIA's ICD when the default search finds only a CPU one or none
+  adapter() {
+    (cd "$W" && timeout 60 "$NODE" --input-type=module -e "
+      const { create, globals } = await import('webgpu'); Object.assign(globalThis, globals);
+      const gpu = create([]); const a = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+      console.log(a ? [a.info.vendor, a.info.architecture, a.info.description].join(' / ') : 'none');
+      process.exit(0);" 2>/dev/null | tail -n 1)
+  }
+  local A
+  A=$(adapter)
+  if [[ -z $A || $A == none || $A == *llvmpipe* || $A == *swiftshader* ]]; then
+    for icd in /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json /usr/share/vulkan/icd.d/nvidia_icd.json /etc/vulkan/icd.d/nvidia_icd.json; do
+      [[ -f $icd ]] && { export VK_DRIVER_FILES=$icd; break; }
+    done
+    export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
+    A=$(adapter)
+  fi
+  echo "WebGPU adapter: ${A:-none}${VK_DRIVER_FILES:+ (VK_DRIVER_FILES=$VK_DRIVER_FILES)}"
+
+  {
+    echo "date: $(date -u +%FT%TZ)"
+    echo "adapter: ${A:-none}"
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv 2>&1
+    lscpu | grep -E 'Model name|^CPU\(s\)|Thread|Socket' 2>&1
+    echo "node: $("$NODE" --version)"
+    "${GPU_BENCH_PYTHON:-python3}" -c 'import torch, transformers; print("torch", torch.__version__, "cuda", torch.version.cuda, "transformers", transformers.__version__)' 2>&1
+  } >"$OUT/env.txt"
+  cat "$OUT/env.txt"
+
+  # the dtypes `bench --dtype` accepts (commander prints `(choices: "f32", "f16", …)`), f32 alone without --dtype
+  local DTYPES
+  DTYPES=${GPU_BENCH_DTYPES:-$("$NODE" "$BENCH" --help 2>/dev/null | tr '\n' ' ' | grep -oE -- '--dtype[^-]*choices: [^)]*' | grep -oE '"[a-z0-9]+"' | tr -d '"' | tr '\n' ' ')}
+  local HAS_DTYPE=1
+  [[ -z ${DTYPES// /} ]] && { DTYPES=f32; HAS_DTYPE=0; }
+  echo "dtypes: $DTYPES"
+
+  # step TAG LIMIT_S CMD…: runs CMD with a time limit unless the budget is spent; its last stdout line (the JSON) is
+  # tagged and appended to results.jsonl
+  step() {
+    local tag=$1 limit=$2
+    shift 2
+    local left=$((BUDGET - (SECONDS - START)))
+    if ((left < 20)); then
+      echo "== $tag: skipped (budget spent)"
+      echo "{\"tag\": \"$tag\", \"skipped\": \"time budget\"}" >>"$RES"
+      return 1
+    fi
+    ((limit > left)) && limit=$left
+    echo "== $tag (limit ${limit} s): $*"
+    local t0=$SECONDS
+    timeout --kill-after=10 "$limit" "$@" >"$W/step.out"
+    local rc=$?
+    cat "$W/step.out"
+    local last
+    last=$(grep -E '^\{' "$W/step.out" | tail -n 1)
+    if ((rc == 0)) && [[ -n $last ]]; then
+      echo "{\"tag\": \"$tag\", \"wall_s\": $((SECONDS - t0)), \"result\": $last}" >>"$RES"
+    else
+      echo "{\"tag\": \"$tag\", \"failed\": \"exit $rc\", \"wall_s\": $((SECONDS - t0))}" >>"$RES"
+    fi
+    return $rc
+  }
+
+  export PYTHONUNBUFFERED=1
+  local TD=${GPU_BENCH_TORCH_DEVICE:-cuda} PY=${GPU_BENCH_PYTHON:-python3}
+  # a size (small, medium, large) is built; a folder is used as it is (a test run here: weights/tiny-musicgen)
+  for size in ${GPU_BENCH_MODELS:-small large}; do
+    local M=/tmp/musicgen-$size-random
+    if [[ -d $size ]]; then M=$(cd "$size" && pwd); size=$(basename "$M")
+    elif [[ ! -f $M/bench_prompt.json ]]; then
+      step "build-$size" 300 "$PY" "$ROOT/tools/make_bench_model.py" --size "$size" --device "$TD" --out "$M" || continue
+    fi
+    step "torch-$size-f32" 240 "$PY" "$ROOT/tools/bench_torch.py" --model "$M" --device "$TD" --seconds "$SECS" --repeat "$REPEAT" --json
+    step "torch-$size-f16" 240 "$PY" "$ROOT/tools/bench_torch.py" --model "$M" --device "$TD" --dtype float16 --seconds "$SECS" --repeat "$REPEAT" --json
+    for d in $DTYPES; do
+      local flag=()
+      ((HAS_DTYPE)) && flag=(--dtype "$d")
+      step "webgpu-$size-$d" 300 "$NODE" "$BENCH" --model "$M" "${flag[@]}" --seconds "$SECS" --repeat "$REPEAT" --json
+    done
+  done
+
+  # the table for BENCHMARKS.md
+  python3 - "$RES" >"$OUT/table.md" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+print("| run | load s | text s | per step ms | token loop s | EnCodec decode s | peak RSS MB | device |")
+print("|---|---:|---:|---:|---:|---:|---:|---|")
+for r in rows:
+    if "result" not in r:
+        if not r["tag"].startswith("build"):
+            print(f"| {r['tag']} | {r.get('skipped') or r.get('failed')} | | | | | | |")
+        continue
+    x = r["result"]
+    f = lambda k, n=2: f"{x[k]:.{n}f}" if isinstance(x.get(k), (int, float)) else ""
+    print(f"| {r['tag']} | {f('load_s')} | {f('text_s', 3)} | {f('per_step_ms', 1)} | {f('generate_total_s')} | "
+          f"{f('encodec_decode_s', 3)} | {f('peak_rss_mb', 0)} | {x.get('device', '')} |")
+EOF
+  cat "$OUT/table.md"
+  echo "gpu-bench done in $((SECONDS - START)) s"
+}
+
+case "${1:-}" in
+  --pack) pack "${2:-}" ;;
+  "") run_there ;;
+  *) die "usage: bash tools/gpu-bench.sh [--pack [--test]]" ;;
+esac
