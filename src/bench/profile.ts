@@ -118,12 +118,11 @@ export async function profileModel(model: MusicgenModel, o: { quick: boolean; lo
 
   const scratch = new ops.KVCache(rows, H, 4, Dh, rt);
   const kv = keep(Tensor.from(randomF32(rows * D, 6), [rows, H, 1, Dh], 'f32', rt));
-  const glue = part('glue: 3 layer norms, 3 adds, 6 head permutes, KV append per layer', await timeGpu(rt, () => {
+  const glue = part('glue: 3 residual adds fused into the norms, 6 head permutes, KV append per layer', await timeGpu(rt, () => {
     for (const l of lm.layers) {
-      ops.layerNorm(h, ...l.selfAttnNorm, 1e-5);
-      if (l.crossNorm) ops.layerNorm(h, ...l.crossNorm, 1e-5);
-      ops.layerNorm(h, ...l.finalNorm, 1e-5);
-      for (let i = 0; i < 3; i++) ops.add(h, h);
+      ops.addLayerNorm(h, h, ...l.selfAttnNorm, 1e-5);
+      if (l.crossNorm) ops.addLayerNorm(h, h, ...l.crossNorm, 1e-5);
+      ops.addLayerNorm(h, h, ...l.finalNorm, 1e-5);
       const split = (x: Tensor) => ops.permute(ops.reshape(x, [rows, 1, H, Dh]), [0, 2, 1, 3]);
       split(h); split(h); split(h); split(h); // q, k, v, cross q
       ops.permute(kv, [0, 2, 1, 3]); ops.permute(kv, [0, 2, 1, 3]); // merges
@@ -139,7 +138,7 @@ export async function profileModel(model: MusicgenModel, o: { quick: boolean; lo
     const x = tables.length === 1 ? ops.embeddingSum(tables[0], col)
       : tables.map((tb, g) => ops.embeddingSum(tb, ops.narrow(col, 1, g * tb.shape[0], tb.shape[0]))).reduce((a, b) => ops.add(a, b));
     ops.add(x, Tensor.from(sinusoidalPositions(60, 1, D), [1, D], 'f32', rt));
-    ops.narrow(ops.layerNorm(x, ...lm.norm, 1e-5), 1, 0, 1);
+    ops.narrow(ops.addLayerNorm(x, x, ...lm.norm, 1e-5)[1], 1, 0, 1);
     const lg = ops.reshape(ops.permute(ops.reshape(logitsIn, [rows, 1, K, V]), [0, 2, 1, 3]), [rows * K, V]);
     const tokens = ops.sample(ops.applyGuidance(lg, 3), { temperature: 1, topK: 250, topP: 0, seed: 1, step: 3 });
     ops.placeColumn(seq, forced, tokens, 3);

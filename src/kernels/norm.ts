@@ -5,7 +5,8 @@
 
 import { Tensor, shapeStr, checkF32 } from '../tensor.js';
 import type { Runtime } from '../runtime.js';
-import { record } from '../autograd.js';
+import { record, isRecording } from '../autograd.js';
+import { add } from './elementwise.js';
 
 function checkNormArgs(name: string, x: Tensor, params: (Tensor | undefined)[]): number {
   checkF32(name, x);
@@ -48,6 +49,34 @@ export function layerNorm(x: Tensor, weight?: Tensor, bias?: Tensor, eps = 1e-5)
   mean.dispose();
   rstd.dispose();
   return y;
+}
+
+/**
+ * The pre-norm residual step: [h, LayerNorm(h)] with h = x + r (x and r of one shape; weight and bias [C]). In
+ * inference one kernel does both (shaders/add_layer_norm.wgsl, a dispatch saved per residual); while a gradient is
+ * recorded it is `add` then `layerNorm`, whose backward rules the tape already has.
+ */
+export function addLayerNorm(x: Tensor, r: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): [Tensor, Tensor] {
+  if (isRecording() && [x, r, weight, bias].some((t) => t.requiresGrad)) {
+    const h = add(x, r);
+    return [h, layerNorm(h, weight, bias, eps)];
+  }
+  const C = checkNormArgs('addLayerNorm', x, [weight, bias]);
+  checkF32('addLayerNorm', r);
+  if (r.shape.length !== x.shape.length || r.shape.some((d, i) => d !== x.shape[i])) {
+    throw new Error(`addLayerNorm: ${shapeStr(x)} + ${shapeStr(r)}: the shapes must be equal`);
+  }
+  const rt = x.rt;
+  const rows = x.size / C;
+  const h = Tensor.empty(x.shape, 'f32', rt);
+  const y = Tensor.empty(x.shape, 'f32', rt);
+  rt.dispatch({
+    shader: 'add_layer_norm',
+    params: { rows, C, eps },
+    bindings: [x.binding(), r.binding(), weight.binding(), bias.binding(), h.binding(), y.binding()],
+    workgroups: rt.grid(rows),
+  });
+  return [h, y];
 }
 
 /**

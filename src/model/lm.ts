@@ -47,6 +47,11 @@ function layerNormLoad(w: Weights, D: number): Promise<[Tensor, Tensor]> {
   return Promise.all([w.get('weight', [D]), w.get('bias', [D])]);
 }
 
+/** [x + r, LN(x + r)] in one kernel (just [x, LN(x)] for the first block, which has nothing to add). */
+function addNorm(x: Tensor, r: Tensor | null, [w, b]: [Tensor, Tensor]): [Tensor, Tensor] {
+  return r ? ops.addLayerNorm(x, r, w, b, 1e-5) : [x, ops.layerNorm(x, w, b, 1e-5)];
+}
+
 class MusicgenAttention {
   constructor(
     readonly heads: number,
@@ -126,14 +131,19 @@ class MusicgenDecoderLayer {
     );
   }
 
-  forward(x: Tensor, cond: Conditioning, cache?: LayerCache): Tensor {
-    let h = ops.add(x, this.selfAttn.selfAttend(ops.layerNorm(x, ...this.selfAttnNorm, 1e-5), cache?.self));
+  /**
+   * The block on the residual stream x plus `pending`, the previous block's last sublayer output, whose add is
+   * fused into this block's first norm. Returns the stream before the last add and that add's other term.
+   */
+  forward(x: Tensor, pending: Tensor | null, cond: Conditioning, cache?: LayerCache): [Tensor, Tensor] {
+    let [h, normed] = addNorm(x, pending, this.selfAttnNorm);
+    let out = this.selfAttn.selfAttend(normed, cache?.self);
     if (this.crossAttn && this.crossNorm && cond.encoderStates) {
-      const normed = ops.layerNorm(h, ...this.crossNorm, 1e-5);
-      h = ops.add(h, this.crossAttn.crossAttend(normed, cond.encoderStates, cond.encoderMask, cache));
+      [h, normed] = addNorm(h, out, this.crossNorm);
+      out = this.crossAttn.crossAttend(normed, cond.encoderStates, cond.encoderMask, cache);
     }
-    const ff = this.fc2.forward(this.fc1.forward(ops.layerNorm(h, ...this.finalNorm, 1e-5), this.act));
-    return ops.add(h, ff);
+    [h, normed] = addNorm(h, out, this.finalNorm);
+    return [h, this.fc2.forward(this.fc1.forward(normed, this.act))];
   }
 
   /** The layer's matrices (what adapters can wrap): self-attention q/k/v/out, cross-attention's, fc1, fc2. */
@@ -231,8 +241,9 @@ export class MusicgenLM {
     if (cond.prefix) x = ops.concat([cond.prefix, x], 1); // B P+T D
     const total = x.shape[1];
     x = ops.add(x, Tensor.from(sinusoidalPositions(offset, total, D), [total, D]));
-    for (let i = 0; i < this.layers.length; i++) x = this.layers[i].forward(x, cond, caches?.[i]);
-    x = ops.layerNorm(x, ...this.norm, 1e-5);
+    let pending: Tensor | null = null; // the last FFN output, added inside the next norm
+    for (let i = 0; i < this.layers.length; i++) [x, pending] = this.layers[i].forward(x, pending, cond, caches?.[i]);
+    x = addNorm(x, pending, this.norm)[1];
     // the prefix's logits are dropped; decoding needs only the last position's
     if (prefixLength > 0 || lastOnly) x = ops.narrow(x, 1, total - T, T);
     const perGroup = this.heads.map((g) => ops.linear(x, g.tensor)); // B T size·V

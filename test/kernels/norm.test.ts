@@ -125,6 +125,38 @@ describe('kernels: norms, softmax, reductions, cross-entropy', () => {
   });
 });
 
+describe('kernels: addLayerNorm (the residual add fused into the next norm)', () => {
+  let fx: Fixture;
+  before(async () => {
+    await gpu();
+    fx = await Fixture.open('kernels/add_norm.safetensors');
+  });
+  for (const name of ['r1000', 'b2x1x1024']) {
+    it(`${name}: h = x + r and LayerNorm(h) in one dispatch`, async () => {
+      const rt = await gpu();
+      const [x, r, w, b] = await Promise.all(['x', 'r', 'w', 'b'].map((n) => fx.tensor(`add_ln.${name}.${n}`)));
+      const before = rt.stats.dispatches;
+      const [h, y] = ops.addLayerNorm(x, r, w, b);
+      assert.equal(rt.stats.dispatches - before, 1);
+      assertClose(await h.read(), await (await fx.tensor(`add_ln.${name}.h`)).read(), 'h', FWD);
+      assertClose(await y.read(), await (await fx.tensor(`add_ln.${name}.y`)).read(), 'y', FWD);
+    });
+  }
+  it('while a gradient is recorded: add then layerNorm, with the same values and a backward', async () => {
+    const [x, r, w, b] = await Promise.all(['x', 'r', 'w', 'b'].map((n) => fx.tensor('add_ln.r1000.' + n, n === 'x')));
+    const [h, y] = ops.addLayerNorm(x, r, w, b);
+    assert.ok(h.requiresGrad && y.requiresGrad);
+    assertClose(await y.read(), await (await fx.tensor('add_ln.r1000.y')).read(), 'y', FWD);
+    backward(ops.sumAll(y));
+    assert.ok(x.grad, 'x has a gradient');
+  });
+  it('rejects operands of different shapes', async () => {
+    const x = Tensor.zeros([2, 8]);
+    const w = Tensor.zeros([8]);
+    assert.throws(() => ops.addLayerNorm(x, Tensor.zeros([1, 8]), w, w), /shapes must be equal/);
+  });
+});
+
 describe('kernels: norms, softmax, reductions, cross-entropy — grid and lifetimes', () => {
   it('more than 65535 rows (2-D workgroup grid): softmax and layerNorm match a float64 reference', async () => {
     const rt = await gpu();
