@@ -1,6 +1,8 @@
-// `npm run probe -- --model DIR --inputs IN.safetensors --output OUT.safetensors`
+// `npm run probe -- [--model DIR] [--demucs FILE.th] --inputs IN.safetensors --output OUT.safetensors`
 // Runs each network on whichever inputs are present and writes the outputs under fixed names, so a converted
 // model can be checked against PyTorch (tools/fixtures/models.py writes the matching reference files).
+// With --demucs: `demucs.mix` f32 [C, N] at the Demucs rate → `demucs.stems` f32 [S, C, N] (the package's
+// source order; apply_model with split, overlap 0.25, shifts 0).
 
 import { Command } from 'commander';
 import { Tensor, tidy } from '../tensor.js';
@@ -9,6 +11,7 @@ import * as ops from '../ops.js';
 import { encodeSafetensors, type TensorReader, type TensorToWrite } from '../io/safetensors.js';
 import { dirFolder, openSafetensorsFile } from '../io/file-source.js';
 import { MusicgenModel } from '../model/musicgen.js';
+import { Demucs } from '../model/demucs.js';
 import { extractChroma } from '../model/chroma.js';
 import { toMono } from '../audio/resample.js';
 import { writeFileAtomic } from '../io/atomic.js';
@@ -34,14 +37,43 @@ async function upload(inputs: TensorReader, name: string): Promise<Tensor> {
   return Tensor.from(isInt ? await inputs.readI32(name) : await inputs.readF32(name), info.shape, isInt ? 'i32' : 'f32');
 }
 
-/** Runs the model in `modelDir` on the inputs present; returns the outputs by name. */
-export async function probe(modelDir: string, inputs: TensorReader): Promise<ProbeOutputs> {
-  const model = await MusicgenModel.load(dirFolder(modelDir));
+export interface ProbeOptions {
+  /** A Demucs package (.th) for the demucs.* outputs. */
+  demucs?: string;
+}
+
+/** Runs the model in `modelDir` (and/or the Demucs package) on the inputs present; returns the outputs by name. */
+export async function probe(modelDir: string | undefined, inputs: TensorReader, opts: ProbeOptions = {}): Promise<ProbeOutputs> {
+  if (!modelDir && !opts.demucs) throw new Error('probe: give --model, --demucs or both');
+  const demucs = opts.demucs ? await Demucs.load(opts.demucs) : undefined;
   try {
-    return await runProbe(model, inputs);
+    const out = demucs ? await demucsProbe(demucs, inputs) : {};
+    if (!modelDir) return out;
+    const model = await MusicgenModel.load(dirFolder(modelDir));
+    try {
+      return { ...out, ...(await runProbe(model, inputs)) };
+    } finally {
+      model.dispose();
+    }
   } finally {
-    model.dispose();
+    demucs?.dispose();
   }
+}
+
+/** `demucs.mix` [C, N] → `demucs.stems` [S, C, N]. */
+async function demucsProbe(demucs: Demucs, inputs: TensorReader): Promise<ProbeOutputs> {
+  const out: ProbeOutputs = {};
+  if (inputs.has('demucs.mix')) {
+    const shape = inputs.info('demucs.mix').shape;
+    if (shape.length !== 2) throw new Error(`demucs.mix must be [C, N], got [${shape.join(', ')}]`);
+    const [C, N] = shape;
+    const mix = await inputs.readF32('demucs.mix');
+    const stems = await demucs.separate(Array.from({ length: C }, (_, c) => mix.subarray(c * N, (c + 1) * N)));
+    const data = new Float32Array(stems.length * C * N);
+    stems.forEach((s, i) => s.forEach((ch, c) => data.set(ch, (i * C + c) * N)));
+    out['demucs.stems'] = { dtype: 'F32', shape: [stems.length, C, N], data };
+  }
+  return out;
 }
 
 /**
@@ -197,14 +229,16 @@ export async function main(argv = process.argv): Promise<void> {
   const program = new Command()
     .name('probe')
     .description('Runs each network of a MusicGen folder on the inputs present and writes the outputs (see README)')
-    .requiredOption('--model <dir>', 'model folder (transformers format)')
+    .option('--model <dir>', 'model folder (transformers format)')
+    .option('--demucs <file>', 'Demucs package (.th) for the demucs.* outputs')
     .requiredOption('--inputs <file>', 'inputs .safetensors')
     .requiredOption('--output <file>', 'outputs .safetensors to write')
     .parse(argv);
-  const opts = program.opts<{ model: string; inputs: string; output: string }>();
+  const opts = program.opts<{ model?: string; demucs?: string; inputs: string; output: string }>();
+  if (!opts.model && !opts.demucs) program.error('probe: give --model, --demucs or both');
   await initRuntime();
   const inputs = await openSafetensorsFile(opts.inputs);
-  const out = await probe(opts.model, inputs);
+  const out = await probe(opts.model, inputs, { demucs: opts.demucs });
   await writeFileAtomic(opts.output, encodeSafetensors(out));
   console.log(`wrote ${Object.keys(out).length} outputs to ${opts.output}: ${Object.keys(out).join(', ')}`);
 }

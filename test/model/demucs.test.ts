@@ -9,6 +9,8 @@ import { readFile } from 'node:fs/promises';
 import { FIXTURES, Fixture, assertClose, gpu } from '../helpers.js';
 import { Demucs, parseHTDemucsConfig, segmentLength } from '../../src/model/demucs.js';
 import { PyDict, PyFraction } from '../../src/io/pickle.js';
+import { BufferSource, SafetensorsFile, encodeSafetensors } from '../../src/io/safetensors.js';
+import { probe } from '../../src/cli/probe.js';
 
 const STEMS = { rtol: 0, atol: 1e-4 };
 
@@ -92,5 +94,17 @@ describe('model: HTDemucs (demucs package parity)', () => {
     assert.throws(() => parseHTDemucsConfig([['a']], kw([['bogus', 1]])), /unknown HTDemucs argument "bogus"/);
     const cfg = parseHTDemucsConfig([['drums', 'bass', 'other', 'vocals']], kw([['segment', new PyFraction(39n, 5n)]]));
     assert.equal(segmentLength(cfg), 343980); // htdemucs: int(39/5 · 44100)
+  });
+
+  it('probe --demucs: demucs.mix [C, N] → demucs.stems [S, C, N] (no MusicGen model needed), a clip under one segment', async () => {
+    const mix = await fx.f32('small.short.mix');
+    const shape = fx.shape('small.short.mix');
+    const bytes = encodeSafetensors({ 'demucs.mix': { dtype: 'F32', shape, data: mix } });
+    const inputs = await SafetensorsFile.open(new BufferSource(bytes), 'inputs');
+    const out = await probe(undefined, inputs, { demucs: join(FIXTURES, 'demucs', 'small.th') });
+    assert.deepEqual(Object.keys(out), ['demucs.stems']);
+    assert.deepEqual(out['demucs.stems']!.shape, [4, ...shape]);
+    assertClose(Array.from(out['demucs.stems']!.data as Float32Array), await fx.f32('small.short.stems'), 'probe stems', STEMS);
+    await assert.rejects(probe(undefined, inputs), /give --model, --demucs or both/);
   });
 });
