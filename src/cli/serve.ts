@@ -37,6 +37,7 @@ interface Flags {
   allowUrlInputs?: boolean;
   allowPrivateWebhooks?: boolean;
   uploadUrl?: string;
+  stream?: boolean;
   trainings: boolean;
   cacheDir?: string;
   offline?: boolean;
@@ -59,6 +60,7 @@ export async function main(argv = process.argv): Promise<void> {
     .option('--allow-url-inputs', 'fetch http(s) URL file inputs (loopback and private addresses are still refused)')
     .option('--allow-private-webhooks', 'let webhook and output_file_prefix URLs reach loopback and private addresses (default: public only)')
     .option('--upload-url <url>', 'upload file outputs with PUT under this URL instead of returning data: URIs (as cog --upload-url)', httpUrl)
+    .option('--stream', 'output Cog\'s iterator of files, growing while a prediction runs: short WAVs of the audio as it is made, then the whole normalised clip')
     .option('--no-trainings', 'do not serve /trainings')
     .option('--cache-dir <dir>', 'where hub downloads are kept (default: the Hugging Face cache)')
     .option('--offline', 'never touch the network for the model; use the hub cache only')
@@ -69,7 +71,7 @@ export async function main(argv = process.argv): Promise<void> {
     model: f.model, cacheDir: f.cacheDir, offline: f.offline, maxQueue: f.queue, maxBodyBytes: Math.round(f.maxBodyMb * 2 ** 20),
     maxDatasetBytes: Math.round(f.maxDatasetMb * 2 ** 20),
     headersTimeoutMs: f.headersTimeout * 1000, requestTimeoutMs: f.requestTimeout * 1000, bodyIdleTimeoutMs: f.bodyTimeout * 1000,
-    maxDuration: f.maxDuration, allowUrlInputs: f.allowUrlInputs ?? false, allowPrivateWebhooks: f.allowPrivateWebhooks ?? false, uploadUrl: f.uploadUrl, trainings: f.trainings,
+    maxDuration: f.maxDuration, allowUrlInputs: f.allowUrlInputs ?? false, allowPrivateWebhooks: f.allowPrivateWebhooks ?? false, uploadUrl: f.uploadUrl, stream: f.stream ?? false, trainings: f.trainings,
     onShutdown: () => process.exit(0),
   });
   const addr = await app.listen(f.port, f.host);

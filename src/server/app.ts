@@ -7,6 +7,7 @@
 //   GET  /openapi.json            Input / Output / PredictionRequest / PredictionResponse / Status / … (+ Training*)
 //   GET  /docs                    the inputs as an HTML table
 //   POST /predictions             sync JSON; `Prefer: respond-async` → 202; `Accept: text/event-stream` → SSE
+//                                 (with `stream`, the output is an iterator of files: see predictor.ts)
 //   PUT  /predictions/{id}        the same, idempotent while it runs (a finished id runs anew, as Cog)
 //   GET  /predictions/{id}        the prediction object (not in Cog; Replicate has it)
 //   POST /predictions/{id}/cancel 200 {} / 404 {} (unknown or finished)
@@ -63,6 +64,10 @@ export interface ServerOptions {
   maxDatasetBytes?: number;
   /** Upload file outputs with PUT under this URL (cog's --upload-url) instead of returning data: URIs. */
   uploadUrl?: string;
+  /** The output is Cog's iterator of files, growing while a prediction runs: the audio as it is made, then the whole clip. */
+  stream?: boolean;
+  /** Shortest streamed item, seconds (default 1). */
+  streamChunkSeconds?: number;
   /** Longest `duration` accepted, seconds (default 300). */
   maxDuration?: number;
   /** Serve /trainings (default true). */
@@ -104,6 +109,7 @@ export function createMusicGenServer(opts: ServerOptions): MusicGenServer {
     maxDuration: opts.maxDuration ?? 300,
     maxQueue: opts.maxQueue ?? 0,
     trainingsOn: opts.trainings ?? true,
+    stream: opts.stream ?? false,
     allowPrivateWebhooks: opts.allowPrivateWebhooks ?? false,
     webDir: opts.webDir ?? path.join(REPO, 'web'),
     browserDir: opts.browserDir ?? path.join(REPO, 'dist', 'browser'),
@@ -155,10 +161,11 @@ export function createMusicGenServer(opts: ServerOptions): MusicGenServer {
       state.musicgen = musicgen;
       const limits = predictorLimits(musicgen, state.maxDuration);
       state.fields = { predictor: predictorFields(limits), trainer: state.trainingsOn ? trainerFields() : null, limits };
-      state.openapi = openApiDocument({ version: PACKAGE_VERSION, predictor: state.fields.predictor, trainer: state.fields.trainer ?? undefined });
+      state.openapi = openApiDocument({ version: PACKAGE_VERSION, predictor: state.fields.predictor, trainer: state.fields.trainer ?? undefined, streamOutput: state.stream });
       service.setRunner('prediction', makePredictor({
         musicgen, allowUrlInputs: opts.allowUrlInputs ?? false, allowPrivateAddresses: opts.allowPrivateAddresses,
         maxInputBytes: state.maxBody, uploadUrl: opts.uploadUrl, allowPrivateWebhooks: state.allowPrivateWebhooks,
+        stream: state.stream, streamChunkSeconds: opts.streamChunkSeconds,
       }));
       if (state.trainingsOn) {
         service.setRunner('training', makeTrainer({

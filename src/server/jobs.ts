@@ -1,7 +1,8 @@
 // Predictions and trainings as Cog runs them: one job object per id (status starting → processing → succeeded |
 // failed | canceled, with logs, output, error, metrics and timestamps), the single GPU slot they share (a
 // second job gets 409 Conflict, or waits in order in a bounded queue), cancellation through an AbortSignal,
-// the server-sent event stream of a job (start, output, log, completed; replayed to late subscribers, as
+// iterator outputs growing item by item (Cog's `Iterator[T]`, coglet's append_output), the server-sent event
+// stream of a job (start, output, log, completed; replayed to late subscribers, as
 // coglet keeps the most recent 1024 events), and webhooks (start, output, logs, completed; logs throttled to one
 // every 500 ms; the terminal one retried on 429 and 5xx, as coglet's WebhookSender).
 
@@ -41,8 +42,14 @@ export interface JobContext {
   log(line: string): void;
   /** Marks progress in the log, rate-limited: `step done of total`. */
   progress(done: number, total: number, what?: string): void;
+  /**
+   * Appends an item to an iterator output (Cog's `Iterator[T]`): the output becomes an array that grows while the
+   * job runs, with an `output` event and webhook per item.
+   */
+  append(item: unknown): void;
 }
 
+/** Runs a job; resolves with its output, or with undefined when the output was given item by item (`ctx.append`). */
 export type JobRunner = (job: Job, ctx: JobContext) => Promise<unknown>;
 
 /** Cog-style id: 26 lower-case base32 characters (a UUIDv4's worth of randomness). */
@@ -171,6 +178,15 @@ export class Job {
     if (done < total && (pct === this.lastProgress.pct || now - this.lastProgress.at < 100)) return;
     this.lastProgress = { at: now, pct };
     this.appendLog(`${what ? `${what}: ` : ''}step ${Math.floor(done)} of ${total}`);
+  }
+
+  /** One more item of an iterator output, announced at once (SSE `output` {chunk, index}; the output webhook), as coglet. */
+  appendOutput(item: unknown): void {
+    if (this.terminal) return;
+    const items = Array.isArray(this.output) ? (this.output as unknown[]) : (this.output = []) as unknown[];
+    items.push(item);
+    this.emit({ event: 'output', data: { chunk: item, index: items.length - 1 } });
+    this.webhook?.send('output', this.toJSON());
   }
 
   /** The job got the slot: the start event and webhook carry status processing, as coglet's set_processing. */
@@ -396,12 +412,14 @@ export class JobService {
       signal: job.controller.signal,
       log: (line) => job.appendLog(line),
       progress: (done, total, what) => job.progress(done, total, what),
+      append: (item) => job.appendOutput(item),
     };
     try {
       if (job.controller.signal.aborted) throw new CanceledError();
       const output = await runner(job, ctx);
       if (job.controller.signal.aborted) throw new CanceledError();
-      job.finish('succeeded', { output });
+      // an iterator's items were announced as they came (a canceled or failed one keeps those it had)
+      job.finish('succeeded', output === undefined ? {} : { output });
     } catch (e) {
       if (job.controller.signal.aborted || e instanceof CanceledError) {
         job.finish('canceled');

@@ -1,5 +1,12 @@
 // The predictor: one Cog MusicGen prediction with the library (src/pipeline.ts). Inputs are the validated
 // values of schema.ts; the output is the audio file as a data: URI, or the URL it was uploaded to.
+//
+// With `serve --stream` the output is Cog's iterator of files (Iterator[Path]), growing while the prediction runs:
+// first the audio as the library decodes it (`onAudio`), in order, each item a short WAV of the raw decoder output
+// (normalisation needs the whole clip) gathered to at least `streamChunkSeconds`; they join up to the whole clip.
+// The last item is the whole clip normalised as asked, in the requested output_format: what the prediction
+// returns without --stream. Each item is an `output` event and webhook; uploaded like any file when the
+// request has output_file_prefix or the server --upload-url (names {id}-{n}.wav, the last {id}.{format}).
 
 import { MusicGen, AbortError, type GenerateRequest } from '../pipeline.js';
 import { InputError, PREDICT_INPUTS, renameInputs } from '../inputs.js';
@@ -19,6 +26,78 @@ export interface PredictorOptions {
   uploadUrl?: string;
   /** A request's output_file_prefix may name loopback and private addresses (--allow-private-webhooks). */
   allowPrivateWebhooks?: boolean;
+  /** `serve --stream`: the output is an iterator of files, the audio as it is made, then the whole clip. */
+  stream?: boolean;
+  /** Shortest streamed item, seconds (the last may be shorter); default 1. */
+  streamChunkSeconds?: number;
+}
+
+/** A chunk of audio as the library hands it to `onAudio`. */
+type AudioChunk = Parameters<NonNullable<GenerateRequest['onAudio']>>[0];
+
+/**
+ * The streamed items of one prediction: library chunks gathered to at least `minSamples`, each encoded as a WAV
+ * and appended (uploaded first when there is a target) strictly in order. A failed upload stops the generation
+ * (`stop`) and is thrown by `finish`.
+ */
+class StreamedItems {
+  private parts: Float32Array[][] = [];
+  private samples = 0;
+  private next = 0;
+  private chain: Promise<void> = Promise.resolve();
+  private failure: unknown = null;
+  readonly stop = new AbortController();
+  count = 0;
+
+  constructor(private readonly minSamples: number, private readonly toItem: (channels: Float32Array[], index: number) => Promise<string>, private readonly append: (item: string, chunk: { start: number; end: number }) => void) {}
+
+  push(chunk: AudioChunk): void {
+    if (chunk.start !== this.next + this.samples) throw new Error(`streamed audio is not contiguous: a chunk starts at sample ${chunk.start}, expected ${this.next + this.samples}`);
+    this.parts.push(chunk.audio);
+    this.samples += chunk.end - chunk.start;
+    if (this.samples >= this.minSamples || chunk.final) this.flush();
+  }
+
+  private flush(): void {
+    if (this.samples === 0) return;
+    const parts = this.parts;
+    const channels = parts[0].map((_, c) => {
+      const out = new Float32Array(this.samples);
+      let at = 0;
+      for (const p of parts) {
+        out.set(p[c], at);
+        at += p[c].length;
+      }
+      return out;
+    });
+    const span = { start: this.next, end: this.next + this.samples };
+    const index = this.count++;
+    this.next = span.end;
+    this.parts = [];
+    this.samples = 0;
+    this.chain = this.chain.then(async () => {
+      if (this.failure) return;
+      try {
+        this.append(await this.toItem(channels, index), span);
+      } catch (e) {
+        this.failure = e;
+        this.stop.abort();
+      }
+    });
+  }
+
+  /** Waits for every item to be appended; the audio streamed, in samples. */
+  async finish(): Promise<number> {
+    this.flush();
+    await this.chain;
+    if (this.failure) throw this.failure;
+    return this.next;
+  }
+
+  /** The error that stopped the generation, if any. */
+  get error(): unknown {
+    return this.failure;
+  }
 }
 
 /** What the request validation needs to know of the model. */
@@ -58,12 +137,28 @@ export function makePredictor(o: PredictorOptions): JobRunner {
     check();
 
     // ---- generate ----
+    const target = uploadTarget(job, o.uploadUrl, o.allowPrivateWebhooks);
+    const sampleRate = o.musicgen.sampleRate;
+    const t0 = Date.now();
+    const streamed = o.stream
+      ? new StreamedItems(
+        Math.max(1, Math.round((o.streamChunkSeconds ?? 1) * sampleRate)),
+        async (channels, index) => {
+          const bytes = encodeWav(channels, sampleRate);
+          return target ? uploadFile(target, `${job.id}-${index}.wav`, bytes, 'audio/wav', ctx.signal, job.id) : toDataUri(bytes, 'audio/wav');
+        },
+        (item, span) => {
+          if (span.start === 0) ctx.log(`streaming: the first ${((span.end - span.start) / sampleRate).toFixed(2)} s of audio after ${((Date.now() - t0) / 1000).toFixed(2)} s`);
+          ctx.append(item);
+        })
+      : null;
     let stage = '';
     const req: GenerateRequest = {
       ...(toOptions(PREDICT_INPUTS, v) as Partial<GenerateRequest>),
       prompt: typeof v.prompt === 'string' && v.prompt.trim() ? v.prompt : undefined,
       inputAudio,
-      signal: ctx.signal,
+      signal: streamed ? AbortSignal.any([ctx.signal, streamed.stop.signal]) : ctx.signal,
+      onAudio: streamed ? (chunk) => streamed.push(chunk) : undefined,
       onProgress: (p) => {
         if (p.stage === 'generate') ctx.progress(p.done, p.total);
         else if (p.stage !== stage && p.done === 0) ctx.log(p.stage === 'text' ? 'encoding the prompt' : 'decoding the audio');
@@ -74,12 +169,18 @@ export function makePredictor(o: PredictorOptions): JobRunner {
     try {
       result = await o.musicgen.generate(req);
     } catch (e) {
+      if (streamed?.error) throw streamed.error;
       if (e instanceof AbortError || ctx.signal.aborted) throw new CanceledError();
       if (e instanceof InputError) throw new JobInputError(cogName(PREDICT_INPUTS, e.field), renameInputs(e.reason, (n) => cogName(PREDICT_INPUTS, n)));
       throw e;
     }
     ctx.log(`seed: ${result.seed}`);
     ctx.log(`generated ${(result.audio[0][0].length / result.sampleRate).toFixed(2)} s in ${result.timings.total_s.toFixed(2)} s (${result.timings.per_step_ms.toFixed(1)} ms/step)`);
+    if (streamed) {
+      const n = await streamed.finish();
+      if (n !== result.audio[0][0].length) throw new Error(`the streamed audio has ${n} samples, the clip ${result.audio[0][0].length}`);
+      ctx.log(`streamed ${streamed.count} item(s); the whole clip, normalised, follows as the last`);
+    }
     check();
 
     // ---- the file ----
@@ -87,12 +188,15 @@ export function makePredictor(o: PredictorOptions): JobRunner {
     const bytes = format === 'mp3' ? await encodeMp3(result.audio[0], result.sampleRate) : encodeWav(result.audio[0], result.sampleRate);
     const mediaType = format === 'mp3' ? 'audio/mpeg' : 'audio/wav';
     check();
-    const target = uploadTarget(job, o.uploadUrl, o.allowPrivateWebhooks);
+    let file: string;
     if (target) {
-      const url = await uploadFile(target, `${job.id}.${format}`, bytes, mediaType, ctx.signal, job.id);
-      ctx.log(`uploaded to ${url}`);
-      return url;
+      file = await uploadFile(target, `${job.id}.${format}`, bytes, mediaType, ctx.signal, job.id);
+      ctx.log(`uploaded to ${file}`);
+    } else {
+      file = toDataUri(bytes, mediaType);
     }
-    return toDataUri(bytes, mediaType);
+    if (!streamed) return file;
+    ctx.append(file);
+    return undefined;
   };
 }

@@ -36,6 +36,8 @@ export interface AppState {
   readonly maxDuration: number;
   readonly maxQueue: number;
   readonly trainingsOn: boolean;
+  /** `serve --stream`: predictions output an iterator of files (the audio as it is made, then the whole clip). */
+  readonly stream: boolean;
   /** `webhook` and `output_file_prefix` may name loopback and private addresses. */
   readonly allowPrivateWebhooks: boolean;
   readonly webDir: string;
@@ -161,6 +163,7 @@ function modelInfo(s: AppState): Record<string, unknown> {
     frame_rate: mg?.frameRate ?? null,
     max_duration: s.maxDuration,
     trainings: s.trainingsOn,
+    stream: s.stream,
     queue: s.maxQueue,
     model_url: '/model/',
     browser_bundle: existsSync(path.join(s.browserDir, 'musicgen.js')) ? '/browser/musicgen.js' : null,

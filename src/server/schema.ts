@@ -335,12 +335,17 @@ const simpleGet = (summary: string, operationId: string): Record<string, unknown
   get: { summary, operationId, responses: { 200: { description: 'Successful Response', content: { 'application/json': { schema: {} } } } } },
 });
 
-/** The OpenAPI 3.0.2 document of the predictor (and the trainer when `training` is given). */
-export function openApiDocument(opts: { version: string; title?: string; predictor: readonly Field[]; trainer?: readonly Field[] }): Record<string, unknown> {
+/**
+ * The OpenAPI 3.0.2 document of the predictor (and the trainer when `trainer` is given); `streamOutput`: the
+ * output is an iterator of files (`serve --stream`).
+ */
+export function openApiDocument(opts: { version: string; title?: string; predictor: readonly Field[]; trainer?: readonly Field[]; streamOutput?: boolean }): Record<string, unknown> {
   const enums: Record<string, unknown> = {};
+  const file = { type: 'string', format: 'uri' };
   const schemas: Record<string, unknown> = {
     Input: inputSchema(opts.predictor, 'Input', enums),
-    Output: { title: 'Output', type: 'string', format: 'uri' },
+    // `serve --stream`: a predictor returning Cog's Iterator[Path] (python/cog/_adt.py, OutputKind.ITERATOR)
+    Output: opts.streamOutput ? { title: 'Output', type: 'array', items: file, 'x-cog-array-type': 'iterator' } : { title: 'Output', ...file },
   };
   const paths: Record<string, unknown> = {
     '/': simpleGet('Root', 'root__get'),
