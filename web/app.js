@@ -2,6 +2,11 @@
 // `Accept: text/event-stream`, progress from the `log` events) or in this browser on WebGPU (the library's
 // browser bundle, loading the model folder the server exposes under /model/), a player, and a picture of the
 // result (waveform and spectrogram on a canvas). Plain ES module, no build step.
+//
+// Streaming: when the server runs with --stream (its output is an iterator of files: raw chunks of the audio as
+// it is made, then the whole normalised clip) and always in the browser (the library's `onAudio`), the chunks
+// are played as they arrive with Web Audio, each scheduled at its start sample so they join without gaps, and
+// the waveform grows on the canvas; the normalised file fills the player and the download at the end.
 
 const $ = (id) => document.getElementById(id);
 
@@ -15,6 +20,10 @@ const state = {
   lib: null,
   browserModel: null,
   objectUrls: [],
+  /** The AudioContext live playback uses (made on the first Generate click: browsers start audio on a gesture). */
+  audioCtx: null,
+  /** The LiveAudio of the generation being heard, or null. */
+  live: null,
   /** The error shown came from a generation's input (cleared when the input is edited), not from start-up. */
   errorFromInput: false,
 };
@@ -224,6 +233,150 @@ async function toggleRecording() {
 }
 
 // ------------------------------------------------------------------------------------------------------------
+// live playback of streamed chunks, and the waveform growing as they come
+
+/**
+ * Plays chunks of one clip as they arrive: chunk k (samples [start, end)) is scheduled at t0 + start / rate, so
+ * consecutive chunks join sample-exactly. Playback starts `LEAD` s after the first chunk; if a chunk comes after
+ * its time (generation slower than real time), the clock is moved on and playing resumes `LEAD` s later.
+ */
+class LiveAudio {
+  static LEAD = 0.15;
+
+  constructor(ctx, sampleRate) {
+    this.ctx = ctx;
+    this.rate = sampleRate;
+    this.t0 = null;
+    this.sources = [];
+    this.scheduled = 0;
+    this.stalls = 0;
+    this.stopped = false;
+  }
+
+  push(channels, start) {
+    if (this.stopped || channels[0].length === 0) return;
+    const buf = this.ctx.createBuffer(channels.length, channels[0].length, this.rate);
+    channels.forEach((ch, c) => buf.copyToChannel(ch, c));
+    const now = this.ctx.currentTime;
+    if (this.t0 === null || this.t0 + start / this.rate < now + 0.01) {
+      if (this.t0 !== null) this.stalls++;
+      this.t0 = now + LiveAudio.LEAD - start / this.rate;
+    }
+    const src = this.ctx.createBufferSource();
+    src.buffer = buf;
+    src.connect(this.ctx.destination);
+    src.start(this.t0 + start / this.rate);
+    src.onended = () => { this.sources = this.sources.filter((x) => x !== src); };
+    this.sources.push(src);
+    this.scheduled += channels[0].length;
+  }
+
+  stop() {
+    this.stopped = true;
+    for (const src of this.sources) {
+      try { src.stop(); } catch { /* not started yet */ }
+    }
+    this.sources = [];
+  }
+}
+
+/** The waveform of a clip drawn column by column as its samples arrive (the full picture replaces it at the end). */
+class LiveWave {
+  constructor(totalSamples, sampleRate) {
+    this.total = Math.max(1, totalSamples);
+    this.rate = sampleRate;
+    this.drawnTo = 0;
+    const { ctx, w, h, dpr } = canvasSize();
+    Object.assign(this, { ctx, w, h, dpr });
+    ctx.fillStyle = '#0d1021';
+    ctx.fillRect(0, 0, w, h);
+    this.lo = new Float32Array(w);
+    this.hi = new Float32Array(w);
+  }
+
+  push(channels, start) {
+    const { ctx, w, h, dpr } = this;
+    const n = channels[0].length;
+    for (let i = 0; i < n; i++) {
+      let v = 0;
+      for (const ch of channels) v += ch[i] / channels.length;
+      const x = Math.min(w - 1, Math.floor(((start + i) * w) / this.total));
+      if (v < this.lo[x]) this.lo[x] = v;
+      if (v > this.hi[x]) this.hi[x] = v;
+    }
+    const end = start + n;
+    const x0 = Math.max(0, Math.floor((start * w) / this.total) - 1);
+    const x1 = Math.min(w, Math.ceil((end * w) / this.total));
+    const mid = h / 2;
+    ctx.fillStyle = '#0d1021';
+    ctx.fillRect(x0, 0, x1 - x0, h);
+    ctx.fillStyle = '#8b93ff';
+    for (let x = x0; x < x1; x++) {
+      const y0 = mid - Math.min(1, this.hi[x]) * (mid - 2);
+      const y1 = mid - Math.max(-1, this.lo[x]) * (mid - 2);
+      ctx.fillRect(x, y0, 1, Math.max(1, y1 - y0));
+    }
+    this.drawnTo = Math.max(this.drawnTo, end);
+    ctx.fillStyle = '#0d1021';
+    ctx.fillRect(0, 0, 260 * dpr, 20 * dpr);
+    ctx.font = `${11 * dpr}px system-ui, sans-serif`;
+    ctx.fillStyle = 'rgba(255,255,255,0.75)';
+    ctx.textAlign = 'left';
+    ctx.fillText(`as it is made: ${(this.drawnTo / this.rate).toFixed(2)} of ${(this.total / this.rate).toFixed(2)} s`, 6 * dpr, 14 * dpr);
+  }
+}
+
+/** Starts hearing a new clip of `totalSamples` at `sampleRate`: live audio and the growing waveform. */
+function startLive(totalSamples, sampleRate) {
+  state.live?.audio?.stop();
+  const audio = state.audioCtx ? new LiveAudio(state.audioCtx, sampleRate) : null;
+  state.live = { audio, wave: new LiveWave(totalSamples, sampleRate), samples: 0, total: totalSamples };
+  return state.live;
+}
+
+/** A chunk [C][n] of the clip being made, starting at sample `start`. */
+function liveChunk(live, channels, start) {
+  live.audio?.push(channels, start);
+  live.wave.push(channels, start);
+  live.samples = Math.max(live.samples, start + channels[0].length);
+  if (live.samples === channels[0].length) appendLog('playing the audio as it is made');
+}
+
+/** Samples per channel of a 16-bit PCM or 32-bit float WAV (what the server streams). */
+function parseWav(bytes) {
+  const v = new DataView(bytes);
+  const tag = (o) => String.fromCharCode(v.getUint8(o), v.getUint8(o + 1), v.getUint8(o + 2), v.getUint8(o + 3));
+  if (tag(0) !== 'RIFF' || tag(8) !== 'WAVE') throw new Error('not a WAV file');
+  let fmt = null;
+  for (let o = 12; o + 8 <= v.byteLength;) {
+    const id = tag(o);
+    const size = v.getUint32(o + 4, true);
+    if (id === 'fmt ') fmt = { format: v.getUint16(o + 8, true), channels: v.getUint16(o + 10, true), rate: v.getUint32(o + 12, true), bits: v.getUint16(o + 22, true) };
+    if (id === 'data') {
+      if (!fmt) throw new Error('WAV: data before fmt');
+      const C = fmt.channels;
+      const width = fmt.bits / 8;
+      const n = Math.floor(Math.min(size, v.byteLength - o - 8) / (C * width));
+      const out = Array.from({ length: C }, () => new Float32Array(n));
+      for (let i = 0; i < n; i++) {
+        for (let c = 0; c < C; c++) {
+          const at = o + 8 + (i * C + c) * width;
+          out[c][i] = fmt.bits === 16 ? v.getInt16(at, true) / 32768 : v.getFloat32(at, true);
+        }
+      }
+      return { channels: out, sampleRate: fmt.rate };
+    }
+    o += 8 + size + (size & 1);
+  }
+  throw new Error('WAV: no data chunk');
+}
+
+/** Samples of the clip a request makes (the duration in whole frames, a clip to continue included). */
+function clipSamples(duration, sampleRate, frameRate) {
+  return Math.round(duration * frameRate) * Math.round(sampleRate / frameRate);
+}
+
+// ------------------------------------------------------------------------------------------------------------
 // the request
 
 function collectInput() {
@@ -324,8 +477,19 @@ async function runOnServer(input) {
   // with a server queue (serve --queue N) the stream opens at once and `start` comes when the GPU is ours
   setStatus('accepted: waiting in the server\'s queue for the GPU…');
   let final = null;
+  // serve --stream: output items are chunks until they make up the whole clip; the item after them is the file
+  const info = state.info;
+  const live = info.stream ? startLive(clipSamples(input.duration, info.sample_rate, info.frame_rate), info.sample_rate) : null;
+  let chunks = Promise.resolve();
   for await (const { event, data } of sseEvents(res.body)) {
-    if (event === 'start') setStatus('generating…');
+    if (event === 'output' && live) {
+      const item = data.chunk;
+      chunks = chunks.then(async () => {
+        if (live.samples >= live.total) return; // the whole normalised file: for the player at the end
+        const wav = parseWav(await (await fetch(item)).arrayBuffer());
+        liveChunk(live, wav.channels, live.samples);
+      }).catch((e) => appendLog(`could not play a streamed chunk: ${e.message}`));
+    } else if (event === 'start') setStatus('generating…');
     else if (event === 'log') {
       appendLog(data.data);
       const m = /step (\d+) of (\d+)/.exec(data.data);
@@ -338,11 +502,14 @@ async function runOnServer(input) {
       break;
     } else if (event === 'error') throw new Error(data.error || 'stream error');
   }
+  await chunks;
   if (!final) throw new Error('the event stream ended before the prediction completed');
   if (final.status === 'canceled') return { canceled: true };
   if (final.status !== 'succeeded') throw new Error(final.error || final.status);
   const seed = /seed: (\d+)/.exec(final.logs || '');
-  return { url: final.output, seed: seed ? seed[1] : '', seconds: final.metrics && final.metrics.predict_time };
+  // an iterator output (serve --stream) ends with the whole clip
+  const url = Array.isArray(final.output) ? final.output[final.output.length - 1] : final.output;
+  return { url, seed: seed ? seed[1] : '', seconds: final.metrics && final.metrics.predict_time };
 }
 
 async function runInBrowser(input) {
@@ -365,9 +532,11 @@ async function runInBrowser(input) {
   const t0 = performance.now();
   setStatus('generating…');
   setProgress(0);
+  const mg = state.browserModel;
+  const live = startLive(clipSamples(input.duration, mg.sampleRate, mg.frameRate), mg.sampleRate);
   let result;
   try {
-    result = await state.browserModel.generate({
+    result = await mg.generate({
       prompt: input.prompt,
       inputAudio,
       continuation: input.continuation,
@@ -381,6 +550,8 @@ async function runInBrowser(input) {
       seed: input.seed === -1 ? undefined : input.seed,
       normalization: input.normalization_strategy,
       signal: ac.signal,
+      // the raw decoder output as it is made (the result is normalised; these chunks are not)
+      onAudio: (chunk) => liveChunk(live, chunk.audio, chunk.start),
       onProgress: (p) => {
         if (p.stage === 'generate') {
           setProgress(p.done / p.total);
@@ -406,6 +577,15 @@ async function generate(ev) {
   if (state.running) return;
   const where = document.querySelector('input[name=where]:checked').value;
   const input = collectInput();
+  // made (or resumed) within the click, so that the browser lets it play
+  try {
+    state.audioCtx ??= new AudioContext();
+    void state.audioCtx.resume();
+  } catch (e) {
+    appendLog(`no Web Audio, the audio plays at the end: ${e.message}`);
+  }
+  state.live?.audio?.stop();
+  state.live = null;
   state.errorFromInput = false;
   setState('running');
   $('generate').disabled = true;
@@ -415,6 +595,7 @@ async function generate(ev) {
   try {
     const r = where === 'browser' ? await runInBrowser(input) : await runOnServer(input);
     if (r.canceled) {
+      state.live?.audio?.stop();
       setStatus('canceled');
       setState('canceled');
       return;
@@ -423,6 +604,7 @@ async function generate(ev) {
     await showResult(r, input.output_format, input);
     setState('done');
   } catch (e) {
+    state.live?.audio?.stop();
     setStatus(`error: ${e.message}`);
     appendLog(String(e.stack || e));
     setState('error');
@@ -674,6 +856,8 @@ $('audio-file').addEventListener('change', async (e) => {
   if (file) await setInputAudio(file, file.name);
 });
 $('record').addEventListener('click', toggleRecording);
+// the finished file played from the player: the live playback (of the same clip, not normalised) makes way
+$('player').addEventListener('play', () => state.live?.audio?.stop());
 $('clear-audio').addEventListener('click', clearInputAudio);
 window.addEventListener('resize', () => { if (document.body.dataset.state !== 'done') drawPlaceholder(); });
 

@@ -84,7 +84,7 @@ describe('server --stream: an iterator of files', function () {
 
     // growing during the prediction: the first audio comes before the last generation step
     const firstOutput = names.indexOf('output');
-    const lastStep = r.events.findLastIndex((e) => e.event === 'log' && /step (\d+) of \1\b/.test(String(e.data.data)));
+    const lastStep = r.events.map((e) => e.event === 'log' && /step (\d+) of \1\b/.test(String(e.data.data))).lastIndexOf(true);
     assert.ok(lastStep > 0, 'a last-step progress line');
     assert.ok(firstOutput < lastStep, `the first output event (#${firstOutput}) comes before the last step (#${lastStep})`);
     assert.match(String(done.logs), /streaming: the first 0\.\d\d s of audio after/);
