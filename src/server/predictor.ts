@@ -28,7 +28,7 @@ export interface PredictorOptions {
   allowPrivateWebhooks?: boolean;
   /** `serve --stream`: the output is an iterator of files, the audio as it is made, then the whole clip. */
   stream?: boolean;
-  /** Shortest streamed item, seconds (the last may be shorter); default 1. */
+  /** Shortest streamed item, seconds (the last may be shorter); default 0.5. */
   streamChunkSeconds?: number;
 }
 
