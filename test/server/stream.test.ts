@@ -6,7 +6,8 @@
 
 import assert from 'node:assert/strict';
 import { openApi30Problems } from './openapi-check.js';
-import { startServer, request, sse, recorder, dataUriBytes, wavInfo, type Running } from './util.js';
+import { encodeWav } from '../../src/audio/encode.js';
+import { startServer, request, sse, recorder, dataUriBytes, wavInfo, tones, type Running } from './util.js';
 
 /** The samples of a 16-bit PCM WAV, per channel, as integers. */
 function wavSamples(bytes: Buffer): Int16Array[] {
@@ -90,10 +91,12 @@ describe('server --stream: an iterator of files', function () {
     assert.match(String(done.logs), /streaming: the first 0\.\d\d s of audio after/);
   });
 
-  it('normalization none: the chunks are the clip, sample for sample', async () => {
-    const r = await request(s.base, 'POST', '/predictions', { input: { prompt: 'drums', duration: 1, seed: 9, normalization_strategy: 'none' } });
+  it('continuing a clip, normalization none: the chunks are the whole output (the clip\'s part too), sample for sample', async () => {
+    const clip = `data:audio/wav;base64,${Buffer.from(encodeWav([tones(0.4, [60, 67], 32000)], 32000)).toString('base64')}`;
+    const r = await request(s.base, 'POST', '/predictions', { input: { prompt: 'drums', duration: 1, seed: 9, normalization_strategy: 'none', input_audio: clip, continuation: true } });
     assert.equal(r.body.status, 'succeeded', String(r.body.error));
     const items = (r.body.output as string[]).map((u) => wavSamples(dataUriBytes(u).bytes)[0]);
+    assert.equal(items[items.length - 1].length, 32000);
     assert.deepEqual(concat(items.slice(0, -1)), items[items.length - 1]);
   });
 
