@@ -176,6 +176,7 @@ function applySchema(openapi) {
     const label = document.querySelector(`label[for="${name}"]`);
     if (label) label.title = text;
   }
+  state.defaultDuration = props.duration && props.duration.default;
   const maxDuration = props.duration && props.duration.maximum;
   if (maxDuration) $('duration-range').max = String(Math.min(30, maxDuration));
   $('duration-range').value = $('duration').value;
@@ -373,7 +374,8 @@ function parseWav(bytes) {
 
 /** Samples of the clip a request makes (the duration in whole frames, a clip to continue included). */
 function clipSamples(duration, sampleRate, frameRate) {
-  return Math.round(duration * frameRate) * Math.round(sampleRate / frameRate);
+  const seconds = duration ?? state.defaultDuration ?? 8; // an empty field: the server's default
+  return Math.round(seconds * frameRate) * Math.round(sampleRate / frameRate);
 }
 
 // ------------------------------------------------------------------------------------------------------------
