@@ -238,42 +238,81 @@ async function toggleRecording() {
 
 /**
  * Plays chunks of one clip as they arrive: chunk k (samples [start, end)) is scheduled at t0 + start / rate, so
- * consecutive chunks join sample-exactly. Playback starts `LEAD` s after the first chunk; if a chunk comes after
- * its time (generation slower than real time), the clock is moved on and playing resumes `LEAD` s later.
+ * consecutive chunks join sample-exactly. Playback waits until the audio received lasts longer than making the
+ * rest is expected to take (the rate measured from the arrivals so far), so it plays through without gaps: at
+ * once when generation is faster than real time, later on a slow machine. Should a chunk still come after its
+ * time, playback pauses there and waits again the same way.
  */
 class LiveAudio {
   static LEAD = 0.15;
+  /** Share of the buffered audio that making the rest may take (a margin for a rate that varies). */
+  static MARGIN = 0.8;
 
-  constructor(ctx, sampleRate) {
+  constructor(ctx, sampleRate, totalSamples, onPlay) {
     this.ctx = ctx;
     this.rate = sampleRate;
+    this.total = totalSamples;
+    this.onPlay = onPlay;
     this.t0 = null;
+    this.pending = [];
     this.sources = [];
-    this.scheduled = 0;
+    this.received = 0;
+    this.firstAt = null;
+    this.firstSamples = 0;
     this.stalls = 0;
     this.stopped = false;
   }
 
-  push(channels, start) {
-    if (this.stopped || channels[0].length === 0) return;
-    const buf = this.ctx.createBuffer(channels.length, channels[0].length, this.rate);
-    channels.forEach((ch, c) => buf.copyToChannel(ch, c));
-    const now = this.ctx.currentTime;
-    if (this.t0 === null || this.t0 + start / this.rate < now + 0.01) {
-      if (this.t0 !== null) this.stalls++;
-      this.t0 = now + LiveAudio.LEAD - start / this.rate;
+  push(channels, start, final) {
+    if (this.stopped) return;
+    const n = channels[0].length;
+    const wall = performance.now() / 1000;
+    if (this.firstAt === null && n > 0) {
+      this.firstAt = wall;
+      this.firstSamples = start + n;
     }
-    const src = this.ctx.createBufferSource();
-    src.buffer = buf;
-    src.connect(this.ctx.destination);
-    src.start(this.t0 + start / this.rate);
-    src.onended = () => { this.sources = this.sources.filter((x) => x !== src); };
-    this.sources.push(src);
-    this.scheduled += channels[0].length;
+    this.received = Math.max(this.received, start + n);
+    if (n > 0) {
+      const buf = this.ctx.createBuffer(channels.length, n, this.rate);
+      channels.forEach((ch, c) => buf.copyToChannel(ch, c));
+      this.pending.push({ buf, start });
+    }
+    if (this.t0 !== null && this.pending.length > 0 && this.t0 + this.pending[0].start / this.rate < this.ctx.currentTime + 0.01) {
+      // came after its time: pause here and buffer again
+      this.t0 = null;
+      this.stalls++;
+    }
+    if (this.t0 === null && this.pending.length > 0 && (final || this.received >= this.total || this.enough(wall))) {
+      this.t0 = this.ctx.currentTime + LiveAudio.LEAD - this.pending[0].start / this.rate;
+      this.onPlay?.();
+    }
+    if (this.t0 !== null) this.schedule();
+  }
+
+  /** Whether the audio buffered outlasts making the rest, at the rate measured since the first chunk. */
+  enough(wall) {
+    const made = this.received - this.firstSamples;
+    const elapsed = wall - this.firstAt;
+    if (made <= 0 || elapsed <= 0) return false;
+    const restSeconds = (this.total - this.received) / (made / elapsed);
+    const bufferedSeconds = (this.received - this.pending[0].start) / this.rate;
+    return restSeconds <= LiveAudio.MARGIN * bufferedSeconds;
+  }
+
+  schedule() {
+    for (const { buf, start } of this.pending.splice(0)) {
+      const src = this.ctx.createBufferSource();
+      src.buffer = buf;
+      src.connect(this.ctx.destination);
+      src.start(this.t0 + start / this.rate);
+      src.onended = () => { this.sources = this.sources.filter((x) => x !== src); };
+      this.sources.push(src);
+    }
   }
 
   stop() {
     this.stopped = true;
+    this.pending = [];
     for (const src of this.sources) {
       try { src.stop(); } catch { /* not started yet */ }
     }
@@ -330,17 +369,19 @@ class LiveWave {
 /** Starts hearing a new clip of `totalSamples` at `sampleRate`: live audio and the growing waveform. */
 function startLive(totalSamples, sampleRate) {
   state.live?.audio?.stop();
-  const audio = state.audioCtx ? new LiveAudio(state.audioCtx, sampleRate) : null;
+  const audio = state.audioCtx
+    ? new LiveAudio(state.audioCtx, sampleRate, totalSamples, () => appendLog(audio.stalls ? 'playing on after a pause (the generation fell behind)' : 'playing the audio as it is made'))
+    : null;
   state.live = { audio, wave: new LiveWave(totalSamples, sampleRate), samples: 0, total: totalSamples };
   return state.live;
 }
 
-/** A chunk [C][n] of the clip being made, starting at sample `start`. */
-function liveChunk(live, channels, start) {
-  live.audio?.push(channels, start);
-  live.wave.push(channels, start);
+/** A chunk [C][n] of the clip being made, starting at sample `start`; `final`: the last. */
+function liveChunk(live, channels, start, final) {
+  live.audio?.push(channels, start, final);
+  if (channels[0].length > 0) live.wave.push(channels, start);
+  if (live.samples === 0 && channels[0].length > 0 && live.audio && live.audio.t0 === null) appendLog('the first audio is here: it plays once enough is buffered to play through without gaps');
   live.samples = Math.max(live.samples, start + channels[0].length);
-  if (live.samples === channels[0].length) appendLog('playing the audio as it is made');
 }
 
 /** Samples per channel of a 16-bit PCM or 32-bit float WAV (what the server streams). */
@@ -489,7 +530,7 @@ async function runOnServer(input) {
       chunks = chunks.then(async () => {
         if (live.samples >= live.total) return; // the whole normalised file: for the player at the end
         const wav = parseWav(await (await fetch(item)).arrayBuffer());
-        liveChunk(live, wav.channels, live.samples);
+        liveChunk(live, wav.channels, live.samples, live.samples + wav.channels[0].length >= live.total);
       }).catch((e) => appendLog(`could not play a streamed chunk: ${e.message}`));
     } else if (event === 'start') setStatus('generating…');
     else if (event === 'log') {
@@ -553,7 +594,7 @@ async function runInBrowser(input) {
       normalization: input.normalization_strategy,
       signal: ac.signal,
       // the raw decoder output as it is made (the result is normalised; these chunks are not)
-      onAudio: (chunk) => liveChunk(live, chunk.audio, chunk.start),
+      onAudio: (chunk) => liveChunk(live, chunk.audio, chunk.start, chunk.final),
       onProgress: (p) => {
         if (p.stage === 'generate') {
           setProgress(p.done / p.total);

@@ -8,7 +8,7 @@
 // returns without --stream. Each item is an `output` event and webhook; uploaded like any file when the
 // request has output_file_prefix or the server --upload-url (names {id}-{n}.wav, the last {id}.{format}).
 
-import { MusicGen, AbortError, type GenerateRequest } from '../pipeline.js';
+import { MusicGen, AbortError, type GenerateRequest, type AudioChunk } from '../pipeline.js';
 import { InputError, PREDICT_INPUTS, renameInputs } from '../inputs.js';
 import { toOptions, cogName, type PredictorLimits } from './schema.js';
 import { decodeAudio, AudioDecodeError } from '../audio/decode.js';
@@ -31,9 +31,6 @@ export interface PredictorOptions {
   /** Shortest streamed item, seconds (the last may be shorter); default 0.5. */
   streamChunkSeconds?: number;
 }
-
-/** A chunk of audio as the library hands it to `onAudio`. */
-type AudioChunk = Parameters<NonNullable<GenerateRequest['onAudio']>>[0];
 
 /**
  * The streamed items of one prediction: library chunks gathered to at least `minSamples`, each encoded as a WAV

@@ -1,7 +1,8 @@
 // The web page, driven in headless Chromium (Debian's /usr/bin/chromium through playwright-core): generate with
 // the tiny model through the server (progress from the event stream, a player holding audio of the requested
 // length, the picture drawn), continue an uploaded clip, cancel; and, where the browser has WebGPU and the
-// browser bundle is built, generate in the page itself. Screenshots go to test-artifacts/ (gitignored).
+// browser bundle is built, generate in the page itself, hearing it while it is made (live-audio.ts).
+// Screenshots go to test-artifacts/ (gitignored).
 
 import assert from 'node:assert/strict';
 import { existsSync, promises as fsp } from 'node:fs';
@@ -9,6 +10,7 @@ import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { encodeWav } from '../../src/audio/encode.js';
 import { startServer, tones, REPO, type Running } from './util.js';
+import { RECORD_STARTS, checkPlayback } from './live-audio.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARGS = ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -34,8 +36,9 @@ async function canvasColours(page: Page): Promise<number> {
   });
 }
 
-async function openPage(browser: Browser, base: string, viewport = { width: 1100, height: 1250 }): Promise<{ page: Page; errors: string[] }> {
+async function openPage(browser: Browser, base: string, viewport = { width: 1100, height: 1250 }, initScript?: string): Promise<{ page: Page; errors: string[] }> {
   const page = await browser.newPage({ viewport });
+  if (initScript) await page.addInitScript(initScript);
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
   // a 404 is expected for the sharded-checkpoint index the in-browser loader probes first
@@ -222,11 +225,11 @@ describe('server: the web page in headless Chromium', function () {
     await page.close();
   });
 
-  it('generates in the browser on WebGPU (where the bundle is built and the browser has an adapter)', async function () {
+  it('generates in the browser on WebGPU, heard while it is made (where the bundle is built and the browser has an adapter)', async function () {
     if (!existsSync(join(REPO, 'dist', 'browser', 'musicgen.js'))) this.skip();
     const gpuBrowser = await chromium.launch({ executablePath: CHROMIUM, args: [...ARGS, ...WEBGPU_ARGS], headless: true });
     try {
-      const { page, errors } = await openPage(gpuBrowser, s.base);
+      const { page, errors } = await openPage(gpuBrowser, s.base, undefined, RECORD_STARTS);
       const hasAdapter = await page.evaluate(async () => {
         const gpu = (navigator as unknown as { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
         return !!gpu && !!(await gpu.requestAdapter());
@@ -234,12 +237,14 @@ describe('server: the web page in headless Chromium', function () {
       if (!hasAdapter) this.skip();
       await page.check('input[name=where][value=browser]');
       await page.fill('#prompt', 'calm piano');
-      await page.fill('#duration', '0.5');
+      await page.fill('#duration', '0.8'); // two chunks of the library's 0.5 s
       await page.click('#generate');
       await page.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.state ?? ''), undefined, { timeout: 240_000 });
       assert.equal(await page.evaluate(() => document.body.dataset.state), 'done', `${await page.textContent('#status')}\n${await page.textContent('#logs')}`);
+      // heard while it was made (the library's onAudio), then the normalised file in the player
+      await checkPlayback(page, 0.8 * 32000, 32000);
       const d = await playerDuration(page);
-      assert.ok(Math.abs(d - 0.5) < 0.01, `player duration ${d}`);
+      assert.ok(Math.abs(d - 0.8) < 0.01, `player duration ${d}`);
       assert.match(await page.getAttribute('#download', 'href') ?? '', /^blob:/);
       assert.match(await page.textContent('#logs') ?? '', /generated in this browser/);
       await page.screenshot({ path: join(ARTIFACTS, 'page-webgpu.png'), fullPage: true });
