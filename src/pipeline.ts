@@ -268,6 +268,13 @@ export class MusicGen {
    */
   streamChunkFrames = 25;
 
+  /**
+   * audiocraft's extension past the model's 30 s: windows of `maxSeconds`, each `strideSeconds` after the last
+   * and prompted by the previous window's rest (its `extend_stride`). Shorter windows exercise the same path
+   * cheaply (tests); the model was trained on 30 s.
+   */
+  windows = { maxSeconds: MAX_WINDOW_S, strideSeconds: WINDOW_STRIDE_S };
+
   private constructor(readonly model: MusicgenModel) {}
 
   /**
@@ -453,14 +460,14 @@ export class MusicGen {
   ): Promise<{ codes: Int32Array[]; steps: number }> {
     const B = text.states.shape[0];
     const K = this.model.lm.numCodebooks;
-    const windowFrames = Math.round(MAX_WINDOW_S * this.frameRate);
-    const strideFrames = Math.round(WINDOW_STRIDE_S * this.frameRate);
+    const windowFrames = Math.round(this.windows.maxSeconds * this.frameRate);
+    const strideFrames = Math.round(this.windows.strideSeconds * this.frameRate);
     let prompt: { codes: Int32Array; frames: number }[] | null = null;
     let clipFrames = 0;
     if (clip && req.continuation) {
       const codes = await this.encodeClip(clip);
       clipFrames = codes.frames;
-      if (clipFrames >= windowFrames) throw new InputError('inputAudio', `the slice to continue must be shorter than ${MAX_WINDOW_S} s`);
+      if (clipFrames >= windowFrames) throw new InputError('inputAudio', `the slice to continue must be shorter than ${this.windows.maxSeconds} s`);
       prompt = Array.from({ length: B }, () => codes);
     }
     const perChannel = K / this.channels;

@@ -14,6 +14,7 @@ import { gpu, FIXTURES } from './helpers.js';
 import { MusicGen, InputError, AbortError, planWindows, readRequest, MAX_PROMPT_TOKENS, type GenerateRequest } from '../src/pipeline.js';
 import { Tensor } from '../src/tensor.js';
 import { generateCodes } from '../src/model/generate.js';
+import { generateStreamed, assertOneShot } from './stream-helpers.js';
 
 const ROOT = join(fileURLToPath(import.meta.url), '..', '..');
 const TEXT = join(ROOT, 'weights', 'tiny-musicgen');
@@ -156,7 +157,13 @@ describe('pipeline (library)', function () {
 
   it('extends past 30 s: the second window starts from the first one’s last 12 s', async () => {
     const progress: number[] = [];
-    const r = await text.generate({ prompt: 'long', duration: 31, temperature: 0, normalization: 'none', onProgress: (p) => { if (p.stage === 'generate') progress.push(p.done / p.total); } });
+    // streamed (issue 14): the chunks across the 30 s boundary join to the one-shot decode of the codes
+    text.streamChunkFrames = 250;
+    const streamed = await generateStreamed(text, {
+      prompt: 'long', duration: 31, temperature: 0, normalization: 'none', onProgress: (p) => { if (p.stage === 'generate') progress.push(p.done / p.total); },
+    }).finally(() => { text.streamChunkFrames = 25; });
+    const r = streamed.r;
+    await assertOneShot(text, streamed, 'past 30 s');
     assert.equal(r.frames, 1550);
     assert.equal(r.audio[0][0].length, 1550 * 640);
     assert.ok(progress.every((v, i) => i === 0 || v >= progress[i - 1]), 'progress only goes forward');

@@ -9,82 +9,13 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import decodeAudio from 'audio-decode';
 import { gpu, FIXTURES } from './helpers.js';
-import { MusicGen, type AudioChunk, type GenerateRequest, type GenerateResult } from '../src/pipeline.js';
-import { Tensor } from '../src/tensor.js';
+import { MusicGen, type AudioChunk, type GenerateRequest } from '../src/pipeline.js';
+import { generateStreamed, assertOneShot } from './stream-helpers.js';
 
 const ROOT = join(fileURLToPath(import.meta.url), '..', '..');
 const TEXT = join(ROOT, 'weights', 'tiny-musicgen');
 const MELODY = join(ROOT, 'weights', 'tiny-musicgen-melody');
 const STEREO = join(FIXTURES, 'models', 'text-stereo');
-
-/** The whole clip's decode in one pass (no windows): [C][N] per batch row, stereo channels as MusicGen.decode. */
-async function oneShot(m: MusicGen, r: GenerateResult, b: number): Promise<Float32Array[]> {
-  const C = m.channels;
-  const K = r.numCodebooks;
-  const out: Float32Array[] = [];
-  for (let c = 0; c < C; c++) {
-    const mine = new Int32Array((K / C) * r.frames);
-    for (let i = 0; i < K / C; i++) mine.set(r.codes[b].subarray((i * C + c) * r.frames, (i * C + c + 1) * r.frames), i * r.frames);
-    const codes = Tensor.from(mine, [1, K / C, r.frames], 'i32');
-    const audio = m.model.encodec.decode(codes);
-    out.push((await audio.read()) as Float32Array);
-    codes.dispose();
-    audio.dispose();
-  }
-  return out;
-}
-
-/** Generates with `onAudio`; checks the chunks are contiguous per row and end with one `final`; joins them. */
-async function generateStreamed(m: MusicGen, req: GenerateRequest): Promise<{ r: GenerateResult; joined: Float32Array[][]; chunks: AudioChunk[]; firstAt: number }> {
-  const chunks: AudioChunk[] = [];
-  let stepsDone = 0;
-  let firstAt = -1; // generation progress when the first chunk arrived
-  const r = await m.generate({
-    ...req,
-    onProgress: (p) => { if (p.stage === 'generate') stepsDone = p.done / p.total; },
-    onAudio: (c) => { if (firstAt < 0) firstAt = stepsDone; chunks.push(c); },
-  });
-  const B = r.codes.length;
-  const joined: Float32Array[][] = [];
-  for (let b = 0; b < B; b++) {
-    const mine = chunks.filter((c) => c.index === b);
-    let at = 0;
-    for (const c of mine) {
-      assert.equal(c.start, at, `row ${b}: chunks follow each other`);
-      assert.equal(c.audio.length, m.channels);
-      for (const a of c.audio) assert.equal(a.length, c.end - c.start);
-      assert.equal(c.sampleRate, m.sampleRate);
-      at = c.end;
-    }
-    assert.deepEqual(mine.map((c) => c.final), mine.map((_, i) => i === mine.length - 1), `row ${b}: only the last chunk is final`);
-    assert.equal(at, r.frames * m.model.encodec.hopLength, `row ${b}: every sample streamed`);
-    joined.push(Array.from({ length: m.channels }, (_, c) => {
-      const out = new Float32Array(at);
-      for (const ch of mine) out.set(ch.audio[c], ch.start);
-      return out;
-    }));
-  }
-  return { r, joined, chunks, firstAt };
-}
-
-function maxDiff(a: Float32Array, b: Float32Array): number {
-  assert.equal(a.length, b.length, 'lengths');
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
-
-/** Every row and channel of the streamed audio against the one-shot decode, and against the result (normalisation 'none'). */
-async function assertOneShot(m: MusicGen, s: { r: GenerateResult; joined: Float32Array[][] }, label: string): Promise<void> {
-  for (let b = 0; b < s.r.codes.length; b++) {
-    const want = await oneShot(m, s.r, b);
-    for (let c = 0; c < m.channels; c++) {
-      const d = maxDiff(s.joined[b][c], want[c]);
-      assert.ok(d <= 1e-5, `${label} row ${b} channel ${c}: streamed vs one-shot max diff ${d}`);
-      assert.deepEqual(s.r.audio[b][c], s.joined[b][c], `${label}: the result is the streamed audio`);
-    }
-  }
-}
 
 describe('streaming generation', function () {
   this.timeout(600_000);
@@ -101,6 +32,41 @@ describe('streaming generation', function () {
     assert.ok(s.chunks.length >= 5, `${s.chunks.length} chunks`);
     assert.ok(s.firstAt > 0 && s.firstAt < 0.5, `first audio after ${(s.firstAt * 100).toFixed(0)} % of the steps`);
     await assertOneShot(text, s, 'text');
+  });
+
+  it('continuation, mono: the clip’s own frames stream first, then the new ones', async () => {
+    const clip = (await text.generate({ prompt: 'c', duration: 1, seed: 5, normalization: 'none' })).audio[0];
+    const s = await generateStreamed(text, { prompt: 'c', inputAudio: { channels: clip, sampleRate: text.sampleRate }, continuation: true, duration: 2, seed: 6, normalization: 'none' });
+    await assertOneShot(text, s, 'continuation');
+  });
+
+  it('a batch of two across window boundaries (rows batched, then one by one): the chunks join to the one-shot decode', async () => {
+    // the path of generations past 30 s with 1 s windows advanced by 0.6 s (the 30 s boundary itself: pipeline.test.ts)
+    text.windows = { maxSeconds: 1, strideSeconds: 0.6 };
+    const s = await generateStreamed(text, { prompt: ['x', 'y'], duration: 2.3, seed: 7, normalization: 'none' })
+      .finally(() => { text.windows = { maxSeconds: 30, strideSeconds: 18 }; });
+    assert.equal(s.r.frames, 115);
+    await assertOneShot(text, s, 'windows');
+  });
+
+  it('melody (mono) and stereo models stream the one-shot decode too', async () => {
+    const melody = await MusicGen.load(MELODY);
+    const stereo = await MusicGen.load(STEREO);
+    try {
+      melody.streamChunkFrames = 7;
+      stereo.streamChunkFrames = 7;
+      const a = await decodeAudio(await readFile(join(FIXTURES, 'generate', 'melody.wav')));
+      const s = await generateStreamed(melody, { prompt: 'm', inputAudio: { channels: a.channelData, sampleRate: a.sampleRate }, duration: 1.5, seed: 8, normalization: 'none' });
+      await assertOneShot(melody, s, 'melody');
+      assert.equal(stereo.channels, 2);
+      const st = await generateStreamed(stereo, { prompt: 's', duration: 1.5, seed: 9, normalization: 'none' });
+      await assertOneShot(stereo, st, 'stereo');
+      const cont = await generateStreamed(stereo, { inputAudio: { channels: st.r.audio[0], sampleRate: stereo.sampleRate }, continuation: true, duration: 2.5, seed: 10, normalization: 'none' });
+      await assertOneShot(stereo, cont, 'stereo continuation');
+    } finally {
+      melody.dispose();
+      stereo.dispose();
+    }
   });
 
   it('stream(): the same chunks as onAudio, then the normalised result; leaving early aborts and frees the run', async () => {

@@ -64,10 +64,10 @@ describe('EnCodec decoded incrementally', function () {
     const batched = codes.reshape([1, ...codes.shape]);
     const whole = enc.decode(batched);
     const expected = (await whole.read()) as Float32Array;
-    for (const sizes of [[1], [4, 1, 7], [50]]) {
+    for (const sizes of [[1, 4, 7], [50]]) {
       const { audio, chunks } = await streamed(enc, batched, sizes);
       assert.ok(maxDiff(audio, expected) <= 1e-5, `pushes of ${sizes}: max diff ${maxDiff(audio, expected)}`);
-      if (sizes[0] === 1) assert.ok(chunks > batched.shape[2] / 2, `${chunks} chunks: audio comes out as frames arrive`);
+      if (sizes[0] === 1) assert.ok(chunks > batched.shape[2] / 6, `${chunks} chunks: audio comes out as frames arrive`);
     }
     for (const t of [codes, batched, whole] as Tensor[]) t.dispose();
     await fx.file.close();
