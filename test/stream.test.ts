@@ -11,6 +11,8 @@ import decodeAudio from 'audio-decode';
 import { gpu, FIXTURES } from './helpers.js';
 import { MusicGen, type AudioChunk, type GenerateRequest } from '../src/pipeline.js';
 import { generateStreamed, assertOneShot } from './stream-helpers.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 
 const ROOT = join(fileURLToPath(import.meta.url), '..', '..');
 const TEXT = join(ROOT, 'weights', 'tiny-musicgen');
@@ -94,5 +96,42 @@ describe('streaming generation', function () {
 
   it('refuses an onAudio that is not a function, naming it', async () => {
     await assert.rejects(text.generate({ prompt: 'a', duration: 1, onAudio: 3 as unknown as () => void }), /onAudio: must be a function/);
+  });
+});
+
+describe('generate CLI: --output - and --stream', function () {
+  this.timeout(300_000);
+  const cli = (args: string[]): Promise<{ stdout: Buffer; stderr: Buffer }> =>
+    promisify(execFile)(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'cli', 'generate.ts'), ...args], { cwd: ROOT, encoding: 'buffer', maxBuffer: 1 << 26 });
+
+  it('writes a WAV stream to stdout (length unknown in the header) and nothing else; --stream times each chunk on stderr', async () => {
+    const { stdout, stderr } = await cli(['--model', TEXT, '--prompt', 'calm', '--duration', '1', '--seed', '4', '--output', '-', '--stream']);
+    const v = new DataView(stdout.buffer, stdout.byteOffset, stdout.byteLength);
+    const text4 = (at: number): string => stdout.subarray(at, at + 4).toString('latin1');
+    assert.deepEqual([text4(0), text4(8), text4(12), text4(36)], ['RIFF', 'WAVE', 'fmt ', 'data']);
+    assert.equal(v.getUint32(4, true), 0xffffffff);
+    assert.equal(v.getUint32(40, true), 0xffffffff);
+    assert.deepEqual([v.getUint16(20, true), v.getUint16(22, true), v.getUint32(24, true), v.getUint16(34, true)], [1, 1, 32000, 16]);
+    assert.equal(stdout.length, 44 + 32000 * 2, 'the header and 1 s of 16-bit samples, nothing more');
+    const log = stderr.toString();
+    assert.match(log, /chunk 0: 0\.00-[\d.]+ s of audio at [\d.]+ s \(first audio\)/);
+    assert.match(log, /chunk \d+: [\d.]+-1\.00 s of audio .*final/);
+    // the samples are the library's raw streamed audio, as 16-bit PCM
+    const m = await MusicGen.load(TEXT);
+    const r = await m.generate({ prompt: 'calm', duration: 1, seed: 4, normalization: 'none' });
+    m.dispose();
+    let worst = 0;
+    for (let i = 0; i < 32000; i++) {
+      const want = Math.round(Math.max(-1, Math.min(1, r.audio[0][0][i])) * 32767);
+      worst = Math.max(worst, Math.abs(v.getInt16(44 + 2 * i, true) - want));
+    }
+    assert.ok(worst <= 1, `samples within one step of the library's (worst ${worst})`);
+  });
+
+  it('refuses a batch or mp3 on stdout before loading anything', async () => {
+    for (const extra of [['--prompt', 'b'], ['--format', 'mp3']]) {
+      await assert.rejects(cli(['--model', TEXT, '--prompt', 'a', '--duration', '1', '--output', '-', ...extra]),
+        (e: { code?: number; stderr?: Buffer; stdout?: Buffer }) => e.code === 2 && /--output -/.test(String(e.stderr)) && e.stdout?.length === 0);
+    }
   });
 });

@@ -100,6 +100,53 @@ export function encodeWav(channels: readonly Float32Array[], sampleRate: number)
   return wav.toBuffer();
 }
 
+/**
+ * The 44-byte header of a 16-bit PCM WAV whose length is not known yet: the RIFF and data sizes are 0xFFFFFFFF,
+ * as ffmpeg and sox write to a pipe; readers (ffplay, sox, ffmpeg) take the samples to the end of the stream.
+ */
+export function wavStreamHeader(channels: number, sampleRate: number): Uint8Array {
+  checkSampleRate(sampleRate, 'wavStreamHeader');
+  if (!Number.isInteger(channels) || channels < 1 || channels > 64) throw new RangeError(`wavStreamHeader: ${channels} channels`);
+  const out = new Uint8Array(44);
+  const v = new DataView(out.buffer);
+  const ascii = (at: number, s: string): void => { for (let i = 0; i < s.length; i++) out[at + i] = s.charCodeAt(i); };
+  ascii(0, 'RIFF');
+  v.setUint32(4, 0xffffffff, true);
+  ascii(8, 'WAVE');
+  ascii(12, 'fmt ');
+  v.setUint32(16, 16, true); // PCM fmt chunk size
+  v.setUint16(20, 1, true); // PCM
+  v.setUint16(22, channels, true);
+  v.setUint32(24, sampleRate, true);
+  v.setUint32(28, sampleRate * channels * 2, true); // byte rate
+  v.setUint16(32, channels * 2, true); // block align
+  v.setUint16(34, 16, true);
+  ascii(36, 'data');
+  v.setUint32(40, 0xffffffff, true);
+  return out;
+}
+
+/**
+ * The samples of a streamed WAV's chunk: interleaved 16-bit little-endian PCM of round(clamp(x, ±1)·32767).
+ * One scale for every chunk (toInt16 picks its scale from the whole clip, which a stream has not seen yet).
+ */
+export function pcm16Chunk(channels: readonly Float32Array[]): Uint8Array {
+  checkChannels(channels, 'pcm16Chunk');
+  const C = channels.length;
+  const n = channels[0].length;
+  const out = new Uint8Array(n * C * 2);
+  const v = new DataView(out.buffer);
+  for (let i = 0; i < n; i++) {
+    for (let c = 0; c < C; c++) {
+      let x = channels[c][i];
+      if (Number.isNaN(x)) x = 0;
+      x = x > 1 ? 1 : x < -1 ? -1 : x;
+      v.setInt16((i * C + c) * 2, roundHalfEven(Math.fround(x * 32767)), true);
+    }
+  }
+  return out;
+}
+
 interface Mp3EncoderLike {
   encodeBuffer(left: Int16Array, right?: Int16Array): Uint8Array;
   flush(): Uint8Array;
