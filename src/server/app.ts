@@ -66,7 +66,7 @@ export interface ServerOptions {
   uploadUrl?: string;
   /** The output is Cog's iterator of files, growing while a prediction runs: the audio as it is made, then the whole clip. */
   stream?: boolean;
-  /** Shortest streamed item, seconds (default 0.5). */
+  /** Shortest streamed item, seconds (default 0.25); shorter chunks of the library are joined to the next. */
   streamChunkSeconds?: number;
   /** Longest `duration` accepted, seconds (default 300). */
   maxDuration?: number;

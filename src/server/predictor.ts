@@ -28,7 +28,10 @@ export interface PredictorOptions {
   allowPrivateWebhooks?: boolean;
   /** `serve --stream`: the output is an iterator of files, the audio as it is made, then the whole clip. */
   stream?: boolean;
-  /** Shortest streamed item, seconds (the last may be shorter); default 0.5. */
+  /**
+   * Shortest streamed item, seconds (the last may be shorter); default 0.25, so the library's chunks
+   * (`MusicGen.streamChunkFrames`, 0.5 s; the first a little shorter) pass as they are, the first not delayed.
+   */
   streamChunkSeconds?: number;
 }
 

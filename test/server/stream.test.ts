@@ -93,10 +93,20 @@ describe('server --stream: an iterator of files', function () {
 
   it('continuing a clip, normalization none: the chunks are the whole output (the clip\'s part too), sample for sample', async () => {
     const clip = `data:audio/wav;base64,${Buffer.from(encodeWav([tones(0.4, [60, 67], 32000)], 32000)).toString('base64')}`;
-    const r = await request(s.base, 'POST', '/predictions', { input: { prompt: 'drums', duration: 1, seed: 9, normalization_strategy: 'none', input_audio: clip, continuation: true } });
+    // the library's chunks made small (0.1 s): the server joins them into items of at least 0.2 s
+    const mg = s.app.musicgen!;
+    const chunkFrames = mg.streamChunkFrames;
+    mg.streamChunkFrames = 5;
+    let r;
+    try {
+      r = await request(s.base, 'POST', '/predictions', { input: { prompt: 'drums', duration: 1, seed: 9, normalization_strategy: 'none', input_audio: clip, continuation: true } });
+    } finally {
+      mg.streamChunkFrames = chunkFrames;
+    }
     assert.equal(r.body.status, 'succeeded', String(r.body.error));
     const items = (r.body.output as string[]).map((u) => wavSamples(dataUriBytes(u).bytes)[0]);
     assert.equal(items[items.length - 1].length, 32000);
+    for (const c of items.slice(0, -2)) assert.ok(c.length >= 0.2 * 32000 && c.length < 0.35 * 32000, `an item of ${c.length} samples`);
     assert.deepEqual(concat(items.slice(0, -1)), items[items.length - 1]);
   });
 
