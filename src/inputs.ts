@@ -44,8 +44,35 @@ export const MAX_PROMPT_TOKENS = 512;
 export const NORMALIZATIONS = ['loudness', 'clip', 'peak', 'rms', 'none'] as const;
 export const OUTPUT_FORMATS = ['wav', 'mp3'] as const;
 
+/**
+ * Cog MusicGen's `model_version` choices (replicate/cog-musicgen predict.py: the four current ones first, its
+ * default first of all, then the older names) and the hub repositories they name. `encode-decode` names no
+ * model: it is the round trip of `input_audio` through EnCodec, with no generation.
+ */
+export const MODEL_VERSIONS: Readonly<Record<string, string | null>> = {
+  'stereo-melody-large': 'facebook/musicgen-stereo-melody-large',
+  'stereo-large': 'facebook/musicgen-stereo-large',
+  'melody-large': 'facebook/musicgen-melody-large',
+  large: 'facebook/musicgen-large',
+  melody: 'facebook/musicgen-melody',
+  small: 'facebook/musicgen-small',
+  medium: 'facebook/musicgen-medium',
+  'encode-decode': null,
+};
+export const ENCODE_DECODE = 'encode-decode';
+
+/** The hub id a short model name stands for (`small` → `facebook/musicgen-small`); anything else unchanged. */
+export function modelSource(model: string): string {
+  return Object.hasOwn(MODEL_VERSIONS, model) ? MODEL_VERSIONS[model] ?? model : model;
+}
+
 /** The predictor's inputs: Cog MusicGen's predict.py, in its order. */
 export const PREDICT_INPUTS: readonly InputField[] = [
+  {
+    // the server's: its choices and default are the models it offers (serve --models), the first the default
+    cog: 'model_version', type: 'string', default: 'stereo-melody-large', choices: Object.keys(MODEL_VERSIONS),
+    description: "Model to use for generation. If set to 'encode-decode', the audio specified via 'input_audio' will simply be encoded and then decoded.",
+  },
   {
     cog: 'prompt', cogAliases: ['description'], option: 'prompt', flag: '--prompt <text>', type: 'string', nullable: true, repeat: true,
     maxTokens: MAX_PROMPT_TOKENS,

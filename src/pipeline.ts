@@ -16,7 +16,7 @@ import { extractChroma } from './model/chroma.js';
 import { prepareAudio } from './audio/resample.js';
 import { normalizeAudio, type NormalizationStrategy } from './audio/normalize.js';
 import { decodeAudio, AudioDecodeError, type AudioData } from './audio/decode.js';
-import { InputError, PREDICT_INPUTS, MAX_PROMPT_TOKENS, checkOptions, defaultOf } from './inputs.js';
+import { InputError, PREDICT_INPUTS, MAX_PROMPT_TOKENS, ENCODE_DECODE, checkOptions, defaultOf, modelSource } from './inputs.js';
 
 export { AbortError, InputError, MAX_PROMPT_TOKENS };
 export type { AudioData, NormalizationStrategy };
@@ -112,6 +112,19 @@ export interface GenerateResult {
   frames: number;
   seed: number;
   timings: { text_s: number; generate_s: number; decode_s: number; total_s: number; per_step_ms: number };
+}
+
+/** What `encodeDecode` reads: the audio, the slice of it, the normalisation. */
+export type EncodeDecodeRequest = Pick<GenerateRequest, 'inputAudio' | 'continuationStart' | 'continuationEnd' | 'normalization' | 'signal'>;
+
+export interface EncodeDecodeResult {
+  /** [channel] samples at `sampleRate`. */
+  audio: Float32Array[];
+  sampleRate: number;
+  /** [K, frames] (stereo: L/R interleaved). */
+  codes: Int32Array;
+  numCodebooks: number;
+  frames: number;
 }
 
 export interface LoadOptions {
@@ -279,19 +292,23 @@ export class MusicGen {
 
   /**
    * `source`: a model folder (Node), an http(s) URL of one (browser or Node), a hub id like
-   * `facebook/musicgen-small` (Node; downloaded once into the cache), or any CheckpointFolder.
+   * `facebook/musicgen-small` or one of Cog's short names (`small`, `melody-large`, …; Node; downloaded once into
+   * the cache; a folder of such a name is `./small`), or any CheckpointFolder.
    */
   static async load(source: string | CheckpointFolder, opts: LoadOptions = {}): Promise<MusicGen> {
     const rt = opts.rt ?? (await initRuntime());
     let folder: CheckpointFolder;
     if (typeof source !== 'string') folder = source;
     else if (/^https?:\/\//.test(source) || !isNode()) folder = urlFolder(source);
-    else {
+    else if (source === ENCODE_DECODE) {
+      throw new InputError('model', `\`${ENCODE_DECODE}\` names no model: it is the server's EnCodec round trip of input_audio (model_version)`);
+    } else {
       const hubModule = './io/hub.js';
       const fsModule = './io/file-source.js';
       const { resolveModel } = (await import(/* @vite-ignore */ hubModule)) as typeof import('./io/hub.js');
       const { dirFolder } = (await import(/* @vite-ignore */ fsModule)) as typeof import('./io/file-source.js');
-      const dir = await resolveModel(source, { cacheDir: opts.cacheDir, offline: opts.offline, onProgress: opts.onDownload });
+      // Cog's model_version names (`small`, `melody-large`, …) stand for their hub repositories
+      const dir = await resolveModel(modelSource(source), { cacheDir: opts.cacheDir, offline: opts.offline, onProgress: opts.onDownload });
       folder = dirFolder(dir);
     }
     const lmWeights = typeof opts.lmWeights === 'string' ? await byteSource(opts.lmWeights) : opts.lmWeights;
@@ -395,6 +412,25 @@ export class MusicGen {
       await run;
       outer?.removeEventListener('abort', onOuterAbort);
     }
+  }
+
+  /**
+   * Cog's `model_version: encode-decode`: the audio input (sliced by `continuationStart`/`continuationEnd`, at the
+   * model's rate and channels) encoded by EnCodec and decoded again, normalised as asked; nothing is generated.
+   */
+  async encodeDecode(request: EncodeDecodeRequest): Promise<EncodeDecodeResult> {
+    if (request.inputAudio == null) throw new InputError('inputAudio', 'is required: it is what is encoded and decoded');
+    const req = await readRequest({ ...request, continuation: true });
+    // the whole slice, however long: the duration rule of continuation does not apply
+    const clip = await this.prepareClip(req.inputAudio!, { ...req, duration: Infinity });
+    if (req.signal?.aborted) throw new AbortError();
+    const { codes, frames } = await this.encodeClip(clip);
+    if (req.signal?.aborted) throw new AbortError();
+    const audio = await this.decode(codes, frames);
+    return {
+      audio: req.normalization === 'none' ? audio : normalizeAudio(audio, this.sampleRate, req.normalization),
+      sampleRate: this.sampleRate, codes, numCodebooks: this.model.lm.numCodebooks, frames,
+    };
   }
 
   /** The rules that depend on the model: melody conditioning, the shortest duration, prompt lengths. Frames. */

@@ -63,7 +63,11 @@ describe('inputs: one table per command', () => {
 
   it('the server reads the same rows: Cog names, the old name `description`, values back to library options', () => {
     const fields = predictorFields({ maxDuration: 30, isMelody: true });
-    assert.deepEqual(fields.map((f) => f.name), PREDICT_INPUTS.filter((f) => f.cog).map((f) => f.cog));
+    // model_version only where the server offers named models
+    assert.deepEqual(fields.map((f) => f.name), PREDICT_INPUTS.filter((f) => f.cog && f.cog !== 'model_version').map((f) => f.cog));
+    const named = predictorFields({ maxDuration: 30, modelVersions: ['small', 'encode-decode'] });
+    assert.deepEqual(named.map((f) => f.name), PREDICT_INPUTS.filter((f) => f.cog).map((f) => f.cog));
+    assert.deepEqual([named[0].choices, named[0].default], [['small', 'encode-decode'], 'small']);
     assert.equal(fields.find((f) => f.name === 'duration')!.maximum, 30);
     assert.deepEqual(trainerFields().map((f) => f.name), TRAIN_INPUTS.filter((f) => f.cog).map((f) => f.cog));
     const v = validateInput(fields, { description: 'old clients', top_k: 7, seed: -1 });

@@ -106,7 +106,7 @@ export async function main(argv = process.argv): Promise<void> {
     .name('generate')
     .description('Generate music from a text prompt, optionally following a melody or continuing a clip (Cog MusicGen inputs)')
     .exitOverride()
-    .option('--model <dir|hub-id>', 'model folder in the transformers format, or a hub id', 'facebook/musicgen-melody')
+    .option('--model <dir|hub-id|name>', 'model folder in the transformers format, a hub id, or a short name (stereo-melody-large, stereo-large, melody-large, large, melody, small, medium)', 'facebook/musicgen-melody')
     .option('--lm-weights <file>', 'an audiocraft LM state dict to apply on top of --model (a Cog fine-tune\'s lm_final.pt)')
     .option('--adapter <file|dir>', 'a LoRA adapter to apply to --model in memory (adapter_model.safetensors with adapter_config.json beside it, as finetune --lora-rank writes)');
   const inputs = addInputOptions(program, PREDICT_INPUTS);

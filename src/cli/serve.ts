@@ -1,4 +1,5 @@
-// `npm run serve -- --model DIR|HUB_ID [--port 5000] [--host 127.0.0.1] [--queue N] [...]`
+// `npm run serve -- --model DIR|HUB_ID|NAME [--port 5000] [--host 127.0.0.1] [--queue N] [...]`, or
+// `--models melody-large,small` (Cog's `model_version` choices, each loaded on first use) instead of --model.
 // A Cog-compatible HTTP server for MusicGen (predictions and trainings) and the web page, in one process
 // (src/server/app.ts). Existing Cog / Replicate-style clients work unchanged:
 //
@@ -7,6 +8,7 @@
 
 import { Command, InvalidArgumentError } from 'commander';
 import { createMusicGenServer } from '../server/app.js';
+import { parseModels } from '../server/models.js';
 
 const int = (name: string, min: number, max = Number.MAX_SAFE_INTEGER) => (v: string): number => {
   const n = Number(v);
@@ -24,7 +26,10 @@ const httpUrl = (v: string): string => {
 };
 
 interface Flags {
-  model: string;
+  model?: string;
+  models?: string;
+  maxLoaded: number;
+  adapter?: string;
   port: number;
   host: string;
   queue: number;
@@ -47,7 +52,10 @@ export async function main(argv = process.argv): Promise<void> {
   const f = new Command()
     .name('serve')
     .description('Serve MusicGen over the Cog HTTP API (predictions, trainings) with a web page, in one process')
-    .requiredOption('--model <dir|hub-id>', 'model folder in the transformers format, or a hub id')
+    .option('--model <dir|hub-id|name>', 'the one model: a folder in the transformers format, a hub id, or a short name (small, melody-large, …; then also model_version\'s one choice)')
+    .option('--models <names|json>', 'the models offered as model_version (the first the default), each loaded on first use: names (stereo-melody-large, stereo-large, melody-large, large, melody, small, medium, encode-decode) separated by commas, or a JSON map of name → folder, hub id or {"model": …, "adapter": …}')
+    .option('--max-loaded <n>', 'models kept on the GPU at once with --models; the least recently used is disposed', int('--max-loaded', 1), 1)
+    .option('--adapter <file|dir>', 'a LoRA adapter applied to --model in memory (adapter_model.safetensors with adapter_config.json beside it)')
     .option('--port <n>', 'port to listen on', int('--port', 0, 65535), 5000)
     .option('--host <address>', 'address to listen on (0.0.0.0 for every interface)', '127.0.0.1')
     .option('--queue <n>', 'requests that may wait for the GPU; 0 answers 409 Conflict when busy, as Cog', int('--queue', 0), 0)
@@ -66,9 +74,12 @@ export async function main(argv = process.argv): Promise<void> {
     .option('--offline', 'never touch the network for the model; use the hub cache only')
     .parse(argv)
     .opts<Flags>();
+  if ((f.model === undefined) === (f.models === undefined)) throw new Error('give --model (one model) or --models (model_version choices), not both or neither');
+  if (f.adapter && f.models) throw new Error('--adapter applies to --model; with --models give each its own in the JSON map ({"name": {"model": …, "adapter": …}})');
+  if (f.models) parseModels(f.models);
 
   const app = createMusicGenServer({
-    model: f.model, cacheDir: f.cacheDir, offline: f.offline, maxQueue: f.queue, maxBodyBytes: Math.round(f.maxBodyMb * 2 ** 20),
+    model: f.model, models: f.models, maxLoaded: f.maxLoaded, adapter: f.adapter, cacheDir: f.cacheDir, offline: f.offline, maxQueue: f.queue, maxBodyBytes: Math.round(f.maxBodyMb * 2 ** 20),
     maxDatasetBytes: Math.round(f.maxDatasetMb * 2 ** 20),
     headersTimeoutMs: f.headersTimeout * 1000, requestTimeoutMs: f.requestTimeout * 1000, bodyIdleTimeoutMs: f.bodyTimeout * 1000,
     maxDuration: f.maxDuration, allowUrlInputs: f.allowUrlInputs ?? false, allowPrivateWebhooks: f.allowPrivateWebhooks ?? false, uploadUrl: f.uploadUrl, stream: f.stream ?? false, trainings: f.trainings,

@@ -25,8 +25,11 @@
 import * as http from 'node:http';
 import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { MusicGen } from '../pipeline.js';
-import { dirFolder } from '../io/file-source.js';
+import type { MusicGen } from '../pipeline.js';
+import { initRuntime } from '../runtime.js';
+import { isHubId } from '../io/hub.js';
+import { MODEL_VERSIONS, modelSource } from '../inputs.js';
+import { ModelPool, parseModels, type ModelSpec } from './models.js';
 import { predictorFields, trainerFields, openApiDocument } from './schema.js';
 import { JobService } from './jobs.js';
 import { makePredictor, predictorLimits } from './predictor.js';
@@ -40,8 +43,20 @@ import { PACKAGE_ROOT as REPO, PACKAGE_VERSION } from '../io/package.js';
 export { COG_API_VERSION, type HealthStatus } from './routes.js';
 
 export interface ServerOptions {
-  /** A model folder or a hub id (resolved, and downloaded once, at setup). */
-  model: string;
+  /**
+   * The one model: a folder, a hub id or a short name (`small`; then it is also `model_version`'s one choice),
+   * resolved (downloaded once) and loaded at setup. Not with `models`.
+   */
+  model?: string;
+  /** A LoRA adapter applied to `model` while it loads. */
+  adapter?: string;
+  /**
+   * The models offered as `model_version` choices (the first the default), each loaded on first use:
+   * `serve --models`' comma list or JSON map (see `parseModels`), or its parsed form.
+   */
+  models?: string | readonly ModelSpec[];
+  /** Models held on the GPU at once; the least recently used is disposed (default 1). */
+  maxLoaded?: number;
   cacheDir?: string;
   offline?: boolean;
   /** Jobs that may wait for the GPU (default 0: 409 Conflict when busy, as Cog). */
@@ -89,7 +104,7 @@ export interface MusicGenServer {
   service: JobService;
   /** Settles when setup has finished (READY or SETUP_FAILED). */
   ready: Promise<void>;
-  /** The loaded model (null before setup finished, or when it failed). */
+  /** The default model, while it is loaded (null before, or when setup failed). */
   readonly musicgen: MusicGen | null;
   readonly status: HealthStatus;
   listen(port: number, host?: string): Promise<AddressInfo>;
@@ -103,7 +118,7 @@ export function createMusicGenServer(opts: ServerOptions): MusicGenServer {
     service: new JobService({ runners: {}, maxQueue: opts.maxQueue ?? 0, retainCount: opts.retainCount, retainBytes: opts.retainBytes, log }),
     log,
     version: PACKAGE_VERSION,
-    modelName: opts.model,
+    modelName: opts.model ?? '',
     maxBody: opts.maxBodyBytes ?? 64 * 2 ** 20,
     bodyIdleMs: opts.bodyIdleTimeoutMs ?? 30_000,
     maxDuration: opts.maxDuration ?? 300,
@@ -119,7 +134,7 @@ export function createMusicGenServer(opts: ServerOptions): MusicGenServer {
     },
     status: 'STARTING',
     setup: { started_at: new Date().toISOString(), completed_at: null, status: 'starting', logs: '' },
-    musicgen: null,
+    models: null,
     modelDir: '',
     fields: null,
     openapi: null,
@@ -131,55 +146,51 @@ export function createMusicGenServer(opts: ServerOptions): MusicGenServer {
   };
   let closing = false;
 
-  // ---- setup: resolve and load the model ----
+  // ---- setup: the models offered; the one `--model` is loaded now, `--models` each on first use ----
   const ready = (async () => {
     try {
-      setupLog(`loading model ${opts.model}`);
-      const t0 = Date.now();
-      const { resolveModel } = await import('../io/hub.js');
-      let lastDownload = 0;
-      const modelDir = await resolveModel(opts.model, {
-        cacheDir: opts.cacheDir, offline: opts.offline,
-        onProgress: (p) => {
-          if (Date.now() - lastDownload > 2000 || p.received === p.total) {
-            lastDownload = Date.now();
-            setupLog(`downloading ${p.file}: ${p.received} of ${p.total} bytes`);
-          }
-        },
-      });
-      state.modelDir = modelDir;
-      let lastPct = -1;
-      const musicgen = await MusicGen.load(dirFolder(modelDir), {
-        onProgress: (done, total) => {
-          const pct = Math.floor((100 * done) / Math.max(1, total) / 10) * 10;
-          if (pct !== lastPct || done === total) {
-            lastPct = pct;
-            setupLog(`uploading weights: ${done} of ${total} tensors`);
-          }
-        },
-      });
-      state.musicgen = musicgen;
-      const limits = predictorLimits(musicgen, state.maxDuration);
+      if ((opts.model === undefined) === (opts.models === undefined)) throw new Error('give either a model or the models offered');
+      if (opts.models !== undefined && opts.adapter) throw new Error('an adapter applies to `model`; give each of `models` its own ({"model": …, "adapter": …})');
+      const named = opts.models !== undefined;
+      const specs = typeof opts.models === 'string' ? parseModels(opts.models)
+        : opts.models ?? [{ name: opts.model!, model: opts.model!, adapter: opts.adapter }];
+      const models = new ModelPool(specs, { maxLoaded: opts.maxLoaded, cacheDir: opts.cacheDir, offline: opts.offline });
+      state.models = models;
+      // a short name given to --model is also the one model_version the server answers to
+      const versions = named || Object.hasOwn(MODEL_VERSIONS, opts.model!);
+      if (named) {
+        setupLog(`offering ${models.names.join(', ')} (model_version; the first is the default), each loaded on first use, at most ${opts.maxLoaded ?? 1} at once`);
+        // the page's /model/ files: the default model's folder when it is one already (a hub model's once downloaded)
+        const local = modelSource(models.spec(models.defaultName).model);
+        if (!isHubId(local)) state.modelDir = path.resolve(local);
+      } else {
+        state.modelDir = await models.dir(models.defaultName, setupLog);
+        await models.get(models.defaultName, setupLog);
+      }
+      const limits = predictorLimits(models, state.maxDuration, versions);
       state.fields = { predictor: predictorFields(limits), trainer: state.trainingsOn ? trainerFields() : null, limits };
       state.openapi = openApiDocument({ version: PACKAGE_VERSION, predictor: state.fields.predictor, trainer: state.fields.trainer ?? undefined, streamOutput: state.stream });
       service.setRunner('prediction', makePredictor({
-        musicgen, allowUrlInputs: opts.allowUrlInputs ?? false, allowPrivateAddresses: opts.allowPrivateAddresses,
+        models, allowUrlInputs: opts.allowUrlInputs ?? false, allowPrivateAddresses: opts.allowPrivateAddresses,
         maxInputBytes: state.maxBody, uploadUrl: opts.uploadUrl, allowPrivateWebhooks: state.allowPrivateWebhooks,
         stream: state.stream, streamChunkSeconds: opts.streamChunkSeconds,
       }));
       if (state.trainingsOn) {
+        // trainings fine-tune the default model (from its files: the served copy is not touched)
+        const base = models.spec(models.defaultName).model;
         service.setRunner('training', makeTrainer({
-          modelDir, modelName: opts.model, allowUrlInputs: opts.allowUrlInputs ?? false, allowPrivateAddresses: opts.allowPrivateAddresses,
+          modelDir: async () => (state.modelDir = await models.dir(models.defaultName)), modelName: base,
+          allowUrlInputs: opts.allowUrlInputs ?? false, allowPrivateAddresses: opts.allowPrivateAddresses,
           maxDatasetBytes: opts.maxDatasetBytes ?? DEFAULT_MAX_DATASET_BYTES, uploadUrl: opts.uploadUrl, allowPrivateWebhooks: state.allowPrivateWebhooks,
         }));
       }
-      void musicgen.model.rt.device.lost.then((info) => {
+      const rt = await initRuntime();
+      void rt.device.lost.then((info) => {
         if (closing) return;
         state.status = 'DEFUNCT';
         service.defunct = true;
         log(`the GPU device was lost (${info.reason}: ${info.message}); the server cannot run predictions any more`);
       });
-      setupLog(`model ready in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${musicgen.isMelody ? 'melody' : 'text'} model, ${musicgen.channels} channel(s), ${musicgen.sampleRate} Hz`);
       setup.status = 'succeeded';
       if (state.status === 'STARTING') state.status = 'READY';
     } catch (e) {
@@ -216,7 +227,7 @@ export function createMusicGenServer(opts: ServerOptions): MusicGenServer {
     server,
     service,
     ready,
-    get musicgen() { return state.musicgen; },
+    get musicgen() { return state.models?.peek(state.models.defaultName) ?? null; },
     get status() { return health(state); },
     listen(port: number, host = '127.0.0.1'): Promise<AddressInfo> {
       return new Promise((resolve, reject) => {
@@ -235,8 +246,7 @@ export function createMusicGenServer(opts: ServerOptions): MusicGenServer {
       server.closeAllConnections();
       await closed;
       await ready;
-      state.musicgen?.dispose();
-      state.musicgen = null;
+      await state.models?.dispose();
     },
   };
   return app;

@@ -9,15 +9,17 @@
 // request has output_file_prefix or the server --upload-url (names {id}-{n}.wav, the last {id}.{format}).
 
 import { MusicGen, AbortError, type GenerateRequest, type AudioChunk } from '../pipeline.js';
-import { InputError, PREDICT_INPUTS, renameInputs } from '../inputs.js';
-import { toOptions, cogName, type PredictorLimits } from './schema.js';
+import { InputError, PREDICT_INPUTS, ENCODE_DECODE, renameInputs } from '../inputs.js';
+import { toOptions, cogName, type ModelFacts, type PredictorLimits } from './schema.js';
+import type { ModelPool } from './models.js';
 import { decodeAudio, AudioDecodeError } from '../audio/decode.js';
 import { encodeWav, encodeMp3 } from '../audio/encode.js';
 import { resolveFileInput, FileInputError, toDataUri, uploadFile, type UploadTarget } from './files.js';
 import { CanceledError, JobInputError, type Job, type JobContext, type JobRunner } from './jobs.js';
 
 export interface PredictorOptions {
-  musicgen: MusicGen;
+  /** The models offered; a request's model_version picks one (the default when it names none). */
+  models: ModelPool;
   allowUrlInputs: boolean;
   allowPrivateAddresses?: boolean;
   /** Largest input file, bytes. */
@@ -100,9 +102,22 @@ class StreamedItems {
   }
 }
 
-/** What the request validation needs to know of the model. */
-export function predictorLimits(musicgen: MusicGen, maxDuration: number): PredictorLimits {
-  return { maxDuration, isMelody: musicgen.isMelody, countTokens: (prompt) => musicgen.countTokens(prompt) };
+/** What the request validation needs to know of a loaded model. */
+function modelFacts(musicgen: MusicGen): ModelFacts {
+  return { isMelody: musicgen.isMelody, countTokens: (prompt) => musicgen.countTokens(prompt) };
+}
+
+/**
+ * What the request validation needs to know of the models: with `named`, model_version's choices, and the facts
+ * of those loaded; else the one model's (loaded at setup).
+ */
+export function predictorLimits(models: ModelPool, maxDuration: number, named: boolean): PredictorLimits {
+  const facts = (version: string): ModelFacts | null => {
+    const mg = models.peek(version);
+    return mg ? modelFacts(mg) : null;
+  };
+  if (named) return { maxDuration, modelVersions: models.names, facts };
+  return { maxDuration, ...facts(models.defaultName) };
 }
 
 /** Where the output goes: the request's output_file_prefix, else the server's --upload-url, else nowhere (data URI). */
@@ -136,9 +151,21 @@ export function makePredictor(o: PredictorOptions): JobRunner {
     }
     check();
 
+    // ---- the model (loaded now if it is not on the GPU) ----
+    const version = typeof v.model_version === 'string' ? v.model_version : o.models.defaultName;
+    const musicgen = await o.models.get(version, (line) => ctx.log(line));
+    check();
+    if (version === ENCODE_DECODE) {
+      // one file; with --stream, the iterator's one item
+      const file = await encodeDecode(musicgen, job, ctx, inputAudio, o);
+      if (!o.stream) return file;
+      ctx.append(file);
+      return undefined;
+    }
+
     // ---- generate ----
     const target = uploadTarget(job, o.uploadUrl, o.allowPrivateWebhooks);
-    const sampleRate = o.musicgen.sampleRate;
+    const sampleRate = musicgen.sampleRate;
     const t0 = Date.now();
     const streamed = o.stream
       ? new StreamedItems(
@@ -167,7 +194,7 @@ export function makePredictor(o: PredictorOptions): JobRunner {
     };
     let result;
     try {
-      result = await o.musicgen.generate(req);
+      result = await musicgen.generate(req);
     } catch (e) {
       if (streamed?.error) throw streamed.error;
       if (e instanceof AbortError || ctx.signal.aborted) throw new CanceledError();
@@ -183,20 +210,43 @@ export function makePredictor(o: PredictorOptions): JobRunner {
     }
     check();
 
-    // ---- the file ----
-    const format = v.output_format === 'mp3' ? 'mp3' : 'wav';
-    const bytes = format === 'mp3' ? await encodeMp3(result.audio[0], result.sampleRate) : encodeWav(result.audio[0], result.sampleRate);
-    const mediaType = format === 'mp3' ? 'audio/mpeg' : 'audio/wav';
-    check();
-    let file: string;
-    if (target) {
-      file = await uploadFile(target, `${job.id}.${format}`, bytes, mediaType, ctx.signal, job.id);
-      ctx.log(`uploaded to ${file}`);
-    } else {
-      file = toDataUri(bytes, mediaType);
-    }
+    const file = await outputFile(result.audio[0], result.sampleRate, job, ctx, o);
     if (!streamed) return file;
     ctx.append(file);
     return undefined;
   };
+}
+
+/** model_version encode-decode: input_audio through the model's EnCodec and back, no generation. */
+async function encodeDecode(musicgen: MusicGen, job: Job, ctx: JobContext, inputAudio: GenerateRequest['inputAudio'], o: PredictorOptions): Promise<string> {
+  const v = job.values;
+  if (!inputAudio) throw new JobInputError('input_audio', `model_version ${ENCODE_DECODE} encodes and decodes input_audio: it is required`);
+  const opts = toOptions(PREDICT_INPUTS, v) as Partial<GenerateRequest>;
+  let result;
+  try {
+    result = await musicgen.encodeDecode({
+      inputAudio, continuationStart: opts.continuationStart, continuationEnd: opts.continuationEnd, normalization: opts.normalization, signal: ctx.signal,
+    });
+  } catch (e) {
+    if (e instanceof AbortError || ctx.signal.aborted) throw new CanceledError();
+    if (e instanceof InputError) throw new JobInputError(cogName(PREDICT_INPUTS, e.field), renameInputs(e.reason, (n) => cogName(PREDICT_INPUTS, n)));
+    throw e;
+  }
+  ctx.log(`encoded and decoded ${(result.audio[0].length / result.sampleRate).toFixed(2)} s (${result.frames} frames of ${result.numCodebooks} codebooks)`);
+  return outputFile(result.audio, result.sampleRate, job, ctx, o);
+}
+
+/** The audio as the requested file: uploaded (its URL), or a data: URI. */
+async function outputFile(audio: Float32Array[], sampleRate: number, job: Job, ctx: JobContext, o: PredictorOptions): Promise<string> {
+  const format = job.values.output_format === 'mp3' ? 'mp3' : 'wav';
+  const bytes = format === 'mp3' ? await encodeMp3(audio, sampleRate) : encodeWav(audio, sampleRate);
+  const mediaType = format === 'mp3' ? 'audio/mpeg' : 'audio/wav';
+  if (ctx.signal.aborted) throw new CanceledError();
+  const target = uploadTarget(job, o.uploadUrl, o.allowPrivateWebhooks);
+  if (target) {
+    const url = await uploadFile(target, `${job.id}.${format}`, bytes, mediaType, ctx.signal, job.id);
+    ctx.log(`uploaded to ${url}`);
+    return url;
+  }
+  return toDataUri(bytes, mediaType);
 }

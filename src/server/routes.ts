@@ -4,7 +4,7 @@
 import type * as http from 'node:http';
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
-import type { MusicGen } from '../pipeline.js';
+import type { ModelPool } from './models.js';
 import { predictorCrossChecks, validateInput, type Field, type PredictorLimits } from './schema.js';
 import { Job, WebhookSender, newId, type JobKind, type JobService } from './jobs.js';
 import { privateAddressOf } from './files.js';
@@ -28,7 +28,7 @@ export interface AppState {
   readonly service: JobService;
   readonly log: (line: string) => void;
   readonly version: string;
-  /** The --model argument as given. */
+  /** The --model argument as given ('' with --models). */
   readonly modelName: string;
   readonly maxBody: number;
   /** Longest pause within a request body, ms. */
@@ -48,7 +48,9 @@ export interface AppState {
   readonly requestShutdown: () => void;
   status: 'STARTING' | 'READY' | 'SETUP_FAILED' | 'DEFUNCT';
   readonly setup: { started_at: string; completed_at: string | null; status: 'starting' | 'succeeded' | 'failed'; logs: string };
-  musicgen: MusicGen | null;
+  /** The models offered (null before setup). */
+  models: ModelPool | null;
+  /** The default model's folder (its files are the page's /model/), '' until known. */
   modelDir: string;
   fields: InputFields | null;
   openapi: Record<string, unknown> | null;
@@ -152,10 +154,14 @@ function discovery(s: AppState): Record<string, unknown> {
 }
 
 function modelInfo(s: AppState): Record<string, unknown> {
-  const mg = s.musicgen;
+  // the default model's facts, once it is loaded
+  const name = s.models?.defaultName ?? s.modelName;
+  const mg = s.models?.peek(name) ?? null;
+  const shown = s.modelName || (s.models ? s.models.spec(name).model : '');
   return {
     // a local folder is shown by its name only: visitors need not see the server's paths
-    model: existsSync(s.modelName) ? path.basename(path.resolve(s.modelName)) : s.modelName,
+    model: existsSync(shown) ? path.basename(path.resolve(shown)) : shown,
+    model_versions: s.fields?.limits.modelVersions ?? null,
     status: health(s),
     sample_rate: mg?.sampleRate ?? null,
     channels: mg?.channels ?? null,

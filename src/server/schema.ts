@@ -9,12 +9,12 @@
 //
 // The predictor's inputs are those of the Cog MusicGen predictor (predict.py), with two widenings that old
 // clients never notice: `duration`, `continuation_start` and `continuation_end` take fractions of a second
-// (Cog: int), and `classifier_free_guidance` takes a number. `model_version` and `multi_band_diffusion` are not
-// inputs: this server serves one model and decodes with EnCodec; like any unknown input they are dropped with a
-// log line (coglet strips unknown inputs "to match Replicate's historical API behavior"). `description` is
-// accepted as the old name of `prompt`.
+// (Cog: int), and `classifier_free_guidance` takes a number. `model_version` is an input when the server offers
+// named models (`serve --models`, or `--model` with a short name): its choices are those models; a server of one
+// unnamed model (`--model DIR`) drops it like any unknown input, with a log line (coglet strips unknown inputs "to
+// match Replicate's historical API behavior"). `description` is accepted as the old name of `prompt`.
 
-import { PREDICT_INPUTS, TRAIN_INPUTS, byCog, type InputField } from '../inputs.js';
+import { PREDICT_INPUTS, TRAIN_INPUTS, ENCODE_DECODE, byCog, type InputField } from '../inputs.js';
 
 export type FieldType = 'string' | 'integer' | 'number' | 'boolean';
 
@@ -76,22 +76,40 @@ export function cogName(table: readonly InputField[], option: string): string {
 // ---------------------------------------------------------------------------------------------------------------
 // the predictor
 
-export interface PredictorLimits {
-  /** Longest `duration` accepted (seconds). */
-  maxDuration: number;
+/** What is known of a model before a request runs on it. */
+export interface ModelFacts {
   /** Whether the model follows a melody (`input_audio` without `continuation`). */
   isMelody: boolean;
   /** Tokens the model's tokenizer makes of a prompt (checked against the prompt's cap). */
   countTokens?: (prompt: string) => number;
 }
 
+export interface PredictorLimits extends Partial<ModelFacts> {
+  /** Longest `duration` accepted (seconds). */
+  maxDuration: number;
+  /** `model_version`'s choices, the first the default; absent: one unnamed model, and no such input. */
+  modelVersions?: readonly string[];
+  /**
+   * The facts of the model a model_version names, when it is loaded (else null: the predictor checks once it is).
+   * Without model versions, `isMelody` and `countTokens` are the one model's.
+   */
+  facts?: (version: string) => ModelFacts | null;
+}
+
 export function predictorFields(limits: PredictorLimits): Field[] {
-  return PREDICT_INPUTS.filter((f) => f.cog).map((f) => {
+  const versions = limits.modelVersions;
+  return PREDICT_INPUTS.filter((f) => f.cog && (f.cog !== 'model_version' || versions?.length)).map((f) => {
     const field = cogField(f);
+    if (field.name === 'model_version') {
+      field.choices = versions;
+      field.default = versions![0];
+      if (!versions!.includes(ENCODE_DECODE)) field.description = field.description.replace(/ If set to 'encode-decode'.*$/, '');
+    }
     if (field.name === 'duration') field.maximum = limits.maxDuration;
     if (field.name === 'input_audio') {
-      field.description = field.description.replace(/Otherwise, .*$/, limits.isMelody ? "Otherwise, the generated music will mimic the audio file's melody." : 'This model is text-only: it needs `continuation` to use the file.') +
-        ' Send it as a data: URI.';
+      const melody = limits.isMelody ?? true;
+      field.description = field.description.replace(/Otherwise, .*$/, melody ? "Otherwise, the generated music will mimic the audio file's melody." : 'This model is text-only: it needs `continuation` to use the file.') +
+        (versions ? ' Following a melody needs a melody model.' : '') + ' Send it as a data: URI.';
     }
     if (field.name === 'prompt') field.description += ` At most ${PROMPT.maxTokens} tokens.`;
     return field;
@@ -105,9 +123,15 @@ export function predictorCrossChecks(v: InputValues, limits: PredictorLimits): V
   const issue = (field: string, msg: string): ValidationIssue => ({ loc: ['body', 'input', field], msg, type: 'value_error' });
   const out: ValidationIssue[] = [];
   const prompt = typeof v.prompt === 'string' ? v.prompt : '';
+  const version = limits.modelVersions && typeof v.model_version === 'string' ? v.model_version : null;
+  if (version === ENCODE_DECODE) {
+    if (!v.input_audio) out.push(issue('input_audio', `model_version ${ENCODE_DECODE} encodes and decodes input_audio: it is required`));
+    return out;
+  }
+  const facts: Partial<ModelFacts> = version === null ? limits : limits.facts?.(version) ?? {};
   if (!prompt.trim() && !v.input_audio) out.push(issue('prompt', 'a prompt or input_audio is required'));
   if (v.continuation && !v.input_audio) out.push(issue('continuation', 'needs input_audio to continue'));
-  if (v.input_audio && !v.continuation && !limits.isMelody) {
+  if (v.input_audio && !v.continuation && facts.isMelody === false) {
     out.push(issue('input_audio', 'this is a text-only model: melody conditioning needs a melody model; set continuation to continue the clip instead'));
   }
   const end = v.continuation_end;
@@ -115,8 +139,8 @@ export function predictorCrossChecks(v: InputValues, limits: PredictorLimits): V
     out.push(issue('continuation_start', `(${v.continuation_start} s) is after continuation_end (${end} s)`));
   }
   const cap = PROMPT.maxTokens;
-  if (cap !== undefined && limits.countTokens && prompt) {
-    const n = limits.countTokens(prompt);
+  if (cap !== undefined && facts.countTokens && prompt) {
+    const n = facts.countTokens(prompt);
     if (n > cap) out.push({ loc: ['body', 'input', 'prompt'], msg: `is ${n} tokens long; the most is ${cap}`, type: 'value_error.any_str.max_length', ctx: { limit_value: cap } });
   }
   return out;

@@ -21,8 +21,8 @@ import { toOptions, cogName } from './schema.js';
 import { TRAIN_INPUTS, InputError, renameInputs } from '../inputs.js';
 
 export interface TrainerOptions {
-  /** The served model's folder on disk (a hub model's snapshot folder). */
-  modelDir: string;
+  /** The served model's folder on disk (a hub model's snapshot folder, downloaded when first asked for). */
+  modelDir: () => Promise<string>;
   /** How the model was named (adapter_config.json's base model). */
   modelName: string;
   allowUrlInputs: boolean;
@@ -74,7 +74,8 @@ export function makeTrainer(o: TrainerOptions): JobRunner {
       check();
 
       // ---- a copy of the model to train ----
-      const folder = dirFolder(o.modelDir);
+      const modelDir = await o.modelDir();
+      const folder = dirFolder(modelDir);
       model = await MusicgenModel.load(folder);
       check();
       let data;
@@ -108,7 +109,7 @@ export function makeTrainer(o: TrainerOptions): JobRunner {
       ctx.log(`seed: ${seed}`);
       const out = path.join(work, 'model');
       const result = await finetune({
-        model, source: { folder, dir: o.modelDir }, modelName: o.modelName, data, outputDir: out, options,
+        model, source: { folder, dir: modelDir }, modelName: o.modelName, data, outputDir: out, options,
         onStart: ({ totalSteps, trainable }) => {
           ctx.log(`${options.loraRank > 0 ? `LoRA rank ${options.loraRank}` : 'full fine-tuning'}: ${trainable} trainable values, ${totalSteps} steps`);
         },
