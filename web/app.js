@@ -124,7 +124,10 @@ async function init() {
     setState('error');
     return;
   }
-  $('model-line').textContent = `${info.model} · ${info.is_melody ? 'melody' : 'text'} model · ${info.channels === 2 ? 'stereo' : 'mono'} · ${info.sample_rate / 1000} kHz`;
+  // with several models (serve --models) the default one loads on the first prediction: nothing to tell yet
+  $('model-line').textContent = info.sample_rate === null
+    ? `${info.model} · loaded on the first prediction`
+    : `${info.model} · ${info.is_melody ? 'melody' : 'text'} model · ${info.channels === 2 ? 'stereo' : 'mono'} · ${info.sample_rate / 1000} kHz`;
 
   try {
     const openapi = await getJson('/openapi.json');

@@ -177,7 +177,7 @@ export function createMusicGenServer(opts: ServerOptions): MusicGenServer {
       }));
       if (state.trainingsOn) {
         // trainings fine-tune the default model (from its files: the served copy is not touched)
-        const base = models.spec(models.defaultName).model;
+        const base = modelSource(models.spec(models.defaultName).model);
         service.setRunner('training', makeTrainer({
           modelDir: async () => (state.modelDir = await models.dir(models.defaultName)), modelName: base,
           allowUrlInputs: opts.allowUrlInputs ?? false, allowPrivateAddresses: opts.allowPrivateAddresses,

@@ -5,6 +5,8 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { promises as fsp } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -19,6 +21,7 @@ import { MusicgenModel } from '../../src/model/musicgen.js';
 import { readDataset, prepareTrainingData } from '../../src/train/data.js';
 import { finetune } from '../../src/train/loop.js';
 import { Lora, LoraAdapter, LORA_TARGETS } from '../../src/train/lora.js';
+import { serveFile } from '../../src/server/static.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const TEXT_MODEL = join(REPO, 'weights', 'tiny-musicgen');
@@ -45,6 +48,8 @@ describe('LoRA adapters at load', function () {
   this.timeout(300_000);
   let tmp: string;
   let out: string;
+  /** The codes of the trainer's adapted model (first test). */
+  let trainedCodes: Int32Array[] | null = null;
 
   before(async () => {
     await gpu();
@@ -95,6 +100,7 @@ describe('LoRA adapters at load', function () {
       base.dispose();
     }
     assert.notDeepEqual(trained.codes, plain.codes, 'the adapters change what the model generates');
+    trainedCodes = trained.codes;
 
     const withAdapter = await MusicGen.load(TEXT_MODEL, { adapter: join(out, 'adapter_model.safetensors') });
     try {
@@ -117,6 +123,27 @@ describe('LoRA adapters at load', function () {
     const K = 4;
     const rows = (c: Int32Array): number[][] => Array.from({ length: K }, (_, k) => Array.from(c.subarray((k * c.length) / K, ((k + 1) * c.length) / K)));
     assert.deepEqual(r.codes, rows(trained.codes[0]), 'musicgen generate --adapter');
+  });
+
+  it('an adapter by URL, as a page loads it: the same codes', async () => {
+    assert.ok(trainedCodes, 'the first test ran');
+    const server = http.createServer((req, res) => {
+      void serveFile(req, res, join(out, new URL(req.url ?? '/', 'http://x').pathname)).then((found) => {
+        if (!found) res.writeHead(404).end();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const mg = await MusicGen.load(TEXT_MODEL, { adapter: `${base}/adapter_model.safetensors` });
+      try {
+        assert.deepEqual((await mg.generate(REQ)).codes, trainedCodes);
+      } finally {
+        mg.dispose();
+      }
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
   });
 
   it('refuses an adapter that does not fit the base, naming the tensor and shapes', async () => {
