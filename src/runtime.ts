@@ -104,6 +104,8 @@ function sizeClass(bytes: number): number {
 const UNIFORM_STRIDE = 256;
 const UNIFORM_SLOTS = 4096;
 const MAX_DISPATCHES_PER_SUBMIT = 4000;
+/** Past this many bytes of uploads waiting in staging buffers, `write` submits (the loader streams 8 MiB chunks). */
+const MAX_STAGED_BYTES = 64 << 20;
 
 export interface RuntimeStats {
   submits: number;
@@ -132,6 +134,8 @@ export class Runtime {
   private pass: GPUComputePassEncoder | null = null;
   private pendingDispatches = 0;
   private toDestroy: GPUBuffer[] = [];
+  /** Bytes written through staging buffers since the last submit (see `write`). */
+  private stagedBytes = 0;
   private uniformBuffer: GPUBuffer;
   private uniformData = new ArrayBuffer(UNIFORM_STRIDE * UNIFORM_SLOTS);
   private uniformSlot = 0;
@@ -230,6 +234,10 @@ export class Runtime {
     staging.unmap();
     this.copy(staging, 0, buf, offset, size);
     this.toDestroy.push(staging);
+    // staging buffers live until a submit: a model streamed in while work is recorded would otherwise keep a
+    // second copy of every weight (the loader's chunks) alive until the end; submitting bounds that copy
+    this.stagedBytes += size;
+    if (this.stagedBytes >= MAX_STAGED_BYTES) this.flush();
   }
 
   // ---- pipelines and dispatch ----
@@ -321,6 +329,7 @@ export class Runtime {
     this.pass = null;
     this.pendingDispatches = 0;
     this.uniformSlot = 0;
+    this.stagedBytes = 0;
     this.destroyPending();
   }
 

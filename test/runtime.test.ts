@@ -109,6 +109,18 @@ fn main() { Y[0] = p.a; Y[1] = f32(p.n); Y[2] = f32(p.s); }`;
     x.dispose();
   });
 
+  it('uploads made while work is recorded go through staging, submitted every 64 MiB so copies cannot pile up', async () => {
+    const chunk = 8 << 20;
+    const t = Tensor.zeros([(10 * chunk) / 4]); // the clear opens the encoder: every write below is staged
+    const submits = rt.stats.submits;
+    for (let i = 0; i < 10; i++) t.upload(new Float32Array(chunk / 4).fill(i + 1), (i * chunk) / 4);
+    // 80 MiB staged: one submit at 64 MiB, while the rest waits for the next
+    assert.equal(rt.stats.submits - submits, 1);
+    const back = await t.read();
+    for (let i = 0; i < 10; i++) assert.equal(back[(i * chunk) / 4 + 7], i + 1, `chunk ${i}`);
+    t.dispose();
+  });
+
   it('compiles each pipeline once', () => {
     const a = rt.pipeline('matmul');
     const b = rt.pipeline('matmul');

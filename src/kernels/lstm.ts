@@ -51,10 +51,13 @@ export function lstm(
   const inputs = [x, weightIh, weightHh, biasIh, biasHh, ...(h0 ? [h0] : []), ...(c0 ? [c0] : [])];
   const wantGrad = isRecording() && inputs.some((t) => t.requiresGrad);
 
-  // x·Wihᵀ + (bih + bhh) for all steps at once, and Whhᵀ for the step kernel's coalesced reads
+  // one sequence at inference (EnCodec): the subgroup step kernel reads W_hh as stored, contiguously
+  const single = !wantGrad && B === 1 && H % 4 === 0 && rt.ctx.features.subgroups;
+  // x·Wihᵀ + (bih + bhh) for all steps at once, and Whhᵀ for the general step kernel's coalesced reads (the
+  // single-sequence kernel reads W_hh as stored: no transposed copy, 16 MiB per EnCodec layer, is made for it)
   const { xp, wt } = tidy(() => noGrad(() => ({
     xp: matmul(x.reshape([T * B, I]), weightIh, { transB: true, bias: add(biasIh, biasHh) }),
-    wt: transpose(weightHh, 0, 1),
+    wt: single ? null : transpose(weightHh, 0, 1),
   })));
   // States with the initial one in row 0 (h0, h_1 … h_T), so every step reads row t and writes row t + 1. With
   // gradients the state buffer also carries c_T in a last row, and y, h and c are views cut from it: one
@@ -68,8 +71,6 @@ export function lstm(
   if (c0) rt.copy(c0.buffer, 0, cs.buffer, 0, rowBytes);
   else rt.clear(cs.buffer, rowBytes);
   const grid: [number, number] = [Math.ceil(H / 32), Math.ceil(B / 4)];
-  // one sequence at inference (EnCodec): the subgroup step kernel reads W_hh as stored, contiguously
-  const single = !wantGrad && B === 1 && H % 4 === 0 && rt.ctx.features.subgroups;
   const sgs = rt.maxSubgroupSize;
   for (let t = 0; t < T; t++) {
     if (single) {
@@ -84,12 +85,12 @@ export function lstm(
     rt.dispatch({
       shader: 'lstm',
       params: { t, B, H },
-      bindings: [xp.binding(), wt.binding(), out.binding(), cs.binding(), gates.binding()],
+      bindings: [xp.binding(), wt!.binding(), out.binding(), cs.binding(), gates.binding()],
       workgroups: grid,
     });
   }
   xp.dispose();
-  wt.dispose();
+  wt?.dispose();
 
   if (!wantGrad) {
     const y = Tensor.empty([T, B, H], 'f32', rt);
