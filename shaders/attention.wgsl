@@ -10,10 +10,12 @@
 // L = −BIG (a partial: weight 0 in the combine).
 // K and V are read as [B, H, kvT, D] with only the first Tk rows valid, so a preallocated KV cache is read in
 // place. Neighbouring invocations are neighbouring query rows of one head: they read the same key at the
-// same time.
+// same time. K and V hold KV: f32, or f16 for an f16 KV cache (the wrapper rewrites the alias line and enables
+// f16; scores and sums stay f32).
 
 const D: u32 = 64u; // head dim: the wrapper rewrites this line per head size, so the loops have fixed bounds
 const BIG: f32 = 3.0e38;
+alias KV = f32;
 
 struct P {
   rows: u32, H: u32, Tq: u32, Tk: u32,
@@ -23,8 +25,8 @@ struct P {
 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> Q: array<f32>;
-@group(0) @binding(2) var<storage, read> K: array<f32>;
-@group(0) @binding(3) var<storage, read> V: array<f32>;
+@group(0) @binding(2) var<storage, read> K: array<KV>;
+@group(0) @binding(3) var<storage, read> V: array<KV>;
 @group(0) @binding(4) var<storage, read> Mask: array<u32>;
 @group(0) @binding(5) var<storage, read> Bias: array<f32>;
 @group(0) @binding(6) var<storage, read_write> O: array<f32>;
@@ -66,7 +68,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let kb = vec4<u32>(kvBase) + jc * D;
     var dots = vec4<f32>(0.0);
     for (var d = 0u; d < D; d++) {
-      dots += q[d] * vec4<f32>(K[kb.x + d], K[kb.y + d], K[kb.z + d], K[kb.w + d]);
+      dots += q[d] * vec4<f32>(vec4<KV>(K[kb.x + d], K[kb.y + d], K[kb.z + d], K[kb.w + d]));
     }
     let sc = block_scores(dots, biasRow, jc);
     let vmax = select(vec4<f32>(-BIG), sc, valid);
@@ -81,7 +83,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let pj = select(vec4<f32>(0.0), exp(sc - vec4<f32>(m)), valid);
     l += pj.x + pj.y + pj.z + pj.w;
     for (var d = 0u; d < D; d++) {
-      acc[d] += dot(pj, vec4<f32>(V[kb.x + d], V[kb.y + d], V[kb.z + d], V[kb.w + d]));
+      acc[d] += dot(pj, vec4<f32>(vec4<KV>(V[kb.x + d], V[kb.y + d], V[kb.z + d], V[kb.w + d])));
     }
   }
 

@@ -192,12 +192,32 @@ export class Runtime {
     return buf;
   }
 
+  /**
+   * A storage buffer of exactly `bytes` (rounded up to 4), never from the pool: for tensors that live as long as a
+   * model (weights), which would otherwise carry up to a third of their size as the size class's slack.
+   */
+  allocExact(bytes: number): GPUBuffer {
+    const size = Math.max(4, Math.ceil(bytes / 4) * 4);
+    if (size > this.limits.maxBufferSize) {
+      throw new Error(`cannot allocate ${bytes} bytes: the adapter's maxBufferSize is ${this.limits.maxBufferSize}`);
+    }
+    const buf = this.device.createBuffer({
+      size,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+    });
+    this.stats.buffersCreated++;
+    this.stats.liveBuffers++;
+    this.stats.liveBytes += size;
+    return buf;
+  }
+
   /** Gives a buffer back to the pool. Safe while recorded work still uses it: the queue runs in order. */
   release(buf: GPUBuffer): void {
     const cls = buf.size;
     this.stats.liveBuffers--;
     this.stats.liveBytes -= cls;
-    if (this.stats.pooledBytes + cls > this.poolCapBytes) {
+    // an exact-size buffer (allocExact) is not of any size class: no alloc would ever take it from the pool
+    if (this.stats.pooledBytes + cls > this.poolCapBytes || sizeClass(cls) !== cls) {
       this.toDestroy.push(buf); // destroyed after the next submit, which may still use it
       return;
     }

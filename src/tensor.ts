@@ -115,6 +115,18 @@ export class Tensor {
     return new Tensor(rt, shape, dtype, new Storage(rt, rt.alloc(bytes), bytes));
   }
 
+  /**
+   * An uninitialised tensor whose buffer is exactly its size rather than a pooled size class (up to 4/3 of it):
+   * for what lives as long as a model, its weights. Freed buffers of odd sizes are destroyed, not pooled.
+   */
+  static exact(shape: Shape, dtype: DType = 'f32', rt: Runtime = runtime()): Tensor {
+    for (const d of shape) {
+      if (!Number.isInteger(d) || d < 0) throw new Error(`bad shape ${shapeStr(shape)}`);
+    }
+    const bytes = numel(shape) * BYTES[dtype];
+    return new Tensor(rt, shape, dtype, new Storage(rt, rt.allocExact(bytes), bytes));
+  }
+
   static from(data: ArrayLike<number>, shape: Shape, dtype: DType = 'f32', rt: Runtime = runtime()): Tensor {
     const n = numel(shape);
     if (data.length !== n) throw new Error(`Tensor.from: ${data.length} values for shape ${shapeStr(shape)}`);

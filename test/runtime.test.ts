@@ -121,6 +121,17 @@ fn main() { Y[0] = p.a; Y[1] = f32(p.n); Y[2] = f32(p.s); }`;
     t.dispose();
   });
 
+  it('Tensor.exact (weights) takes a buffer of exactly its size, never pooled', () => {
+    const pooled = rt.stats.pooledBytes;
+    const pooledT = Tensor.empty([1000]);
+    assert.equal(pooledT.buffer.size, 4096); // the pool's size class
+    const t = Tensor.exact([1000]);
+    assert.equal(t.buffer.size, 4000);
+    t.dispose();
+    assert.equal(rt.stats.pooledBytes, pooled, 'an odd-sized buffer is destroyed, not pooled');
+    pooledT.dispose();
+  });
+
   it('compiles each pipeline once', () => {
     const a = rt.pipeline('matmul');
     const b = rt.pipeline('matmul');

@@ -64,7 +64,7 @@ export async function profileModel(model: MusicgenModel, o: { quick: boolean; lo
   const condMask = keep(tidy(() => ops.concat([Tensor.from(new Float32Array(tok.length).fill(1), [1, tok.length], 'f32', rt), Tensor.zeros([1, tok.length], 'f32', rt)], 0)));
   const conditioning = { encoderStates: cond, encoderMask: condMask };
   const L = 512;
-  const caches: LayerCache[] = lm.layers.map(() => ({ self: new ops.KVCache(rows, H, L, Dh, rt) }));
+  const caches: LayerCache[] = lm.layers.map(() => ({ self: new ops.KVCache(rows, H, L, Dh, rt, lm.kvDtype) }));
   const forced = keep(Tensor.from(new Int32Array(K * L).fill(-1), [1, K, L], 'i32', rt));
   const seq = keep(Tensor.from(new Int32Array(K * L).fill(lm.padId), [1, K, L], 'i32', rt));
   let t = 1;
@@ -116,7 +116,7 @@ export async function profileModel(model: MusicgenModel, o: { quick: boolean; lo
     }
   }, { iters, rounds }));
 
-  const scratch = new ops.KVCache(rows, H, 4, Dh, rt);
+  const scratch = new ops.KVCache(rows, H, 4, Dh, rt, lm.kvDtype);
   const kv = keep(Tensor.from(randomF32(rows * D, 6), [rows, H, 1, Dh], 'f32', rt));
   const glue = part('glue: 3 residual adds fused into the norms, 6 head permutes, KV append per layer', await timeGpu(rt, () => {
     for (const l of lm.layers) {

@@ -4,10 +4,10 @@
 // unconditional text branch) give zeros, not NaN. The head dim is compiled into the shaders (one pipeline
 // per head size) so their per-row registers have fixed sizes.
 
-import { Tensor, keep, shapeStr } from '../tensor.js';
-import { specialise, type Runtime } from '../runtime.js';
-import { record } from '../autograd.js';
-import { launch1d, sumTo } from './elementwise.js';
+import { Tensor, keep, shapeStr, type DType } from '../tensor.js';
+import { runtime, shaderSource, specialise, type Runtime } from '../runtime.js';
+import { isRecording, record } from '../autograd.js';
+import { cast, launch1d, sumTo } from './elementwise.js';
 import { narrow } from './shape.js';
 
 export interface AttentionOptions {
@@ -33,6 +33,21 @@ const MIN_KEYS_PER_SPLIT = 16;
 /** ...and only until rows × splits reaches this many invocations (decoding has few rows and many keys). */
 const TARGET_INVOCATIONS = 4096;
 
+/** `kernel` (shader name + code) reading its K/V cache as f16: the `alias KV = f32;` line rewritten, f16 enabled. */
+const kvF16Code = new Map<string, string>();
+function withKV(kernel: { shader: string; code?: string }, kv: DType): { shader: string; code?: string } {
+  if (kv === 'f32') return kernel;
+  const shader = `${kernel.shader}_kv${kv}`;
+  let code = kvF16Code.get(shader);
+  if (code === undefined) {
+    const source = kernel.code ?? shaderSource(kernel.shader);
+    if (!source.includes('alias KV = f32;')) throw new Error(`shader "${kernel.shader}" has no "alias KV = f32;" line`);
+    code = `enable f16;\n${source.replace('alias KV = f32;', 'alias KV = f16;')}`;
+    kvF16Code.set(shader, code);
+  }
+  return { shader, code };
+}
+
 function grid64(rt: Runtime, n: number): [number, number] {
   return rt.grid(Math.ceil(n / 64));
 }
@@ -45,7 +60,15 @@ function grid64(rt: Runtime, n: number): [number, number] {
 export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
   const { causal = false, keyMask, bias } = opts;
   for (const [name, t] of [['q', q], ['k', k], ['v', v]] as const) {
-    if (t.dtype !== 'f32' || t.rank !== 4) throw new Error(`attention: ${name} must be f32 [B, H, T, D], got ${t.dtype} ${shapeStr(t)}`);
+    if (t.rank !== 4) throw new Error(`attention: ${name} must be [B, H, T, D], got ${shapeStr(t)}`);
+  }
+  // k and v may be an f16 KV cache (inference only: the backward kernels read f32)
+  const kv = k.dtype;
+  if (q.dtype !== 'f32' || (kv !== 'f32' && kv !== 'f16') || v.dtype !== kv) {
+    throw new Error(`attention: q must be f32 and k, v both f32 or both f16 (a KV cache), got ${q.dtype}, ${k.dtype}, ${v.dtype}`);
+  }
+  if (kv === 'f16' && isRecording() && [q, k, v, ...(opts.bias ? [opts.bias] : [])].some((t) => t.requiresGrad)) {
+    throw new Error('attention: f16 keys/values are for inference; gradients need f32');
   }
   const [B, H, Tq, D] = q.shape;
   const kvT = k.shape[2];
@@ -88,7 +111,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   if (rows > 0) {
     if (nsplit === 1) {
       rt.dispatch({
-        ...specialise('attention', 'D', D),
+        ...withKV(specialise('attention', 'D', D), kv),
         params,
         bindings: [q.binding(), k.binding(), v.binding(), maskBinding, biasBinding, out.binding(), lse.binding()],
         workgroups: grid64(rt, rows),
@@ -97,7 +120,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
       const part = Tensor.empty([rows * nsplit, D], 'f32', rt);
       const partLse = Tensor.empty([rows * nsplit], 'f32', rt);
       rt.dispatch({
-        ...specialise('attention', 'D', D),
+        ...withKV(specialise('attention', 'D', D), kv),
         params,
         bindings: [q.binding(), k.binding(), v.binding(), maskBinding, biasBinding, part.binding(), partLse.binding()],
         workgroups: grid64(rt, rows * nsplit),
@@ -162,10 +185,21 @@ export class KVCache {
   readonly v: Tensor;
   length = 0;
 
-  constructor(readonly B: number, readonly H: number, readonly maxT: number, readonly D: number, rt?: Runtime) {
-    this.k = keep(Tensor.empty([B, H, maxT, D], 'f32', rt));
-    this.v = keep(Tensor.empty([B, H, maxT, D], 'f32', rt));
+  /**
+   * `dtype` f16 stores the cache at half the bytes (attention reads it every step: at 30 s it outgrows a
+   * musicgen-small step's weights) where the adapter has shader-f16; elsewhere the cache stays f32.
+   */
+  constructor(
+    readonly B: number, readonly H: number, readonly maxT: number, readonly D: number, rt?: Runtime,
+    dtype: 'f32' | 'f16' = 'f32',
+  ) {
+    const dt = dtype === 'f16' && (rt ?? runtime()).ctx.features.f16 ? 'f16' : 'f32';
+    this.k = keep(Tensor.empty([B, H, maxT, D], dt, rt));
+    this.v = keep(Tensor.empty([B, H, maxT, D], dt, rt));
   }
+
+  /** The dtype the cache is stored in (f16 only where asked for and the adapter has shader-f16). */
+  get dtype(): DType { return this.k.dtype; }
 
   /** Writes k, v [B, H, Tnew, D] at positions length … length + Tnew − 1 and advances `length`. */
   append(k: Tensor, v: Tensor): void {
@@ -180,7 +214,7 @@ export class KVCache {
     if (k.size > 0) {
       const rt = this.k.rt;
       rt.dispatch({
-        shader: 'attention_kv_append',
+        ...withKV({ shader: 'attention_kv_append' }, this.dtype),
         params: { n: k.size, Tnew, maxT, offset: this.length, D },
         bindings: [k.binding(), v.binding(), this.k.binding(), this.v.binding()],
         workgroups: launch1d(rt, k.size),
@@ -194,14 +228,22 @@ export class KVCache {
     return attention(q, this.k, this.v, { ...opts, tk: this.length });
   }
 
-  /** A copy of the cached keys [B, H, length, D] (for inspection; `attend` reads the cache in place). */
+  /** A copy of the cached keys [B, H, length, D] as f32 (for inspection; `attend` reads the cache in place). */
   keys(): Tensor {
-    return narrow(this.k, 2, 0, this.length);
+    return this.rows(this.k);
   }
 
-  /** A copy of the cached values [B, H, length, D]. */
+  /** A copy of the cached values [B, H, length, D] as f32. */
   values(): Tensor {
-    return narrow(this.v, 2, 0, this.length);
+    return this.rows(this.v);
+  }
+
+  private rows(t: Tensor): Tensor {
+    if (t.dtype === 'f32') return narrow(t, 2, 0, this.length);
+    const f = cast(t, 'f32');
+    const out = narrow(f, 2, 0, this.length);
+    f.dispose();
+    return out;
   }
 
   /** Forgets the cached positions (the buffers stay allocated). */

@@ -87,7 +87,7 @@ export async function generateCodes(model: MusicgenModel, input: TokenLoopInput,
   });
   const prefixLength = cond.prefix ? cond.prefix.shape[1] : 0;
   const { hidden_size: D, num_attention_heads: H } = lm.cfg;
-  const caches: LayerCache[] = lm.layers.map(() => ({ self: new ops.KVCache(rows, H, prefixLength + L, D / H, rt) }));
+  const caches: LayerCache[] = lm.layers.map(() => ({ self: new ops.KVCache(rows, H, prefixLength + L, D / H, rt, lm.kvDtype) }));
   const condTensors = [cond.encoderStates, cond.encoderMask, cond.prefix].filter((t): t is Tensor => !!t && t !== input.textStates && t !== input.textMask).map(keep);
 
   const total = L - pattern.start;

@@ -180,6 +180,13 @@ export interface CodebookGroup {
 }
 
 export class MusicgenLM {
+  /**
+   * The decoding KV cache's storage: f16 (where the adapter has shader-f16; f32 elsewhere) halves its memory and
+   * the bytes attention reads each step, which at 30 s outgrow a musicgen-small step's weights. Keys and values
+   * round to 11 bits; the scores and sums stay f32. 'f32' keeps decoding bit-for-bit with the full forward.
+   */
+  kvDtype: 'f32' | 'f16' = 'f16';
+
   constructor(
     readonly cfg: DecoderConfig,
     /** The codebook tables, stacked: groups of [size, vocab + 1, D]. */

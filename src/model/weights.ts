@@ -64,7 +64,7 @@ export class Weights {
   async get(name: string, shape?: Shape): Promise<Tensor> {
     const key = this.key(name);
     const info = this.infoChecked(key, shape);
-    const t = keep(Tensor.empty(info.shape, 'f32', this.rt));
+    const t = keep(Tensor.exact(info.shape, 'f32', this.rt));
     await this.upload(key, t, 0);
     this.record.bound.push({ tensor: t, names: [key], partShape: [...info.shape] });
     return t;
@@ -81,7 +81,7 @@ export class Weights {
     }
     const keys = names.map((n) => this.key(n));
     for (const key of keys) this.infoChecked(key, partShape);
-    const t = keep(Tensor.empty(shape, 'f32', this.rt));
+    const t = keep(Tensor.exact(shape, 'f32', this.rt));
     for (let i = 0; i < keys.length; i++) await this.upload(keys[i], t, i * per);
     this.record.bound.push({ tensor: t, names: keys, partShape: [...partShape] });
     return t;

@@ -46,10 +46,10 @@ describe('kernels: attention, embeddings, RVQ', () => {
   });
 
   /** Decodes causal_d64 through a KV cache in chunks of `steps` positions; the result must equal full attention. */
-  async function decodeWithCache(steps: number[]): Promise<void> {
+  async function decodeWithCache(steps: number[], dtype: 'f32' | 'f16' = 'f32'): Promise<void> {
     const [q, k, v] = await Promise.all(['x0', 'x1', 'x2'].map((n) => fx.tensor(`attn.causal_d64.${n}`)));
     const [B, H, T, D] = q.shape;
-    const cache = new ops.KVCache(B, H, T + 5, D);
+    const cache = new ops.KVCache(B, H, T + 5, D, undefined, dtype);
     const outs: Tensor[] = [];
     let t = 0;
     for (const n of steps) {
@@ -59,9 +59,14 @@ describe('kernels: attention, embeddings, RVQ', () => {
     }
     assert.equal(t, T);
     assert.equal(cache.length, T);
-    assertClose(await ops.concat(outs, 2).toArray(), await fx.f32('attn.causal_d64.y'), 'cached decoding', TOL);
-    assertClose(await cache.keys().toArray(), await k.toArray(), 'cache.keys()', { rtol: 0, atol: 0 });
-    assertClose(await cache.values().toArray(), await v.toArray(), 'cache.values()', { rtol: 0, atol: 0 });
+    // f16 keys/values round to 11 significant bits (relative 2^-11 = 4.9e-4 each); the outputs are convex
+    // combinations of the values with probabilities from the rounded scores
+    const f16 = dtype === 'f16';
+    assert.equal(cache.dtype, dtype);
+    assertClose(await ops.concat(outs, 2).toArray(), await fx.f32('attn.causal_d64.y'), 'cached decoding', f16 ? { rtol: 4e-3, atol: 4e-3 } : TOL);
+    const exact = f16 ? { rtol: 2 ** -11, atol: 1e-7 } : { rtol: 0, atol: 0 };
+    assertClose(await cache.keys().toArray(), await k.toArray(), 'cache.keys()', exact);
+    assertClose(await cache.values().toArray(), await v.toArray(), 'cache.values()', exact);
     cache.dispose();
     for (const x of [q, k, v, ...outs]) x.dispose();
   }
@@ -69,6 +74,19 @@ describe('kernels: attention, embeddings, RVQ', () => {
     decodeWithCache(new Array<number>(40).fill(1)));
   it('KV cache: a prefill, single steps and a chunk of 3 equal full causal attention', () =>
     decodeWithCache([17, 1, 1, 3, 1, ...new Array<number>(17).fill(1)]));
+  it('KV cache in f16 (shader-f16 adapters): a prefill and single steps match full f32 attention to f16 rounding', async function () {
+    if (!(await gpu()).ctx.features.f16) this.skip();
+    await decodeWithCache([17, 1, 1, 3, 1, ...new Array<number>(17).fill(1)], 'f16');
+  });
+  it('KV cache in f16: attention over it records no gradient (refused when one is wanted)', async function () {
+    if (!(await gpu()).ctx.features.f16) this.skip();
+    const cache = new ops.KVCache(1, 1, 4, 8, undefined, 'f16');
+    const q = Tensor.zeros([1, 1, 1, 8]);
+    q.requiresGrad = true;
+    cache.append(Tensor.zeros([1, 1, 1, 8]), Tensor.zeros([1, 1, 1, 8]));
+    assert.throws(() => cache.attend(q), /gradients need f32/);
+    cache.dispose();
+  });
   it('KV cache: refuses to overflow', () => {
     const cache = new ops.KVCache(1, 1, 2, 4);
     const kv = Tensor.zeros([1, 1, 3, 4]);
