@@ -13,9 +13,9 @@ import { openSafetensorsFile } from '../../src/io/file-source.js';
 import { runtime } from '../../src/runtime.js';
 import { MusicGen } from '../../src/pipeline.js';
 import { MODEL_VERSIONS, modelSource } from '../../src/inputs.js';
-import { parseModels } from '../../src/server/models.js';
+import { ModelPool, parseModels } from '../../src/server/models.js';
 import { openApi30Problems } from './openapi-check.js';
-import { startServer, request, dataUriBytes, wavInfo, tones, TINY, TINY_MELODY, type Running } from './util.js';
+import { startServer, request, dataUriBytes, wavInfo, tones, REPO, TINY, TINY_MELODY, type Running } from './util.js';
 
 const wav = (seconds: number, sr = 32000): Uint8Array => encodeWav([tones(seconds, [60, 64, 67], sr)], sr);
 const dataUri = (bytes: Uint8Array): string => `data:audio/wav;base64,${Buffer.from(bytes).toString('base64')}`;
@@ -170,5 +170,28 @@ describe('server: --model with --adapter', function () {
       await s?.app.close();
       await fsp.rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('ModelPool: --max-loaded 2', function () {
+  this.timeout(300_000);
+  it('keeps the two most recently used; loading a third disposes the least recently used, not the oldest loaded', async () => {
+    const STEREO = join(REPO, 'test', 'fixtures', 'models', 'text-stereo');
+    const pool = new ModelPool([{ name: 'a', model: TINY }, { name: 'b', model: TINY_MELODY }, { name: 'c', model: STEREO }], { maxLoaded: 2 });
+    const logs: string[] = [];
+    const log = (l: string): void => { logs.push(l); };
+    try {
+      const a = await pool.get('a', log);
+      await pool.get('b', log);
+      assert.equal(await pool.get('a', log), a, 'a stays loaded');
+      assert.equal(logs.filter((l) => l.startsWith('loading model')).length, 2);
+      const c = await pool.get('c', log);
+      assert.equal(c.channels, 2);
+      assert.deepEqual([pool.peek('a') === a, pool.peek('b'), pool.peek('c') === c], [true, null, true]);
+      assert.ok(logs.includes('disposed model b (at most 2 loaded)'), logs.join('\n'));
+    } finally {
+      await pool.dispose();
+    }
+    assert.equal(pool.peek('a'), null);
   });
 });
