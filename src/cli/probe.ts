@@ -9,7 +9,8 @@ import { Tensor, tidy } from '../tensor.js';
 import { initRuntime } from '../runtime.js';
 import * as ops from '../ops.js';
 import { encodeSafetensors, type TensorReader, type TensorToWrite } from '../io/safetensors.js';
-import { dirFolder, openSafetensorsFile } from '../io/file-source.js';
+import { FileSource, dirFolder, openSafetensorsFile } from '../io/file-source.js';
+import { MultiBandDiffusion, defaultStepList } from '../model/mbd.js';
 import { MusicgenModel } from '../model/musicgen.js';
 import { Demucs } from '../model/demucs.js';
 import { extractChroma } from '../model/chroma.js';
@@ -40,6 +41,8 @@ async function upload(inputs: TensorReader, name: string): Promise<Tensor> {
 export interface ProbeOptions {
   /** A Demucs package (.th) for the demucs.* outputs. */
   demucs?: string;
+  /** A multi-band diffusion package (`.th`) for the mbd.* inputs. */
+  mbd?: string;
 }
 
 /** Runs the model in `modelDir` (and/or the Demucs package) on the inputs present; returns the outputs by name. */
@@ -51,7 +54,9 @@ export async function probe(modelDir: string | undefined, inputs: TensorReader, 
     if (!modelDir) return out;
     const model = await MusicgenModel.load(dirFolder(modelDir));
     try {
-      return { ...out, ...(await runProbe(model, inputs)) };
+      Object.assign(out, await runProbe(model, inputs));
+      if (inputs.has('mbd.codes')) Object.assign(out, await mbdProbe(model, inputs, opts.mbd));
+      return out;
     } finally {
       model.dispose();
     }
@@ -74,6 +79,33 @@ async function demucsProbe(demucs: Demucs, inputs: TensorReader): Promise<ProbeO
     out['demucs.stems'] = { dtype: 'F32', shape: [stems.length, C, N], data };
   }
   return out;
+}
+
+/**
+ * mbd.codes i32 [K, T] and mbd.noise f32 [D, S, C, N] (model d's initial noise at s = 0, the noise added after
+ * step s at s ≥ 1) → mbd.audio [C, N] (bands summed) and mbd.audio_eq [C, N] (after re_eq, 32 bands).
+ */
+async function mbdProbe(model: MusicgenModel, inputs: TensorReader, file: string | undefined): Promise<ProbeOutputs> {
+  if (!file) throw new Error('mbd.codes needs the multi-band diffusion weights: --mbd FILE.th');
+  if (!inputs.has('mbd.noise')) throw new Error('mbd.codes needs mbd.noise [D, S, C, N]');
+  const mbd = await MultiBandDiffusion.load(new FileSource(file), model.rt, file);
+  try {
+    const [K, T] = inputs.info('mbd.codes').shape;
+    const [D, S, C, N] = inputs.info('mbd.noise').shape;
+    const want = [mbd.numModels, defaultStepList().length, model.audioChannels, T * model.encodec.hopLength];
+    if ([D, S, C, N].some((v, i) => v !== want[i])) {
+      throw new Error(`mbd.noise is [${[D, S, C, N].join(', ')}]; this model and package need [${want.join(', ')}] (D models, S steps, C channels, N = T·hop)`);
+    }
+    const noise = await inputs.readF32('mbd.noise');
+    const res = await mbd.decode(model.encodec, await inputs.readI32('mbd.codes'), K, T, C,
+      (d, s, size) => noise.slice((d * S + s) * size, (d * S + s + 1) * size));
+    return {
+      'mbd.audio': { dtype: 'F32', shape: [C, N], data: res.audio },
+      'mbd.audio_eq': { dtype: 'F32', shape: [C, N], data: res.audioEq },
+    };
+  } finally {
+    mbd.dispose();
+  }
 }
 
 /**
@@ -233,12 +265,13 @@ export async function main(argv = process.argv): Promise<void> {
     .option('--demucs <file>', 'Demucs package (.th) for the demucs.* outputs')
     .requiredOption('--inputs <file>', 'inputs .safetensors')
     .requiredOption('--output <file>', 'outputs .safetensors to write')
+    .option('--mbd <file>', 'multi-band diffusion weights (.th) for the mbd.* inputs')
     .parse(argv);
-  const opts = program.opts<{ model?: string; demucs?: string; inputs: string; output: string }>();
+  const opts = program.opts<{ model?: string; demucs?: string; inputs: string; output: string; mbd?: string }>();
   if (!opts.model && !opts.demucs) program.error('probe: give --model, --demucs or both');
   await initRuntime();
   const inputs = await openSafetensorsFile(opts.inputs);
-  const out = await probe(opts.model, inputs, { demucs: opts.demucs });
+  const out = await probe(opts.model, inputs, { demucs: opts.demucs, mbd: opts.mbd });
   await writeFileAtomic(opts.output, encodeSafetensors(out));
   console.log(`wrote ${Object.keys(out).length} outputs to ${opts.output}: ${Object.keys(out).join(', ')}`);
 }

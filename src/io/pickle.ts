@@ -124,6 +124,14 @@ const BUILTIN_CALLABLES: Readonly<Record<string, PickleCallable>> = {
     if (args.length !== 0) throw new UnpicklingError('collections.OrderedDict: only the empty constructor is supported');
     return new PyDict('collections.OrderedDict');
   },
+  // omegaconf's node metadata holds a `resolver_cache = defaultdict(dict)`: kept as a plain dict (the factory is
+  // recorded only by name, never called).
+  'collections.defaultdict': (args) => {
+    if (args.length > 1 || (args.length === 1 && args[0] !== null && !(args[0] instanceof PyGlobal))) {
+      throw new UnpicklingError(`collections.defaultdict: only a named factory is supported, got (${args.map(describe).join(', ')})`);
+    }
+    return new PyDict('collections.defaultdict');
+  },
   // Protocol 2 writes bytes as _codecs.encode(text, 'latin1').
   '_codecs.encode': (args) => {
     const [text, enc] = args;

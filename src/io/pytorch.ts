@@ -323,16 +323,17 @@ export class TorchFile {
 
   /**
    * The tensors of a state dict as a TensorReader: `key` picks an entry of the saved dict (a Demucs package's
-   * "state"), else the saved object itself. Nested dicts give dotted names; entries that are not tensors or dicts
+   * "state"), or a path of entries (`[0, 'model_state']` in a multi-band diffusion file, whose keys are ints),
+   * else the saved object itself. Nested dicts give dotted names; entries that are not tensors or dicts
    * (an OrderedDict's `_metadata`, counters) are left out.
    */
-  stateDict(key?: string): TorchStateDict {
+  stateDict(key?: string | readonly (string | number)[]): TorchStateDict {
     let v = this.root;
     let where = this.label;
-    if (key !== undefined) {
-      if (!(v instanceof PyDict) || !v.has(key)) throw new Error(`${this.label}: the saved object has no "${key}" entry (it is a ${describe(v)})`);
-      v = v.get(key)!;
-      where = `${this.label}["${key}"]`;
+    for (const k of key === undefined ? [] : typeof key === 'string' ? [key] : key) {
+      if (!(v instanceof PyDict) || !v.has(k)) throw new Error(`${where}: has no ${JSON.stringify(k)} entry (it is a ${describe(v)})`);
+      v = v.get(k)!;
+      where = `${where}[${JSON.stringify(k)}]`;
     }
     if (!(v instanceof PyDict)) throw new Error(`${where}: holds ${describe(v)}, not a dict of tensors`);
     const tensors = new Map<string, TorchTensor>();
