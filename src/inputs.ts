@@ -43,6 +43,7 @@ export const MAX_PROMPT_TOKENS = 512;
 
 export const NORMALIZATIONS = ['loudness', 'clip', 'peak', 'rms', 'none'] as const;
 export const OUTPUT_FORMATS = ['wav', 'mp3'] as const;
+export const DECODERS = ['encodec', 'mbd'] as const;
 
 /**
  * Cog MusicGen's `model_version` choices (replicate/cog-musicgen predict.py: the four current ones first, its
@@ -104,6 +105,16 @@ export const PREDICT_INPUTS: readonly InputField[] = [
     cog: 'continuation_end', option: 'continuationEnd', flag: '--continuation-end <s>', type: 'number', nullable: true, minimum: 0, unset: -1,
     description: 'End time of the audio file to use for continuation. If -1 or None, will default to the end of the audio clip.',
     help: 'end of the slice (seconds; -1 = end of clip)',
+  },
+  {
+    // Cog's boolean; the library and the CLI name the decoder instead (the server maps true to 'mbd')
+    cog: 'multi_band_diffusion', type: 'boolean', default: false,
+    description: 'If `True`, the EnCodec tokens will be decoded with MultiBand Diffusion (stereo models: each channel).',
+  },
+  {
+    option: 'decoder', flag: '--decoder <name>', type: 'string', default: 'encodec', choices: DECODERS,
+    description: "Audio decoder of the tokens: 'encodec', or 'mbd' (multi-band diffusion: slower, fewer artefacts; its weights load on first use).",
+    help: 'encodec, or mbd (multi-band diffusion; weights from --mbd)',
   },
   {
     cog: 'normalization_strategy', option: 'normalization', flag: '--normalization <strategy>', type: 'string', default: 'loudness', choices: NORMALIZATIONS,

@@ -16,7 +16,8 @@ import { extractChroma } from './model/chroma.js';
 import { prepareAudio } from './audio/resample.js';
 import { normalizeAudio, type NormalizationStrategy } from './audio/normalize.js';
 import { decodeAudio, AudioDecodeError, type AudioData } from './audio/decode.js';
-import { InputError, PREDICT_INPUTS, MAX_PROMPT_TOKENS, ENCODE_DECODE, checkOptions, defaultOf, modelSource } from './inputs.js';
+import { InputError, PREDICT_INPUTS, MAX_PROMPT_TOKENS, ENCODE_DECODE, DECODERS, checkOptions, defaultOf, modelSource } from './inputs.js';
+import { MultiBandDiffusion, MBD_FILE, MBD_REPO, gaussianNoise } from './model/mbd.js';
 
 export { AbortError, InputError, MAX_PROMPT_TOKENS };
 export type { AudioData, NormalizationStrategy };
@@ -53,6 +54,8 @@ export interface GenerateRequest {
   seed?: number;
   /** Default 'loudness' (-14 LUFS). */
   normalization?: NormalizationStrategy;
+  /** 'encodec' (default), or 'mbd': multi-band diffusion (LoadOptions.mbd says where its weights come from). */
+  decoder?: Decoder;
   onProgress?: (p: Progress) => void;
   /**
    * Streaming: each chunk of audio as soon as it is decoded, while the tokens after it are still being generated
@@ -90,7 +93,10 @@ export interface CheckedRequest extends GenerateRequest {
   temperature: number;
   guidance: number;
   normalization: NormalizationStrategy;
+  decoder: Decoder;
 }
+
+export type Decoder = (typeof DECODERS)[number];
 
 /** GenerateRequest's keys that are not inputs. */
 const CALLBACKS = ['onProgress', 'signal'] as const; // onAudio is in PREDICT_INPUTS
@@ -146,6 +152,12 @@ export interface LoadOptions {
    * its folder (Node), an http(s) URL of either, or `{ weights, config }` (any ByteSource and the parsed config).
    */
   adapter?: string | { weights: string | ByteSource; config: Record<string, unknown> };
+  /**
+   * Multi-band diffusion weights for `decoder: 'mbd'` (audiocraft's `.th`): a file path (Node), an http(s) URL, or
+   * any ByteSource; default the published `mbd_musicgen_32khz.th` of facebook/multiband-diffusion (Node: fetched
+   * once into the hub cache). Loaded on the first request that asks for it.
+   */
+  mbd?: string | ByteSource;
 }
 
 function now(): number {
@@ -180,10 +192,12 @@ export async function readRequest(req: GenerateRequest): Promise<CheckedRequest>
     guidance: req.guidance ?? def('guidance'),
     seed: req.seed === -1 || req.seed === null ? undefined : req.seed,
     normalization: req.normalization ?? def('normalization'),
+    decoder: req.decoder ?? def('decoder'),
   };
   // Cog's rules between inputs
   if (prompt.length === 0 && !out.inputAudio) throw new InputError('prompt', 'a prompt or `inputAudio` is required');
   if (out.continuation && !out.inputAudio) throw new InputError('continuation', 'needs `inputAudio` to continue');
+  if (out.decoder === 'mbd' && out.onAudio) throw new InputError('decoder', "'mbd' decodes the whole clip at once: it cannot stream (`onAudio`)");
   if (out.continuationEnd !== undefined && out.continuationStart > out.continuationEnd) {
     throw new InputError('continuationStart', `(${out.continuationStart} s) is after \`continuationEnd\` (${out.continuationEnd} s)`);
   }
@@ -288,7 +302,9 @@ export class MusicGen {
    */
   windows = { maxSeconds: MAX_WINDOW_S, strideSeconds: WINDOW_STRIDE_S };
 
-  private constructor(readonly model: MusicgenModel) {}
+  private mbd: Promise<MultiBandDiffusion> | null = null;
+
+  private constructor(readonly model: MusicgenModel, private readonly loadOpts: LoadOptions = {}) {}
 
   /**
    * `source`: a model folder (Node), an http(s) URL of one (browser or Node), a hub id like
@@ -313,7 +329,7 @@ export class MusicGen {
     }
     const lmWeights = typeof opts.lmWeights === 'string' ? await byteSource(opts.lmWeights) : opts.lmWeights;
     const adapter = opts.adapter === undefined ? undefined : await openAdapter(opts.adapter);
-    return new MusicGen(await MusicgenModel.load(folder, { rt, onProgress: opts.onProgress, lmWeights, adapter }));
+    return new MusicGen(await MusicgenModel.load(folder, { rt, onProgress: opts.onProgress, lmWeights, adapter }), opts);
   }
 
   get sampleRate(): number { return this.model.sampleRate; }
@@ -358,7 +374,7 @@ export class MusicGen {
       audio = normalizeBatch(await streamer.close(), this.sampleRate, req);
       req.onProgress?.({ stage: 'decode', done: audio.length, total: audio.length });
     } else {
-      audio = await this.decodeBatch(tokens.codes, frames, req);
+      audio = await this.decodeBatch(tokens.codes, frames, req, seed);
     }
     const decodeS = (now() - tDec) / 1000;
     return {
@@ -542,13 +558,14 @@ export class MusicGen {
   }
 
   /** Audio [B][C][N] of the codes, normalised as asked. */
-  private async decodeBatch(codes: Int32Array[], frames: number, req: CheckedRequest): Promise<Float32Array[][]> {
+  private async decodeBatch(codes: Int32Array[], frames: number, req: CheckedRequest, seed: number): Promise<Float32Array[][]> {
     const B = codes.length;
     req.onProgress?.({ stage: 'decode', done: 0, total: B });
     const audio: Float32Array[][] = [];
+    const mbd = req.decoder === 'mbd' ? await this.multiBandDiffusion() : null;
     for (let b = 0; b < B; b++) {
       if (req.signal?.aborted) throw new AbortError();
-      const chans = await this.decode(codes[b], frames);
+      const chans = mbd ? await this.decodeMbd(mbd, codes[b], frames, seed + b) : await this.decode(codes[b], frames);
       audio.push(req.normalization === 'none' ? chans : normalizeAudio(chans, this.sampleRate, req.normalization));
       req.onProgress?.({ stage: 'decode', done: b + 1, total: B });
     }
@@ -589,6 +606,36 @@ export class MusicGen {
       t.dispose();
     }
     return out;
+  }
+
+  /** The multi-band diffusion decoder, loaded on first use from LoadOptions.mbd (default: the published file). */
+  multiBandDiffusion(): Promise<MultiBandDiffusion> {
+    this.mbd ??= (async () => {
+      const src = this.loadOpts.mbd;
+      let source: ByteSource;
+      if (src !== undefined && typeof src !== 'string') source = src;
+      else if (src !== undefined && (/^https?:\/\//.test(src) || !isNode())) source = new UrlSource(src);
+      else if (src === undefined && !isNode()) source = new UrlSource(`https://huggingface.co/${MBD_REPO}/resolve/main/${MBD_FILE}`);
+      else {
+        const hubModule = './io/hub.js';
+        const fsModule = './io/file-source.js';
+        const { resolveHubFile } = (await import(/* @vite-ignore */ hubModule)) as typeof import('./io/hub.js');
+        const { FileSource } = (await import(/* @vite-ignore */ fsModule)) as typeof import('./io/file-source.js');
+        const file = src ?? (await resolveHubFile(MBD_REPO, MBD_FILE, { cacheDir: this.loadOpts.cacheDir, offline: this.loadOpts.offline, onProgress: this.loadOpts.onDownload }));
+        source = new FileSource(file);
+      }
+      return MultiBandDiffusion.load(source, this.model.rt);
+    })();
+    // a failed load is not kept: the next request tries again (a download may have been interrupted)
+    this.mbd.catch(() => { this.mbd = null; });
+    return this.mbd;
+  }
+
+  /** MultiBandDiffusion.tokens_to_wav of [K, frames] codes → [C][N] (stereo: each channel a batch item). */
+  private async decodeMbd(mbd: MultiBandDiffusion, codes: Int32Array, frames: number, seed: number): Promise<Float32Array[]> {
+    const C = this.model.audioChannels;
+    const res = await mbd.decode(this.model.encodec, codes, this.model.lm.numCodebooks, frames, C, gaussianNoise(seed));
+    return Array.from({ length: C }, (_, c) => res.audioEq.slice(c * res.samples, (c + 1) * res.samples));
   }
 
   /** Chroma of 30 s of the melody from `offsetSeconds`, extended periodically (audiocraft): [B, F, 12]. */
@@ -637,6 +684,8 @@ export class MusicGen {
 
   dispose(): void {
     this.model.dispose();
+    void this.mbd?.then((m) => m.dispose(), () => undefined);
+    this.mbd = null;
   }
 }
 

@@ -8,6 +8,7 @@ import { writeFilesAtomic } from '../io/atomic.js';
 import { encodeWav, encodeMp3, wavStreamHeader, pcm16Chunk } from '../audio/encode.js';
 import { MusicGen, readRequest, type AudioChunk, type GenerateRequest, type GenerateResult, type Progress } from '../pipeline.js';
 import { PREDICT_INPUTS } from '../inputs.js';
+import { MBD_FILE, MBD_REPO } from '../model/mbd.js';
 import { addInputOptions, optionValues, runCli, UsageError } from './inputs.js';
 import { cliProgress } from './progress.js';
 import cliProgressBars from 'cli-progress';
@@ -17,6 +18,7 @@ interface Flags {
   model: string;
   lmWeights?: string;
   adapter?: string;
+  mbd?: string;
   format: 'wav' | 'mp3';
   output?: string;
   codesOut?: string;
@@ -108,7 +110,8 @@ export async function main(argv = process.argv): Promise<void> {
     .exitOverride()
     .option('--model <dir|hub-id|name>', 'model folder in the transformers format, a hub id, or a short name (stereo-melody-large, stereo-large, melody-large, large, melody, small, medium)', 'facebook/musicgen-melody')
     .option('--lm-weights <file>', 'an audiocraft LM state dict to apply on top of --model (a Cog fine-tune\'s lm_final.pt)')
-    .option('--adapter <file|dir>', 'a LoRA adapter to apply to --model in memory (adapter_model.safetensors with adapter_config.json beside it, as finetune --lora-rank writes)');
+    .option('--adapter <file|dir>', 'a LoRA adapter to apply to --model in memory (adapter_model.safetensors with adapter_config.json beside it, as finetune --lora-rank writes)')
+    .option('--mbd <path|url>', `multi-band diffusion weights for --decoder mbd (default: ${MBD_REPO}/${MBD_FILE}, fetched once into the hub cache)`);
   const inputs = addInputOptions(program, PREDICT_INPUTS);
   program
     .option('--output <file>', 'output file (default output.wav / output.mp3); - streams a WAV to stdout as it is generated (raw decoder output, not normalised)')
@@ -132,7 +135,7 @@ export async function main(argv = process.argv): Promise<void> {
   const download = cliProgress();
   let model: MusicGen;
   try {
-    model = await MusicGen.load(f.model, { cacheDir: f.cacheDir, offline: f.offline, onDownload: download, lmWeights: f.lmWeights, adapter: f.adapter });
+    model = await MusicGen.load(f.model, { cacheDir: f.cacheDir, offline: f.offline, onDownload: download, lmWeights: f.lmWeights, adapter: f.adapter, mbd: f.mbd });
   } finally {
     download.stop();
   }

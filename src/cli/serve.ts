@@ -30,6 +30,7 @@ interface Flags {
   models?: string;
   maxLoaded: number;
   adapter?: string;
+  mbd?: string;
   port: number;
   host: string;
   queue: number;
@@ -72,6 +73,7 @@ export async function main(argv = process.argv): Promise<void> {
     .option('--no-trainings', 'do not serve /trainings')
     .option('--cache-dir <dir>', 'where hub downloads are kept (default: the Hugging Face cache)')
     .option('--offline', 'never touch the network for the model; use the hub cache only')
+    .option('--mbd <path|url>', 'multi-band diffusion weights for multi_band_diffusion: true (default: facebook/multiband-diffusion/mbd_musicgen_32khz.th, fetched on first use)')
     .parse(argv)
     .opts<Flags>();
   if ((f.model === undefined) === (f.models === undefined)) throw new Error('give --model (one model) or --models (model_version choices), not both or neither');
@@ -79,7 +81,7 @@ export async function main(argv = process.argv): Promise<void> {
   if (f.models) parseModels(f.models);
 
   const app = createMusicGenServer({
-    model: f.model, models: f.models, maxLoaded: f.maxLoaded, adapter: f.adapter, cacheDir: f.cacheDir, offline: f.offline, maxQueue: f.queue, maxBodyBytes: Math.round(f.maxBodyMb * 2 ** 20),
+    model: f.model, models: f.models, maxLoaded: f.maxLoaded, adapter: f.adapter, cacheDir: f.cacheDir, offline: f.offline, mbd: f.mbd, maxQueue: f.queue, maxBodyBytes: Math.round(f.maxBodyMb * 2 ** 20),
     maxDatasetBytes: Math.round(f.maxDatasetMb * 2 ** 20),
     headersTimeoutMs: f.headersTimeout * 1000, requestTimeoutMs: f.requestTimeout * 1000, bodyIdleTimeoutMs: f.bodyTimeout * 1000,
     maxDuration: f.maxDuration, allowUrlInputs: f.allowUrlInputs ?? false, allowPrivateWebhooks: f.allowPrivateWebhooks ?? false, uploadUrl: f.uploadUrl, stream: f.stream ?? false, trainings: f.trainings,

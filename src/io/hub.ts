@@ -242,6 +242,50 @@ export async function resolveModel(idOrPath: string, opts: ResolveModelOptions =
   return snapshot;
 }
 
+/**
+ * One file of a hub repo (a model's extra weights, such as multi-band diffusion's `.th`), in the cache layout
+ * `huggingface_hub` uses: the cached copy when the snapshot has it, else downloaded once (resumable, size
+ * checked) into the snapshot of the revision's commit. Returns its path.
+ */
+export async function resolveHubFile(repoId: string, file: string, opts: ResolveModelOptions = {}): Promise<string> {
+  if (!safeRelPath(file)) throw new Error(`Invalid file name "${file}"`);
+  const revision = opts.revision ?? 'main';
+  if (revision.split('/').some((s) => s === '' || s === '.' || s === '..')) throw new Error(`Invalid revision "${revision}"`);
+  const cacheDir = opts.cacheDir ?? defaultCacheDir();
+  const repoDir = repoCacheDir(cacheDir, repoId);
+  const cached = await cachedSnapshot(repoDir, revision);
+  if (cached !== null && (await isFile(path.join(cached, file)))) return path.join(cached, file);
+  if (opts.offline ?? envFlag(process.env.HF_HUB_OFFLINE)) {
+    throw new HubError(`Offline mode is on (HF_HUB_OFFLINE) and the hub cache has no ${repoId}/${file} (looked in ${repoDir}); ` +
+      'download it once online, or give its path.', 'offline');
+  }
+  const ctx: Ctx = {
+    repoId,
+    endpoint: (opts.endpoint || process.env.HF_ENDPOINT || DEFAULT_ENDPOINT).replace(/\/+$/, ''),
+    revision,
+    token: opts.token ?? (await defaultToken()),
+    fetch: opts.fetch ?? globalThis.fetch.bind(globalThis),
+    retries: opts.retries ?? 3,
+    timeoutMs: opts.timeoutMs ?? 30_000,
+  };
+  const info = await repoInfo(ctx);
+  if (!info.siblings.includes(file)) throw new HubError(`${repoId} has no file ${file} at revision "${revision}"`, 'not-found');
+  const commit = info.sha ?? revision;
+  const dest = path.join(repoDir, 'snapshots', commit, file);
+  await fsp.mkdir(path.dirname(dest), { recursive: true });
+  if (info.sha !== undefined && info.sha !== revision) {
+    const ref = path.join(repoDir, 'refs', revision);
+    await fsp.mkdir(path.dirname(ref), { recursive: true });
+    const old = await fsp.readFile(ref, 'utf8').catch(() => null);
+    if (old?.trim() !== info.sha) await writeFileAtomic(ref, info.sha);
+  }
+  if (!(await isFile(dest))) {
+    await downloadFile(ctx, resolveUrl(ctx, commit, file), file, dest, (received, total) =>
+      opts.onProgress?.({ file, received, total, fileIndex: 0, files: 1 }));
+  }
+  return dest;
+}
+
 /** The snapshot folder for `revision` if the cache has one (via refs/ for branch and tag names). */
 async function cachedSnapshot(repoDir: string, revision: string): Promise<string | null> {
   const candidates: string[] = [];

@@ -67,6 +67,8 @@ export interface ModelPoolOptions {
   maxLoaded?: number;
   cacheDir?: string;
   offline?: boolean;
+  /** Multi-band diffusion weights (path or URL) for `multi_band_diffusion: true`; each model loads them on first use. */
+  mbd?: string;
 }
 
 type Log = (line: string) => void;
@@ -160,7 +162,7 @@ export class ModelPool {
     const dir = await this.dir(name, log);
     let lastPct = -1;
     const mg = await MusicGen.load(dirFolder(dir), {
-      adapter: spec.adapter,
+      adapter: spec.adapter, mbd: this.opts.mbd, cacheDir: this.opts.cacheDir, offline: this.opts.offline,
       onProgress: (done, total) => {
         const pct = Math.floor((100 * done) / Math.max(1, total) / 10) * 10;
         if (pct !== lastPct || done === total) {

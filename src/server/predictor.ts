@@ -182,6 +182,7 @@ export function makePredictor(o: PredictorOptions): JobRunner {
     let stage = '';
     const req: GenerateRequest = {
       ...(toOptions(PREDICT_INPUTS, v) as Partial<GenerateRequest>),
+      decoder: v.multi_band_diffusion === true ? 'mbd' : 'encodec',
       prompt: typeof v.prompt === 'string' && v.prompt.trim() ? v.prompt : undefined,
       inputAudio,
       signal: streamed ? AbortSignal.any([ctx.signal, streamed.stop.signal]) : ctx.signal,

@@ -60,10 +60,10 @@ describe('server: the Cog HTTP API', function () {
       const schemas = (r.body.components as { schemas: Record<string, Record<string, unknown>> }).schemas;
       const props = schemas.Input.properties as Record<string, Record<string, unknown>>;
       assert.deepEqual(Object.keys(props), [
-        'prompt', 'input_audio', 'duration', 'continuation', 'continuation_start', 'continuation_end', 'normalization_strategy',
-        'top_k', 'top_p', 'temperature', 'classifier_free_guidance', 'output_format', 'seed',
+        'prompt', 'input_audio', 'duration', 'continuation', 'continuation_start', 'continuation_end', 'multi_band_diffusion',
+        'normalization_strategy', 'top_k', 'top_p', 'temperature', 'classifier_free_guidance', 'output_format', 'seed',
       ]);
-      assert.deepEqual(Object.values(props).map((p) => p['x-order']), [...Array(13).keys()]);
+      assert.deepEqual(Object.values(props).map((p) => p['x-order']), [...Array(14).keys()]);
       assert.equal(props.input_audio.type, 'string');
       assert.equal(props.input_audio.format, 'uri');
       assert.equal(props.duration.default, 8);
