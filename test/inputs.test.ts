@@ -50,6 +50,7 @@ describe('inputs: one table per command', () => {
     program.parse(['--prompt', 'a', '--prompt', 'b', '--top-k', '5', '--continuation'], { from: 'user' });
     assert.deepEqual(optionValues(program, added), {
       prompt: ['a', 'b'], topK: 5, continuation: true, duration: 8, continuationStart: 0, normalization: 'loudness', topP: 0, temperature: 1, guidance: 3,
+      decoder: 'encodec',
     });
     assert.match(program.helpInformation(), /--guidance <g> +classifier-free guidance scale \(1 = none\) \(≥ 0 and ≤ 100\) \(default: 3\)/);
     const bad = new Command().exitOverride().configureOutput({ writeErr: () => undefined });

@@ -152,15 +152,22 @@ class Attention {
     const out = { weight: await o.get('weight', [C, C]), bias: o.has('bias') ? await o.get('bias', [C]) : undefined };
     return new Attention(part(0), part(1), part(2), out, heads);
   }
-  /** x [B, T, C] attends to src [B, S, C] (src = x for self-attention), no mask. */
-  forward(x: Tensor, src: Tensor): Tensor {
+  /** x [B, T, C] attends to src [B, S, C] (src = x for self-attention), no mask; heads wider than `fusedMax` unfused. */
+  forward(x: Tensor, src: Tensor, fusedMax: number): Tensor {
     const [B, T, C] = x.shape;
     const S = src.shape[1];
     const H = this.heads;
     const D = C / H;
     const split = (t: Tensor, p: Lin, n: number) =>
       ops.permute(ops.linear(t, p.weight, p.bias).reshape([B, n, H, D]), [0, 2, 1, 3]); // B, H, n, D
-    const a = ops.attention(split(x, this.q, T), split(src, this.k, S), split(src, this.v, S));
+    const q = split(x, this.q, T);
+    const k = split(src, this.k, S);
+    const v = split(src, this.v, S);
+    // the fused kernel holds a head in registers (≤ 256 wide); wider heads (a 3072-channel bottleneck has 384)
+    // take the plain softmax(q·kᵀ/√D)·v
+    const a = D <= fusedMax
+      ? ops.attention(q, k, v)
+      : ops.matmul(ops.softmax(ops.scale(ops.matmul(q, k, { transB: true }), 1 / Math.sqrt(D))), v);
     const merged = ops.permute(a, [0, 2, 1, 3]).reshape([B, T, C]);
     return ops.linear(merged, this.out.weight, this.out.bias);
   }
@@ -200,11 +207,11 @@ class TransformerLayer {
       cross ? { attn: await Attention.load(w.pp('cross_attention'), C, TRANSFORMER.heads), norm: await LayerNorm.load(w.pp('norm_cross'), C) } : null,
     );
   }
-  forward(src: Tensor, cond: Tensor | null): Tensor {
-    let x = this.norm1.forward(ops.add(src, this.selfAttn.forward(src, src)));
+  forward(src: Tensor, cond: Tensor | null, fusedMax: number): Tensor {
+    let x = this.norm1.forward(ops.add(src, this.selfAttn.forward(src, src, fusedMax)));
     if (this.cross) {
       if (!cond) throw new Error('DiffusionUnet: a cross-attention transformer needs the condition');
-      x = this.cross.norm.forward(ops.add(x, this.cross.attn.forward(src, cond)));
+      x = this.cross.norm.forward(ops.add(x, this.cross.attn.forward(src, cond, fusedMax)));
     }
     const ff = ops.linear(ops.linear(x, this.linear1.weight, this.linear1.bias, 'relu'), this.linear2.weight, this.linear2.bias);
     return this.norm2.forward(ops.add(x, ff));
@@ -246,6 +253,9 @@ export function nearestIndices(inLen: number, outLen: number): Int32Array {
 }
 
 export class DiffusionUnet {
+  /** Widest attention head run by the fused kernel (ops.attention holds ≤ 256 per row); tests lower it. */
+  fusedHeadLimit = 256;
+
   constructor(
     readonly cfg: DiffusionUnetConfig,
     readonly encoders: EncoderLayer[],
@@ -317,7 +327,7 @@ export class DiffusionUnet {
     }
     if (this.transformer) {
       let h = ops.add(ops.permute(z, [0, 2, 1]), Tensor.from(sinEmbedding(Tz, C), [1, Tz, C], 'f32', x.rt)); // B, Tz, C
-      for (const layer of this.transformer) h = layer.forward(h, crossSrc);
+      for (const layer of this.transformer) h = layer.forward(h, crossSrc, this.fusedHeadLimit);
       z = ops.permute(h, [0, 2, 1]);
     } else {
       z = Tensor.zeros(z.shape, 'f32', x.rt); // no bottleneck module: audiocraft zeroes it

@@ -49,6 +49,22 @@ describe('multi-band diffusion (audiocraft parity)', function () {
     }
   });
 
+  it('a U-Net whose heads are too wide for the fused attention kernel takes the plain one, to the same result', async () => {
+    const unet = mbd.bands[1].unet; // self- and cross-attention
+    const x = await parts.tensor('unet.1.x');
+    const cond = await parts.tensor('unet.1.cond');
+    unet.fusedHeadLimit = 0;
+    try {
+      const y = unet.forward(x, (await parts.i32('unet.1.step'))[0], cond);
+      assertClose((await y.read()) as Float32Array, await parts.f32('unet.1.y'), 'U-Net 1, unfused attention', { rtol: 1e-4, atol: 2e-5 });
+      y.dispose();
+    } finally {
+      unet.fusedHeadLimit = 256;
+      x.dispose();
+      cond.dispose();
+    }
+  });
+
   it('the schedule: betas, and generate_subsampled with a fixed estimator and given noise', async () => {
     const cfg = mbd.bands[0].cfg.schedule;
     assertClose(scheduleBetas(cfg), await parts.f32('schedule.betas'), 'betas', { rtol: 2e-6, atol: 0 });
