@@ -172,15 +172,7 @@ export async function resolveModel(idOrPath: string, opts: ResolveModelOptions =
     );
   }
 
-  const ctx: Ctx = {
-    repoId,
-    endpoint: (opts.endpoint || process.env.HF_ENDPOINT || DEFAULT_ENDPOINT).replace(/\/+$/, ''),
-    revision,
-    token: opts.token ?? (await defaultToken()),
-    fetch: opts.fetch ?? globalThis.fetch.bind(globalThis),
-    retries: opts.retries ?? 3,
-    timeoutMs: opts.timeoutMs ?? 30_000,
-  };
+  const ctx = await hubContext(repoId, revision, opts);
 
   const info = await repoInfo(ctx);
   // Files live under the commit, so every file comes from the same commit even if the branch moves meanwhile.
@@ -189,12 +181,7 @@ export async function resolveModel(idOrPath: string, opts: ResolveModelOptions =
   // The loader prefers an index when the folder has one, so keep using one a Python cache already holds.
   const plan = planFiles(ctx, info.siblings, (await isFile(path.join(snapshot, INDEX_FILE))) || (await isFile(path.join(snapshot, TORCH_INDEX_FILE))));
   await fsp.mkdir(snapshot, { recursive: true });
-  if (info.sha !== undefined && info.sha !== revision) {
-    const ref = path.join(repoDir, 'refs', revision);
-    await fsp.mkdir(path.dirname(ref), { recursive: true });
-    const old = await fsp.readFile(ref, 'utf8').catch(() => null);
-    if (old?.trim() !== info.sha) await writeFileAtomic(ref, info.sha);
-  }
+  await recordRef(repoDir, revision, info.sha);
 
   // The shard list is inside the index: read it first (from the cache, or fetched into memory
   // and written out with the others) so the progress count is right from the start.
@@ -259,7 +246,22 @@ export async function resolveHubFile(repoId: string, file: string, opts: Resolve
     throw new HubError(`Offline mode is on (HF_HUB_OFFLINE) and the hub cache has no ${repoId}/${file} (looked in ${repoDir}); ` +
       'download it once online, or give its path.', 'offline');
   }
-  const ctx: Ctx = {
+  const ctx = await hubContext(repoId, revision, opts);
+  const info = await repoInfo(ctx);
+  if (!info.siblings.includes(file)) throw new HubError(`${repoId} has no file ${file} at revision "${revision}"`, 'not-found');
+  const commit = info.sha ?? revision;
+  const dest = path.join(repoDir, 'snapshots', commit, file);
+  await fsp.mkdir(path.dirname(dest), { recursive: true });
+  await recordRef(repoDir, revision, info.sha);
+  if (!(await isFile(dest))) {
+    await downloadFile(ctx, resolveUrl(ctx, commit, file), file, dest, (received, total) =>
+      opts.onProgress?.({ file, received, total, fileIndex: 0, files: 1 }));
+  }
+  return dest;
+}
+
+async function hubContext(repoId: string, revision: string, opts: ResolveModelOptions): Promise<Ctx> {
+  return {
     repoId,
     endpoint: (opts.endpoint || process.env.HF_ENDPOINT || DEFAULT_ENDPOINT).replace(/\/+$/, ''),
     revision,
@@ -268,22 +270,15 @@ export async function resolveHubFile(repoId: string, file: string, opts: Resolve
     retries: opts.retries ?? 3,
     timeoutMs: opts.timeoutMs ?? 30_000,
   };
-  const info = await repoInfo(ctx);
-  if (!info.siblings.includes(file)) throw new HubError(`${repoId} has no file ${file} at revision "${revision}"`, 'not-found');
-  const commit = info.sha ?? revision;
-  const dest = path.join(repoDir, 'snapshots', commit, file);
-  await fsp.mkdir(path.dirname(dest), { recursive: true });
-  if (info.sha !== undefined && info.sha !== revision) {
-    const ref = path.join(repoDir, 'refs', revision);
-    await fsp.mkdir(path.dirname(ref), { recursive: true });
-    const old = await fsp.readFile(ref, 'utf8').catch(() => null);
-    if (old?.trim() !== info.sha) await writeFileAtomic(ref, info.sha);
-  }
-  if (!(await isFile(dest))) {
-    await downloadFile(ctx, resolveUrl(ctx, commit, file), file, dest, (received, total) =>
-      opts.onProgress?.({ file, received, total, fileIndex: 0, files: 1 }));
-  }
-  return dest;
+}
+
+/** refs/<revision> → the commit the hub named, so the next offline run finds the snapshot. */
+async function recordRef(repoDir: string, revision: string, sha: string | undefined): Promise<void> {
+  if (sha === undefined || sha === revision) return;
+  const ref = path.join(repoDir, 'refs', revision);
+  await fsp.mkdir(path.dirname(ref), { recursive: true });
+  const old = await fsp.readFile(ref, 'utf8').catch(() => null);
+  if (old?.trim() !== sha) await writeFileAtomic(ref, sha);
 }
 
 /** The snapshot folder for `revision` if the cache has one (via refs/ for branch and tag names). */

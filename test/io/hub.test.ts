@@ -15,6 +15,7 @@ import {
   isHubId,
   repoCacheDir,
   resolveModel,
+  resolveHubFile,
   type HubProgress,
 } from '../../src/io/hub.js';
 import { FAKE_SHA, FakeHub, closedPort, type FakeHubOptions } from './hub-server.js';
@@ -185,6 +186,18 @@ describe('io/hub', function () {
       assert.equal(hub.log.length, before, 'second call made requests');
       assert.equal(await resolveModel(REPO, { cacheDir, endpoint: hub.endpoint, fetch: throwingFetch }), dir);
       assert.equal(await resolveModel(REPO, { cacheDir, offline: true, fetch: throwingFetch }), dir);
+    });
+  });
+
+  it('fetches one file of a repo once (multi-band diffusion weights), then reuses it offline', async () => {
+    const cacheDir = await cache();
+    await withHub({}, async (hub) => {
+      await rejectsWith(resolveHubFile(REPO, 'offline.th', { cacheDir, offline: true, fetch: throwingFetch }), 'offline', /offline\.th/);
+      const file = await resolveHubFile(REPO, 'pytorch_model.bin', { cacheDir, endpoint: hub.endpoint });
+      assert.equal(file, path.join(repoCacheDir(cacheDir, REPO), 'snapshots', FAKE_SHA, 'pytorch_model.bin'));
+      assert.equal(await fsp.readFile(file, 'utf8'), 'pickle');
+      assert.equal(await resolveHubFile(REPO, 'pytorch_model.bin', { cacheDir, offline: true, fetch: throwingFetch }), file);
+      await rejectsWith(resolveHubFile(REPO, 'missing.th', { cacheDir, endpoint: hub.endpoint }), 'not-found', /missing\.th/);
     });
   });
 
