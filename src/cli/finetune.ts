@@ -22,7 +22,7 @@ import { cliProgress } from './progress.js';
 import { MusicgenModel } from '../model/musicgen.js';
 import { readDataset, prepareTrainingData } from '../train/data.js';
 import { finetune, TrainingDiverged, OPTION_KEYS, type TrainOptions, type StepInfo } from '../train/loop.js';
-import { TRAIN_INPUTS } from '../inputs.js';
+import { TRAIN_INPUTS, modelSource } from '../inputs.js';
 import { addInputOptions, optionValues, runCli, UsageError } from './inputs.js';
 
 const positiveNumber = (v: string): number => {
@@ -80,7 +80,7 @@ export async function main(argv = process.argv): Promise<void> {
     .name('finetune')
     .description('Fine-tune MusicGen on a folder or tarball of audio files with .txt captions (the Cog trainer\'s data)')
     .exitOverride()
-    .requiredOption('--model <dir|hub-id>', 'model folder in the transformers format, or a hub id');
+    .requiredOption('--model <dir|hub-id|name>', 'model folder in the transformers format, a hub id, or a short name (small, melody-large, …)');
   const inputs = addInputOptions(program, TRAIN_INPUTS);
   program
     .option('--max-dataset-mb <n>', 'most the dataset may hold, decompressed (MiB)', positiveNumber, 2048)
@@ -111,7 +111,7 @@ export async function main(argv = process.argv): Promise<void> {
 
   await initRuntime();
   const download = cliProgress();
-  const dir = await resolveModel(f.model, { cacheDir: f.cacheDir, offline: f.offline, onProgress: download });
+  const dir = await resolveModel(modelSource(f.model), { cacheDir: f.cacheDir, offline: f.offline, onProgress: download });
   download.stop();
   const folder = dirFolder(dir);
   if (path.resolve(dir) === path.resolve(f.output)) throw new UsageError('--output must not be the model folder');
@@ -135,7 +135,7 @@ export async function main(argv = process.argv): Promise<void> {
     const bar = progress();
     try {
       const result = await finetune({
-        model, source: { folder, dir }, modelName: f.model, data, outputDir: f.output, options, resume: f.resume,
+        model, source: { folder, dir }, modelName: modelSource(f.model), data, outputDir: f.output, options, resume: f.resume,
         onStart: ({ totalSteps, startStep, trainable }) => {
           console.log(`${options.loraRank > 0 ? `LoRA rank ${options.loraRank}` : 'full fine-tuning'}: ${trainable.toLocaleString('en')} trainable values, ${totalSteps} steps`);
           bar.onStart(totalSteps, startStep);
