@@ -16,6 +16,8 @@ export { normalizeAudio, integratedLoudness } from './audio/normalize.js';
 export { encodeWav, encodeMp3 } from './audio/encode.js';
 export { SafetensorsFile, SafetensorsCheckpoint, encodeSafetensors } from './io/safetensors.js';
 export { urlFolder, openCheckpointUrl } from './io/url-source.js';
+export { cachedUrlFolder, listStoredModels, clearStoredModels, canStoreWeights, StorageQuotaError, WEIGHT_CACHE } from './io/url-cache.js';
+export type { StoredFile, DownloadProgress, CachedUrlOptions } from './io/url-cache.js';
 export { openCheckpoint } from './io/checkpoint.js';
 export { TorchFile, TorchStateDict, TorchTensor, openTorchStateDict } from './io/pytorch.js';
 export { PyDict, PyGlobal, PyFraction, PyObject, UnpicklingError } from './io/pickle.js';

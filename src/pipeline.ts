@@ -8,6 +8,7 @@ import { initRuntime, type Runtime } from './runtime.js';
 import * as ops from './ops.js';
 import type { ByteSource, CheckpointFolder } from './io/safetensors.js';
 import { UrlSource, urlFolder } from './io/url-source.js';
+import { cachedUrlFolder, type DownloadProgress } from './io/url-cache.js';
 import { MusicgenModel } from './model/musicgen.js';
 import type { AdapterSource } from './model/adapter.js';
 import { generateCodes, AbortError } from './model/generate.js';
@@ -140,7 +141,13 @@ export interface LoadOptions {
   /** Node: cache folder for hub downloads, download progress, offline mode. */
   cacheDir?: string;
   offline?: boolean;
-  onDownload?: (p: { file: string; received: number; total: number; fileIndex: number; files: number }) => void;
+  /** Bytes of the weights as they arrive: hub downloads in Node; in a browser each file's ranged reads (`fromCache`: of those, read from the browser's cache). */
+  onDownload?: (p: DownloadProgress) => void;
+  /**
+   * Browser: keep what is read of a model URL in Cache Storage (keyed by each file's ETag and size), so the next
+   * load reads it from disk, also offline (default true). See listStoredModels / clearStoredModels. Node ignores it.
+   */
+  cache?: boolean;
   /**
    * An audiocraft LM state dict applied on top of the model (a Cog fine-tune's `lm_final.pt`): a file path (Node),
    * an http(s) URL, or any ByteSource. Its LM replaces the model's; keys that fit nothing are an error.
@@ -315,7 +322,8 @@ export class MusicGen {
     const rt = opts.rt ?? (await initRuntime());
     let folder: CheckpointFolder;
     if (typeof source !== 'string') folder = source;
-    else if (/^https?:\/\//.test(source) || !isNode()) folder = urlFolder(source);
+    else if (!isNode()) folder = cachedUrlFolder(source, { cache: opts.cache, onDownload: opts.onDownload });
+    else if (/^https?:\/\//.test(source)) folder = urlFolder(source);
     else if (source === ENCODE_DECODE) {
       throw new InputError('model', `\`${ENCODE_DECODE}\` names no model: it is the server's EnCodec round trip of input_audio (model_version)`);
     } else {

@@ -153,6 +153,36 @@ async function init() {
   }
   drawPlaceholder();
   setState('ready');
+  if (info.browser_bundle && canGpu) showStored().catch((e) => appendLog(`could not list the stored models: ${e.message}`));
+}
+
+/** The "Stored models" card: what the library keeps in this browser's Cache Storage, with the quota. */
+async function showStored() {
+  if (!state.info?.browser_bundle || typeof caches === 'undefined') return;
+  // the library is loaded only if something is stored or a model was loaded in the page
+  if (!state.lib && !(await caches.has('musicgen-weights'))) return;
+  state.lib ??= await import(state.info.browser_bundle);
+  const files = await state.lib.listStoredModels();
+  const mb = (n) => `${(n / 1e6).toFixed(1)} MB`;
+  const list = $('stored');
+  list.textContent = '';
+  for (const f of files) {
+    const li = document.createElement('li');
+    li.textContent = `${f.url.replace(location.origin, '')}: ${mb(f.stored)}${f.stored < f.size ? ` of ${mb(f.size)}` : ''}`;
+    list.append(li);
+  }
+  if (!files.length) list.innerHTML = '<li class="muted">nothing stored</li>';
+  const est = navigator.storage?.estimate ? await navigator.storage.estimate() : null;
+  $('stored-usage').textContent = est?.quota ? `this site uses ${mb(est.usage ?? 0)} of the ${mb(est.quota)} the browser allows it` : '';
+  $('clear-stored').disabled = !files.length;
+  $('stored-card').hidden = false;
+}
+
+async function clearStored() {
+  if (!state.lib) return;
+  const n = await state.lib.clearStoredModels();
+  appendLog(`cleared the stored models (${n} entries)`);
+  await showStored();
 }
 
 function applySchema(openapi) {
@@ -567,9 +597,22 @@ async function runInBrowser(input) {
   const lib = state.lib;
   if (!state.browserModel) {
     setStatus('loading the model into this browser…');
-    state.browserModel = await lib.MusicGen.load(location.origin + info.model_url, {
-      onProgress: (done, total) => { setProgress(done / total); setStatus(`loading weights: ${done} of ${total}`); },
-    });
+    // the weights are kept in Cache Storage: the next visit reads them from disk (download progress shows which)
+    const mb = (n) => `${(n / 1e6).toFixed(1)} MB`;
+    let bytes = '';
+    try {
+      state.browserModel = await lib.MusicGen.load(location.origin + info.model_url, {
+        onDownload: (p) => {
+          const net = p.received - (p.fromCache ?? 0);
+          bytes = p.fromCache && !net ? `, ${mb(p.received)} of ${mb(p.total)} from this browser's storage`
+            : `, ${mb(p.received)} of ${mb(p.total)} (${mb(net)} downloaded)`;
+        },
+        onProgress: (done, total) => { setProgress(done / total); setStatus(`loading weights: ${done} of ${total}${bytes}`); },
+      });
+    } finally {
+      showStored().catch((e) => appendLog(`could not list the stored models: ${e.message}`));
+    }
+    appendLog(`model loaded into this browser${bytes}`);
   }
   const ac = new AbortController();
   state.running = { cancel: () => ac.abort() };
@@ -889,6 +932,7 @@ const clearStaleError = () => {
 $('form').addEventListener('input', clearStaleError);
 $('form').addEventListener('change', clearStaleError);
 $('clear-takes').addEventListener('click', clearTakes);
+$('clear-stored').addEventListener('click', () => clearStored().catch((e) => appendLog(`could not clear: ${e.message}`)));
 $('cancel').addEventListener('click', () => {
   if (state.running) {
     setStatus('canceling…');

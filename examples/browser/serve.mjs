@@ -96,6 +96,9 @@ export function createStaticServer({ root, onRequest } = {}) {
         'Content-Type': TYPES[extname(file).toLowerCase()] ?? 'application/octet-stream',
         'Accept-Ranges': 'bytes',
         'Cache-Control': 'no-store',
+        // what the library keys the weights it keeps in the browser by: a changed file gets a new one
+        ETag: `W/"${st.size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}"`,
+        'Last-Modified': st.mtime.toUTCString(),
       };
       const r = range === undefined ? null : parseRange(range, st.size);
       if (r === 'unsatisfiable') {

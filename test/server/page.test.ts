@@ -247,6 +247,12 @@ describe('server: the web page in headless Chromium', function () {
       assert.ok(Math.abs(d - 0.8) < 0.01, `player duration ${d}`);
       assert.match(await page.getAttribute('#download', 'href') ?? '', /^blob:/);
       assert.match(await page.textContent('#logs') ?? '', /generated in this browser/);
+      // the weights are kept in the browser: the "Stored models" card lists them and clears them
+      await page.waitForFunction(() => !(document.getElementById('stored-card') as HTMLElement).hidden);
+      assert.match(await page.textContent('#stored') ?? '', /\/model\/model\.safetensors: \d+\.\d MB/);
+      assert.match(await page.textContent('#stored-usage') ?? '', /this site uses .* MB of the .* MB/);
+      await page.click('#clear-stored');
+      await page.waitForFunction(() => document.getElementById('stored')!.textContent === 'nothing stored');
       await page.screenshot({ path: join(ARTIFACTS, 'page-webgpu.png'), fullPage: true });
       const colours = await canvasColours(page);
       assert.ok(colours > 300, `picture drawn (${colours} colours)`);
