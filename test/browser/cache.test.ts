@@ -10,31 +10,17 @@
 import assert from 'node:assert/strict';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
+import { CHROMIUM, CHROMIUM_ARGS, ROOT, buildBundle } from './chromium.js';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { createStaticServer, type RequestRecord } from '../../examples/browser/serve.mjs';
 
-const ROOT = join(fileURLToPath(import.meta.url), '..', '..', '..');
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const BUNDLE = '/dist/browser/musicgen.js';
 const COPY_DIR = join(ROOT, 'tmp', `cache-test-${process.pid}`);
 const MODEL_PATH = `/tmp/cache-test-${process.pid}/tiny-musicgen/`;
 const WEIGHTS = `${MODEL_PATH}model.safetensors`;
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--enable-unsafe-webgpu',
-  '--enable-features=Vulkan',
-  '--use-vulkan=native',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 interface Stored { url: string; size: number; stored: number; etag: string }
 interface LoadResult {
@@ -86,8 +72,7 @@ describe('weights kept in the browser (Cache Storage, headless Chromium)', funct
       console.log(`      (skipped: ${CHROMIUM} is absent; install it with tools/install-chromium.sh)`);
       this.skip();
     }
-    execFileSync(process.execPath, [join(ROOT, 'tools', 'embed-shaders.mjs')], { cwd: ROOT, stdio: 'pipe' });
-    execFileSync(process.execPath, [join(ROOT, 'tools', 'build-browser.mjs'), '--quiet'], { cwd: ROOT, stdio: 'pipe' });
+    buildBundle();
     mkdirSync(COPY_DIR, { recursive: true });
     cpSync(join(ROOT, 'weights', 'tiny-musicgen'), join(COPY_DIR, 'tiny-musicgen'), { recursive: true });
     size = statSync(join(ROOT, WEIGHTS)).size;

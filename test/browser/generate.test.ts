@@ -8,31 +8,17 @@
 
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
+import { CHROMIUM, CHROMIUM_ARGS, ROOT, buildBundle } from './chromium.js';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { createStaticServer, parseRange, type RequestRecord } from '../../examples/browser/serve.mjs';
 import { MusicGen, type GenerateRequest } from '../../src/pipeline.js';
 
-const ROOT = join(fileURLToPath(import.meta.url), '..', '..', '..');
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const BUNDLE_DIR = join(ROOT, 'dist', 'browser');
 const MODEL_PATH = '/weights/tiny-musicgen/';
 const WEIGHTS = `${MODEL_PATH}model.safetensors`;
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--enable-unsafe-webgpu',
-  '--enable-features=Vulkan',
-  '--use-vulkan=native',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 interface AdapterReport {
   webgpu: boolean;
@@ -120,8 +106,7 @@ describe('browser build (headless Chromium, WebGPU on SwiftShader)', function ()
       this.skip();
     }
     // Build the bundle as `npm run build:browser` does (the shaders are embedded first).
-    execFileSync(process.execPath, [join(ROOT, 'tools', 'embed-shaders.mjs')], { cwd: ROOT, stdio: 'pipe' });
-    execFileSync(process.execPath, [join(ROOT, 'tools', 'build-browser.mjs'), '--quiet'], { cwd: ROOT, stdio: 'pipe' });
+    buildBundle();
 
     server = createStaticServer({ root: ROOT, onRequest: (r) => requests.push(r) });
     await new Promise<void>((ok) => server!.listen(0, '127.0.0.1', ok));
