@@ -91,7 +91,7 @@ function chunkTimer(t0: number): (c: AudioChunk) => void {
     const end = c.end / c.sampleRate;
     const head = n === 0 ? ' (first audio)' : '';
     process.stderr.write(`chunk ${n++}: ${(c.start / c.sampleRate).toFixed(2)}-${end.toFixed(2)} s of audio at ${at.toFixed(2)} s${head}, ` +
-      `real-time factor so far ${(end / at).toFixed(2)}${c.final ? ', final' : ''}\n`);
+      `real-time factor so far ${(end / at).toPrecision(3)}${c.final ? ', final' : ''}\n`);
   };
 }
 
