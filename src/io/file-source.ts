@@ -67,9 +67,16 @@ export class FileSource implements ByteSource {
 
   async read(offset: number, length: number): Promise<Bytes> {
     checkRange(offset, length);
-    const fh = await this.open();
     // A fresh Uint8Array (not a pooled Buffer) starts at byteOffset 0, so typed views over it are aligned.
     const out = new Uint8Array(length);
+    await this.readInto(offset, out);
+    return out;
+  }
+
+  async readInto(offset: number, out: Uint8Array): Promise<void> {
+    const length = out.byteLength;
+    checkRange(offset, length);
+    const fh = await this.open();
     let done = 0;
     while (done < length) {
       // read() may return fewer bytes than asked; loop until full or end of file.
@@ -80,7 +87,6 @@ export class FileSource implements ByteSource {
       }
       done += bytesRead;
     }
-    return out;
   }
 
   async close(): Promise<void> {

@@ -21,6 +21,8 @@ export interface ByteSource {
   size(): Promise<number>;
   /** Exactly `length` bytes starting at `offset`; the caller owns the result. */
   read(offset: number, length: number): Promise<Bytes>;
+  /** Optional: fills all of `into` with the bytes from `offset` on (a loader reusing one chunk allocates nothing). */
+  readInto?(offset: number, into: Uint8Array): Promise<void>;
   close?(): Promise<void>;
   /** Where the bytes come from, for error messages. */
   readonly label?: string;
@@ -120,7 +122,11 @@ export interface TensorReader {
   has(name: string): boolean;
   info(name: string): TensorInfo;
   readRaw(name: string): Promise<Bytes>;
-  readRawChunks(name: string, chunkBytes: number): AsyncGenerator<Bytes, void, undefined>;
+  /**
+   * The tensor's bytes in chunks of `chunkBytes`. With `scratch` (at least `chunkBytes` long), sources that can read
+   * in place fill it and each chunk is a view of it, valid only until the next one is asked for.
+   */
+  readRawChunks(name: string, chunkBytes: number, scratch?: Uint8Array): AsyncGenerator<Bytes, void, undefined>;
   readF32(name: string): Promise<Float32Array<ArrayBuffer>>;
   readI32(name: string): Promise<Int32Array<ArrayBuffer>>;
   close(): Promise<void>;
@@ -274,15 +280,22 @@ export class SafetensorsFile implements TensorReader {
   }
 
   /** Consecutive pieces of at most `chunkBytes` bytes, so big tensors need not sit in memory twice. */
-  readRawChunks(name: string, chunkBytes: number): AsyncGenerator<Bytes, void, undefined> {
+  readRawChunks(name: string, chunkBytes: number, scratch?: Uint8Array): AsyncGenerator<Bytes, void, undefined> {
     // Checked here, not inside the generator, so mistakes throw at the call rather than at the first next().
     if (!Number.isSafeInteger(chunkBytes) || chunkBytes <= 0) throw new RangeError(`chunkBytes must be a positive integer, got ${chunkBytes}`);
-    return this.chunks(this.entry(name), chunkBytes);
+    if (scratch && scratch.byteLength < chunkBytes) throw new RangeError(`scratch of ${scratch.byteLength} bytes for chunks of ${chunkBytes}`);
+    return this.chunks(this.entry(name), chunkBytes, scratch);
   }
 
-  private async *chunks(e: Entry, chunkBytes: number): AsyncGenerator<Bytes, void, undefined> {
+  private async *chunks(e: Entry, chunkBytes: number, scratch?: Uint8Array): AsyncGenerator<Bytes, void, undefined> {
+    const inPlace = scratch && this.source.readInto ? this.source.readInto.bind(this.source) : null;
     for (let done = 0; done < e.byteLength; done += chunkBytes) {
-      yield await this.source.read(e.fileOffset + done, Math.min(chunkBytes, e.byteLength - done));
+      const n = Math.min(chunkBytes, e.byteLength - done);
+      if (inPlace && scratch) {
+        const view = scratch.subarray(0, n) as Bytes;
+        await inPlace(e.fileOffset + done, view);
+        yield view;
+      } else yield await this.source.read(e.fileOffset + done, n);
     }
   }
 
@@ -503,8 +516,8 @@ export class ShardedCheckpoint implements TensorReader {
     return this.file(name).readRaw(name);
   }
 
-  readRawChunks(name: string, chunkBytes: number): AsyncGenerator<Bytes, void, undefined> {
-    return this.file(name).readRawChunks(name, chunkBytes);
+  readRawChunks(name: string, chunkBytes: number, scratch?: Uint8Array): AsyncGenerator<Bytes, void, undefined> {
+    return this.file(name).readRawChunks(name, chunkBytes, scratch);
   }
 
   readF32(name: string): Promise<Float32Array<ArrayBuffer>> {

@@ -99,9 +99,9 @@ export class MusicgenModel {
         get(target, prop, receiver) {
           const v = Reflect.get(target, prop, receiver) as unknown;
           if (prop === 'readRawChunks') {
-            return (name: string, chunk: number) => {
+            return (name: string, chunk: number, scratch?: Uint8Array) => {
               opts.onProgress!(++loaded, names.length, name);
-              return target.readRawChunks(name, chunk);
+              return target.readRawChunks(name, chunk, scratch);
             };
           }
           return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;

@@ -26,6 +26,11 @@ export interface NamedTensor {
 interface LoadRecord {
   used: Set<string>;
   bound: NamedTensor[];
+  /**
+   * Chunks uploads read into, reused across the load (no 8 MiB allocation per chunk): one per upload in flight
+   * (loaders fetch a norm's weight and bias with Promise.all).
+   */
+  scratch: Uint8Array[];
 }
 
 const CHUNK_BYTES = 8 << 20;
@@ -35,7 +40,7 @@ export class Weights {
     readonly reader: TensorReader,
     readonly rt: Runtime,
     readonly prefix = '',
-    private readonly record: LoadRecord = { used: new Set(), bound: [] },
+    private readonly record: LoadRecord = { used: new Set(), bound: [], scratch: [] },
   ) {}
 
   /** The same checkpoint under `prefix.name`. */
@@ -138,13 +143,23 @@ export class Weights {
   /** Streams `key` into `t` from element `offset` on, as f32. */
   private async upload(key: string, t: Tensor, offset: number): Promise<void> {
     const { dtype } = this.reader.info(key);
-    for await (const chunk of this.reader.readRawChunks(key, CHUNK_BYTES)) {
+    // each chunk is uploaded (copied by the queue) before the next is read into the same scratch
+    const scratch = this.record.scratch.pop() ?? new Uint8Array(CHUNK_BYTES);
+    try {
+      await this.uploadChunks(key, dtype, t, offset, scratch);
+    } finally {
+      this.record.scratch.push(scratch);
+    }
+    this.record.used.add(key);
+  }
+
+  private async uploadChunks(key: string, dtype: Parameters<typeof toF32>[1], t: Tensor, offset: number, scratch: Uint8Array): Promise<void> {
+    for await (const chunk of this.reader.readRawChunks(key, CHUNK_BYTES, scratch)) {
       const values = dtype === 'F32' ? new Float32Array(chunk.buffer, chunk.byteOffset, chunk.byteLength / 4)
         : toF32(chunk, dtype, key);
       t.upload(values, offset);
       offset += values.length;
     }
-    this.record.used.add(key);
   }
 
   private infoChecked(key: string, shape?: Shape): { dtype: Parameters<typeof toF32>[1]; shape: readonly number[] } {

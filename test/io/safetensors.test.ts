@@ -281,6 +281,28 @@ describe('safetensors: chunked reads', () => {
     assert.throws(() => f.readRawChunks('nope', 8), /not found/);
     assert.throws(() => f.readRawChunks('big', 0), /positive integer/);
   });
+
+  it('from a file with a scratch chunk: every chunk is read into it in place (the loader allocates nothing)', async () => {
+    const data = Float32Array.from({ length: 1000 }, (_, i) => i * 0.5);
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'st-scratch-'));
+    const file = path.join(dir, 'm.safetensors');
+    await fsp.writeFile(file, encodeSafetensors({ big: { dtype: 'F32', shape: [1000], data } }));
+    const f = await openSafetensorsFile(file);
+    try {
+      const scratch = new Uint8Array(1024);
+      const copies: Uint8Array[] = [];
+      for await (const c of f.readRawChunks('big', 1024, scratch)) {
+        assert.equal(c.buffer, scratch.buffer, 'a view of the scratch chunk');
+        copies.push(c.slice());
+      }
+      assert.deepEqual(copies.map((c) => c.length), [1024, 1024, 1024, 928]);
+      assert.deepEqual(Buffer.concat(copies), Buffer.from(await f.readRaw('big')));
+      assert.throws(() => f.readRawChunks('big', 2048, scratch), /scratch of 1024 bytes/);
+    } finally {
+      await f.close();
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('safetensors: reference file written by Python safetensors', () => {
