@@ -229,6 +229,7 @@ for r in rows:
 EOF
   cat "$OUT/table.md"
   echo "gpu-bench done in $((SECONDS - START)) s"
+  sleep 1 # let tee write the log's last lines before the device tool collects $OUT
 }
 
 case "${1:-}" in
