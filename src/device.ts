@@ -4,7 +4,11 @@
 export interface GpuContext {
   device: GPUDevice;
   adapterInfo: { vendor: string; architecture: string; description: string };
-  features: { f16: boolean; subgroups: boolean; timestampQuery: boolean };
+  features: {
+    f16: boolean; subgroups: boolean; timestampQuery: boolean;
+    /** WGSL's `packed_4x8_integer_dot_product` language feature (unpack4xI8, dot4I8Packed, …). */
+    packed4x8: boolean;
+  };
   /** Dawn's instance (Node only). Held for the device's whole life: if V8 collects it, Dawn aborts. */
   instance: unknown;
 }
@@ -13,6 +17,11 @@ export interface DeviceOptions {
   /** Dawn options for Node, e.g. ['backend=opengles'] (see the `webgpu` package's README). */
   dawnFlags?: string[];
   powerPreference?: GPUPowerPreference;
+  /**
+   * Features not to use even where the adapter has them (tests run the kernels' fallback paths this way: no
+   * subgroups, no packed 4×8 integer built-ins).
+   */
+  without?: ('subgroups' | 'shader-f16' | 'packed4x8')[];
 }
 
 const NO_ADAPTER_HELP = [
@@ -105,7 +114,8 @@ export async function requestGpu(opts: DeviceOptions = {}): Promise<GpuContext> 
   const adapter = await quiet(() => gpu.requestAdapter({ powerPreference: opts.powerPreference ?? 'high-performance' }));
   if (!adapter) throw new Error(NO_ADAPTER_HELP);
   const wanted: GPUFeatureName[] = ['shader-f16', 'subgroups', 'timestamp-query'];
-  const requiredFeatures = wanted.filter((f) => adapter.features.has(f));
+  const without = opts.without ?? [];
+  const requiredFeatures = wanted.filter((f) => adapter.features.has(f) && !(without as string[]).includes(f));
   // Ask for everything the adapter allows: the defaults (128 MiB bindings, 8 storage buffers) are too small.
   const L = adapter.limits;
   const requiredLimits: Record<string, number> = {
@@ -127,6 +137,7 @@ export async function requestGpu(opts: DeviceOptions = {}): Promise<GpuContext> 
       f16: requiredFeatures.includes('shader-f16'),
       subgroups: requiredFeatures.includes('subgroups'),
       timestampQuery: requiredFeatures.includes('timestamp-query'),
+      packed4x8: !without.includes('packed4x8') && !!gpu.wgslLanguageFeatures?.has('packed_4x8_integer_dot_product'),
     },
     instance,
   };

@@ -2,11 +2,13 @@
 // (camelCase), its CLI flag, type, default, range, choices and description. The library validates options
 // against these tables (errors name the option the caller used), the server renders OpenAPI and validates Cog
 // names from them (src/server/schema.ts), and the CLIs build their flags and help from them and map library
-// errors back to flags (src/cli/inputs.ts). Imports nothing: every layer may read it.
+// errors back to flags (src/cli/inputs.ts). Imports only the bottom layer (quant.ts's dtype names).
 //
 // A field without `cog` is not a Cog input (library and CLI only); without `option`, not a library option
 // (e.g. `output_format`: the library hands back samples, files are the CLI's and the server's business); without
 // `flag`, not on the command line.
+
+import { WEIGHT_DTYPES } from './quant.js';
 
 export type InputType = 'string' | 'integer' | 'number' | 'boolean' | 'file' | 'function';
 
@@ -203,6 +205,17 @@ export const TRAIN_INPUTS: readonly InputField[] = [
   {
     option: 'resume', flag: '--resume <dir>', type: 'string',
     description: 'Continue from a checkpoint folder, or from the newest checkpoint-N in an output folder.',
+  },
+];
+
+/**
+ * How a model is loaded (`MusicGen.load`, and the --dtype flag of generate, probe, bench and serve). No default
+ * here: a converted folder loads in its own dtype, any other in `DEFAULT_DTYPE` (src/quant.ts).
+ */
+export const LOAD_INPUTS: readonly InputField[] = [
+  {
+    option: 'dtype', flag: '--dtype <dtype>', type: 'string', choices: WEIGHT_DTYPES,
+    description: 'How the LM\'s and T5\'s matrices are stored: f32, f16, q8 (int8, a scale per row) or q4 (4-bit, a scale per 32); EnCodec stays f32. Default: a converted folder\'s own, else the README\'s default.',
   },
 ];
 

@@ -3,6 +3,7 @@
 export * from './kernels/elementwise.js';
 export * from './kernels/matmul.js';
 export * from './kernels/gemv.js';
+export * from './kernels/packed.js';
 export * from './kernels/shape.js';
 export * from './kernels/conv.js';
 export * from './kernels/lstm.js';

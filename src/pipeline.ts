@@ -17,8 +17,9 @@ import { extractChroma } from './model/chroma.js';
 import { prepareAudio } from './audio/resample.js';
 import { normalizeAudio, type NormalizationStrategy } from './audio/normalize.js';
 import { decodeAudio, AudioDecodeError, type AudioData } from './audio/decode.js';
-import { InputError, PREDICT_INPUTS, MAX_PROMPT_TOKENS, ENCODE_DECODE, DECODERS, checkOptions, defaultOf, modelSource } from './inputs.js';
+import { InputError, PREDICT_INPUTS, LOAD_INPUTS, MAX_PROMPT_TOKENS, ENCODE_DECODE, DECODERS, checkOptions, defaultOf, modelSource } from './inputs.js';
 import { MultiBandDiffusion, MBD_FILE, MBD_REPO, gaussianNoise } from './model/mbd.js';
+import { DEFAULT_DTYPE, type WeightDType } from './quant.js';
 
 export { AbortError, InputError, MAX_PROMPT_TOKENS };
 export type { AudioData, NormalizationStrategy };
@@ -165,6 +166,11 @@ export interface LoadOptions {
    * once into the hub cache). Loaded on the first request that asks for it.
    */
   mbd?: string | ByteSource;
+  /**
+   * How the LM's and T5's matrices are stored on the GPU (EnCodec stays f32): 'f32', 'f16', 'q8' or 'q4'.
+   * Default: a converted folder's own dtype (`musicgen convert`), else `DEFAULT_DTYPE`.
+   */
+  dtype?: WeightDType;
 }
 
 function now(): number {
@@ -337,7 +343,9 @@ export class MusicGen {
     }
     const lmWeights = typeof opts.lmWeights === 'string' ? await byteSource(opts.lmWeights) : opts.lmWeights;
     const adapter = opts.adapter === undefined ? undefined : await openAdapter(opts.adapter);
-    return new MusicGen(await MusicgenModel.load(folder, { rt, onProgress: opts.onProgress, lmWeights, adapter }), opts);
+    checkOptions(LOAD_INPUTS, { dtype: opts.dtype });
+    const dtype = opts.dtype ?? (await MusicgenModel.storedDType(folder)) ?? DEFAULT_DTYPE;
+    return new MusicGen(await MusicgenModel.load(folder, { rt, onProgress: opts.onProgress, lmWeights, adapter, dtype }), opts);
   }
 
   get sampleRate(): number { return this.model.sampleRate; }

@@ -1,6 +1,6 @@
 // The layer order of src/, checked on every import: a module may import its own layer or any layer below it,
 // never one above. Bottom to top:
-//   base     io/, audio/, dtype.ts           (bytes, files, audio, number formats: no GPU)
+//   base     io/, audio/, dtype.ts, quant.ts (bytes, files, audio, number formats: no GPU)
 //   runtime  runtime.ts, device.ts, wgsl.generated.ts
 //   core     tensor.ts, autograd.ts
 //   kernels  kernels/, ops.ts
@@ -18,7 +18,7 @@ const SRC = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'src')
 
 /** [layer name, paths under src/ (a folder ends with '/')], bottom first. */
 const LAYERS: readonly (readonly [string, readonly string[]])[] = [
-  ['base', ['io/', 'audio/', 'dtype.ts']],
+  ['base', ['io/', 'audio/', 'dtype.ts', 'quant.ts']],
   ['runtime', ['runtime.ts', 'device.ts', 'wgsl.generated.ts']],
   ['core', ['tensor.ts', 'autograd.ts']],
   ['kernels', ['kernels/', 'ops.ts']],

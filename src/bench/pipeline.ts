@@ -4,6 +4,7 @@
 //   decode    EnCodec's decoder on the codes (decodeChunked, which ends with the readback of the audio)
 // Every stage starts after `await rt.sync()` and ends with a sync or a readback, so GPU work lands in its stage.
 
+import { DEFAULT_DTYPE, type WeightDType } from '../quant.js';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Tensor, tidy } from '../tensor.js';
@@ -41,11 +42,12 @@ export async function benchPrompt(dir: string): Promise<string> {
   return BENCH_PROMPT;
 }
 
-export async function loadModel(dir: string, rt: Runtime, log: (s: string) => void): Promise<{ model: MusicgenModel; load_s: number }> {
+export async function loadModel(dir: string, rt: Runtime, log: (s: string) => void, dtype?: WeightDType): Promise<{ model: MusicgenModel; load_s: number }> {
   const t0 = now();
   let last = 0;
   const model = await MusicgenModel.load(dirFolder(dir), {
     rt,
+    dtype: dtype ?? (await MusicgenModel.storedDType(dirFolder(dir))) ?? DEFAULT_DTYPE,
     onProgress: (done, total) => {
       const t = now();
       if (t - last > 5000 || done === total) {

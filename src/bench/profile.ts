@@ -87,19 +87,15 @@ export async function profileModel(model: MusicgenModel, o: { quick: boolean; lo
   // ---- the parts, replayed alone ----
   const h = keep(Tensor.from(randomF32(rows * D, 3), [rows, 1, D], 'f32', rt));
   const hf = keep(Tensor.from(randomF32(rows * F, 4), [rows, 1, F], 'f32', rt));
-  const weightsOf = (l: (typeof lm.layers)[number]): { w: Tensor; x: Tensor; act?: 'gelu' }[] => [
+  const weightsOf = (l: (typeof lm.layers)[number]): { w: ops.Matrix; x: Tensor; act?: 'gelu' }[] => [
     { w: l.selfAttn.q.weight, x: h }, { w: l.selfAttn.k.weight, x: h }, { w: l.selfAttn.v.weight, x: h }, { w: l.selfAttn.out.weight, x: h },
     ...(l.crossAttn ? [{ w: l.crossAttn.q.weight, x: h }, { w: l.crossAttn.out.weight, x: h }] : []),
     { w: l.fc1.weight, x: h, act: 'gelu' as const }, { w: l.fc2.weight, x: hf },
   ];
   const mm = lm.layers.flatMap(weightsOf);
   // the stacked heads (one group for musicgen-small; older layouts had one tensor)
-  const heads: Tensor[] = (lm.heads as unknown as ({ tensor: Tensor } | Tensor)[] | Tensor) instanceof Tensor
-    ? [lm.heads as unknown as Tensor]
-    : (lm.heads as unknown as ({ tensor: Tensor } | Tensor)[]).map((g) => (g instanceof Tensor ? g : g.tensor));
-  const tables: Tensor[] = (lm.embedTokens as unknown as ({ tensor: Tensor } | Tensor)[] | Tensor) instanceof Tensor
-    ? [lm.embedTokens as unknown as Tensor]
-    : (lm.embedTokens as unknown as ({ tensor: Tensor } | Tensor)[]).map((g) => (g instanceof Tensor ? g : g.tensor));
+  const heads: ops.Matrix[] = lm.heads.map((g) => g.tensor);
+  const tables: ops.Matrix[] = lm.embedTokens.map((g) => g.tensor);
   const weightBytes = mm.reduce((s, m) => s + m.w.bytes, 0) + heads.reduce((s, w) => s + w.bytes, 0);
   const matmuls = part('matmuls (library, 8 per layer + heads)', await timeGpu(rt, () => {
     for (const m of mm) ops.linear(m.x, m.w, undefined, m.act ?? 'none');

@@ -4,6 +4,9 @@
 // `--profile` (with --model): where one decode step's time goes, and EnCodec's decoder layer by layer.
 // With --json the last line of stdout is one JSON object; progress goes to stderr.
 
+import { LOAD_INPUTS } from '../inputs.js';
+import { addInputOptions, optionValues } from './inputs.js';
+import type { WeightDType } from '../quant.js';
 import { Command, InvalidArgumentError } from 'commander';
 import { initRuntime } from '../runtime.js';
 import { BENCH_PROMPT, benchPrompt, loadModel, runPipeline, summarise } from '../bench/pipeline.js';
@@ -41,9 +44,11 @@ export async function main(argv = process.argv): Promise<void> {
     .option('--kernels', 'kernel benchmarks (no model needed)')
     .option('--profile', 'with --model: where a decode step and EnCodec decode spend their time')
     .option('--quick', 'fewer iterations (kernels / profile)')
-    .option('--json', 'print one JSON object as the last line')
-    .parse(argv);
+    .option('--json', 'print one JSON object as the last line');
+  const load = addInputOptions(program, LOAD_INPUTS);
+  program.parse(argv);
   const f = program.opts<Flags>();
+  const dtype = optionValues(program, load).dtype as WeightDType | undefined;
   const log = (s: string): void => { process.stderr.write(`${s}\n`); };
   const say = (s: string): void => { if (f.json) log(s); else console.log(s); };
   if (!f.model && !f.kernels) throw new Error('give --model DIR (end to end / --profile) or --kernels');
@@ -57,8 +62,9 @@ export async function main(argv = process.argv): Promise<void> {
   }
 
   if (f.model) {
-    const { model, load_s } = await loadModel(f.model, rt, log);
+    const { model, load_s } = await loadModel(f.model, rt, log, dtype);
     result.load_s = load_s;
+    result.dtype = model.dtype;
     say(`loaded ${f.model} in ${load_s.toFixed(1)} s on ${deviceName(rt)}`);
     const prompt = await benchPrompt(f.model);
     const nTok = model.tokenizer.encode(prompt).length;

@@ -7,7 +7,7 @@ import { Command } from 'commander';
 import { writeFilesAtomic } from '../io/atomic.js';
 import { encodeWav, encodeMp3, wavStreamHeader, pcm16Chunk } from '../audio/encode.js';
 import { MusicGen, readRequest, type AudioChunk, type GenerateRequest, type GenerateResult, type Progress } from '../pipeline.js';
-import { PREDICT_INPUTS } from '../inputs.js';
+import { LOAD_INPUTS, PREDICT_INPUTS } from '../inputs.js';
 import { MBD_FILE, MBD_REPO } from '../model/mbd.js';
 import { addInputOptions, optionValues, runCli, UsageError } from './inputs.js';
 import { cliProgress } from './progress.js';
@@ -113,6 +113,7 @@ export async function main(argv = process.argv): Promise<void> {
     .option('--adapter <file|dir>', 'a LoRA adapter to apply to --model in memory (adapter_model.safetensors with adapter_config.json beside it, as finetune --lora-rank writes)')
     .option('--mbd <path|url>', `multi-band diffusion weights for --decoder mbd (default: ${MBD_REPO}/${MBD_FILE}, fetched once into the hub cache)`);
   const inputs = addInputOptions(program, PREDICT_INPUTS);
+  const load = addInputOptions(program, LOAD_INPUTS);
   program
     .option('--output <file>', 'output file (default output.wav / output.mp3); - streams a WAV to stdout as it is generated (raw decoder output, not normalised)')
     .option('--stream', 'decode while generating and print per-chunk timing to stderr (the file is written, normalised, at the end)')
@@ -135,7 +136,7 @@ export async function main(argv = process.argv): Promise<void> {
   const download = cliProgress();
   let model: MusicGen;
   try {
-    model = await MusicGen.load(f.model, { cacheDir: f.cacheDir, offline: f.offline, onDownload: download, lmWeights: f.lmWeights, adapter: f.adapter, mbd: f.mbd });
+    model = await MusicGen.load(f.model, { cacheDir: f.cacheDir, offline: f.offline, onDownload: download, lmWeights: f.lmWeights, adapter: f.adapter, mbd: f.mbd, ...optionValues(program, load) });
   } finally {
     download.stop();
   }

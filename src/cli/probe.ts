@@ -4,6 +4,9 @@
 // With --demucs: `demucs.mix` f32 [C, N] at the Demucs rate → `demucs.stems` f32 [S, C, N] (the package's
 // source order; apply_model with split, overlap 0.25, shifts 0).
 
+import { LOAD_INPUTS } from '../inputs.js';
+import { addInputOptions, optionValues } from './inputs.js';
+import type { WeightDType } from '../quant.js';
 import { Command } from 'commander';
 import { Tensor, tidy } from '../tensor.js';
 import { initRuntime } from '../runtime.js';
@@ -43,6 +46,8 @@ export interface ProbeOptions {
   demucs?: string;
   /** A multi-band diffusion package (`.th`) for the mbd.* inputs. */
   mbd?: string;
+  /** How the model's matrices are stored (default: the folder's own, f32 unless converted). */
+  dtype?: WeightDType;
 }
 
 /** Runs the model in `modelDir` (and/or the Demucs package) on the inputs present; returns the outputs by name. */
@@ -52,7 +57,7 @@ export async function probe(modelDir: string | undefined, inputs: TensorReader, 
   try {
     const out = demucs ? await demucsProbe(demucs, inputs) : {};
     if (!modelDir) return out;
-    const model = await MusicgenModel.load(dirFolder(modelDir));
+    const model = await MusicgenModel.load(dirFolder(modelDir), { dtype: opts.dtype });
     try {
       Object.assign(out, await runProbe(model, inputs));
       if (inputs.has('mbd.codes')) Object.assign(out, await mbdProbe(model, inputs, opts.mbd));
@@ -232,8 +237,8 @@ async function runProbe(model: MusicgenModel, inputs: TensorReader): Promise<Pro
     out['lm.logits'] = await f32Out(logits);
     for (const t of [ids, mask, codes, logits, ...(chroma ? [chroma] : [])]) t.dispose();
   }
-  // ---- training (src/train): loss and gradients of one teacher-forced batch ----
-  if (inputs.has('train.labels')) {
+  // ---- training (src/train): loss and gradients of one teacher-forced batch (f32 weights only: packed ones are frozen) ----
+  if (inputs.has('train.labels') && model.dtype === 'f32') {
     if (!hasText) throw new Error('train.labels needs text.input_ids and text.attention_mask');
     const shape = inputs.info('train.labels').shape; // [B, T, K]
     const labels = await inputs.readI32('train.labels');
@@ -265,13 +270,15 @@ export async function main(argv = process.argv): Promise<void> {
     .option('--demucs <file>', 'Demucs package (.th) for the demucs.* outputs')
     .requiredOption('--inputs <file>', 'inputs .safetensors')
     .requiredOption('--output <file>', 'outputs .safetensors to write')
-    .option('--mbd <file>', 'multi-band diffusion weights (.th) for the mbd.* inputs')
-    .parse(argv);
+    .option('--mbd <file>', 'multi-band diffusion weights (.th) for the mbd.* inputs');
+  // the folder's own dtype when --dtype is not given (f32 unless converted), so the reference comparison is exact
+  const load = addInputOptions(program, LOAD_INPUTS);
+  program.parse(argv);
   const opts = program.opts<{ model?: string; demucs?: string; inputs: string; output: string; mbd?: string }>();
   if (!opts.model && !opts.demucs) program.error('probe: give --model, --demucs or both');
   await initRuntime();
   const inputs = await openSafetensorsFile(opts.inputs);
-  const out = await probe(opts.model, inputs, { demucs: opts.demucs, mbd: opts.mbd });
+  const out = await probe(opts.model, inputs, { demucs: opts.demucs, mbd: opts.mbd, dtype: optionValues(program, load).dtype as WeightDType | undefined });
   await writeFileAtomic(opts.output, encodeSafetensors(out));
   console.log(`wrote ${Object.keys(out).length} outputs to ${opts.output}: ${Object.keys(out).join(', ')}`);
 }

@@ -6,6 +6,8 @@
 //   curl -s -X POST localhost:5000/predictions -H 'Content-Type: application/json' \
 //     -d '{"input":{"prompt":"calm piano","duration":1}}' | jq -r .output | cut -d, -f2 | base64 -d > out.wav
 
+import { LOAD_INPUTS } from '../inputs.js';
+import { addInputOptions, optionValues } from './inputs.js';
 import { Command, InvalidArgumentError } from 'commander';
 import { createMusicGenServer } from '../server/app.js';
 import { parseModels } from '../server/models.js';
@@ -50,7 +52,7 @@ interface Flags {
 }
 
 export async function main(argv = process.argv): Promise<void> {
-  const f = new Command()
+  const program = new Command()
     .name('serve')
     .description('Serve MusicGen over the Cog HTTP API (predictions, trainings) with a web page, in one process')
     .option('--model <dir|hub-id|name>', 'the one model: a folder in the transformers format, a hub id, or a short name (small, melody-large, …; then also model_version\'s one choice)')
@@ -73,15 +75,15 @@ export async function main(argv = process.argv): Promise<void> {
     .option('--no-trainings', 'do not serve /trainings')
     .option('--cache-dir <dir>', 'where hub downloads are kept (default: the Hugging Face cache)')
     .option('--offline', 'never touch the network for the model; use the hub cache only')
-    .option('--mbd <path|url>', 'multi-band diffusion weights for multi_band_diffusion: true (default: facebook/multiband-diffusion/mbd_musicgen_32khz.th, fetched on first use)')
-    .parse(argv)
-    .opts<Flags>();
+    .option('--mbd <path|url>', 'multi-band diffusion weights for multi_band_diffusion: true (default: facebook/multiband-diffusion/mbd_musicgen_32khz.th, fetched on first use)');
+  const load = addInputOptions(program, LOAD_INPUTS);
+  const f = program.parse(argv).opts<Flags>();
   if ((f.model === undefined) === (f.models === undefined)) throw new Error('give --model (one model) or --models (model_version choices), not both or neither');
   if (f.adapter && f.models) throw new Error('--adapter applies to --model; with --models give each its own in the JSON map ({"name": {"model": …, "adapter": …}})');
   if (f.models) parseModels(f.models);
 
   const app = createMusicGenServer({
-    model: f.model, models: f.models, maxLoaded: f.maxLoaded, adapter: f.adapter, cacheDir: f.cacheDir, offline: f.offline, mbd: f.mbd, maxQueue: f.queue, maxBodyBytes: Math.round(f.maxBodyMb * 2 ** 20),
+    model: f.model, ...optionValues(program, load), models: f.models, maxLoaded: f.maxLoaded, adapter: f.adapter, cacheDir: f.cacheDir, offline: f.offline, mbd: f.mbd, maxQueue: f.queue, maxBodyBytes: Math.round(f.maxBodyMb * 2 ** 20),
     maxDatasetBytes: Math.round(f.maxDatasetMb * 2 ** 20),
     headersTimeoutMs: f.headersTimeout * 1000, requestTimeoutMs: f.requestTimeout * 1000, bodyIdleTimeoutMs: f.bodyTimeout * 1000,
     maxDuration: f.maxDuration, allowUrlInputs: f.allowUrlInputs ?? false, allowPrivateWebhooks: f.allowPrivateWebhooks ?? false, uploadUrl: f.uploadUrl, stream: f.stream ?? false, trainings: f.trainings,

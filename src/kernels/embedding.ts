@@ -6,6 +6,7 @@
 import { Tensor, shapeStr } from '../tensor.js';
 import { record } from '../autograd.js';
 import { launch1d } from './elementwise.js';
+import { PackedMatrix, embeddingPacked, embeddingSumPacked, type Matrix } from './packed.js';
 
 
 /** Σ_k tables[k, ids[b, k, t]] with tables [K, V, D] and ids [B, K, T] → [B, T, D] (shapes already checked). */
@@ -44,8 +45,9 @@ function lookupSumBackward(dOut: Tensor, ids: Tensor, B: number, K: number, T: n
   return grad;
 }
 
-/** table [V, D], ids i32 of any shape → [...ids.shape, D]. Differentiable in the table. */
-export function embedding(table: Tensor, ids: Tensor): Tensor {
+/** table [V, D], ids i32 of any shape → [...ids.shape, D]. Differentiable in an f32 table; a packed one is frozen. */
+export function embedding(table: Matrix, ids: Tensor): Tensor {
+  if (table instanceof PackedMatrix) return embeddingPacked(table, ids);
   if (table.dtype !== 'f32' || table.rank !== 2) throw new Error(`embedding: table must be f32 [V, D], got ${table.dtype} ${shapeStr(table)}`);
   if (ids.dtype !== 'i32') throw new Error(`embedding: ids must be i32, got ${ids.dtype}`);
   const [V, D] = table.shape;
@@ -65,7 +67,8 @@ export function embedding(table: Tensor, ids: Tensor): Tensor {
  * Σ_k tables[k][ids[b, k, t]] for tables [K, V, D] (stacked) and ids i32 [B, K, T] → [B, T, D]: MusicGen's
  * input embedding of K codebook streams. Differentiable in the tables.
  */
-export function embeddingSum(tables: Tensor, ids: Tensor): Tensor {
+export function embeddingSum(tables: Matrix, ids: Tensor): Tensor {
+  if (tables instanceof PackedMatrix) return embeddingSumPacked(tables, ids);
   if (tables.dtype !== 'f32' || tables.rank !== 3) {
     throw new Error(`embeddingSum: tables must be f32 [K, V, D], got ${tables.dtype} ${shapeStr(tables)}`);
   }

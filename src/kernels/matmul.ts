@@ -5,6 +5,7 @@ import { Tensor, shapeStr } from '../tensor.js';
 import { isRecording, record } from '../autograd.js';
 import { unary, sumTo } from './elementwise.js';
 import { gemv, gemvApplies } from './gemv.js';
+import { PackedMatrix, linearPacked, type Matrix } from './packed.js';
 
 export type Activation = 'none' | 'relu' | 'gelu';
 const ACT_ID: Record<Activation, number> = { none: 0, relu: 1, gelu: 2 };
@@ -86,7 +87,8 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   return act !== 'none' && !fuseAct ? unary(act, out) : out;
 }
 
-/** PyTorch's Linear: x·Wᵀ + b with W [out, in]. */
-export function linear(x: Tensor, weight: Tensor, bias?: Tensor, act: Activation = 'none'): Tensor {
+/** PyTorch's Linear: x·Wᵀ + b with W [out, in], f32 or packed (src/kernels/packed.ts). */
+export function linear(x: Tensor, weight: Matrix, bias?: Tensor, act: Activation = 'none'): Tensor {
+  if (weight instanceof PackedMatrix) return linearPacked(x, weight, bias, act);
   return matmul(x, weight, { transB: true, bias, act });
 }

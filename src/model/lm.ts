@@ -8,7 +8,7 @@
 
 import { Tensor, keep } from '../tensor.js';
 import * as ops from '../ops.js';
-import type { NamedTensor, Weights } from './weights.js';
+import type { MatrixOptions, NamedTensor, Weights } from './weights.js';
 import { Linear } from './linear.js';
 
 /** config.json's `decoder` fields the LM uses (MusicgenDecoderConfig / MusicgenMelodyDecoderConfig), as parsed in config.ts. */
@@ -174,7 +174,8 @@ export function sinusoidalPositions(offset: number, T: number, D: number): Float
  * enough for one storage binding (one group for every published model but the stereo-large ones).
  */
 export interface CodebookGroup {
-  tensor: Tensor;
+  /** f32 or packed (the load's weight dtype). */
+  tensor: ops.Matrix;
   first: number;
   size: number;
 }
@@ -210,17 +211,19 @@ export class MusicgenLM {
     const { num_codebooks: K, vocab_size: V, hidden_size: D } = cfg;
     const dec = w.pp('model.decoder');
     const limit = maxGroupBytes ?? w.rt.limits.maxStorageBufferBindingSize;
-    const stackGroups = async (at: Weights, name: (k: number) => string, part: number[], shape: (n: number) => number[]): Promise<CodebookGroup[]> => {
+    const stackGroups = async (at: Weights, name: (k: number) => string, part: number[], shape: (n: number) => number[], matrix: MatrixOptions): Promise<CodebookGroup[]> => {
       const size = Math.max(1, Math.min(K, Math.floor(limit / (part[0] * D * 4))));
       const groups: CodebookGroup[] = [];
       for (let first = 0; first < K; first += size) {
         const n = Math.min(size, K - first);
         const names = Array.from({ length: n }, (_, i) => name(first + i));
-        groups.push({ tensor: await at.getStacked(names, part, shape(n)), first, size: n });
+        groups.push({ tensor: await at.getStacked(names, part, shape(n), matrix), first, size: n });
       }
       return groups;
     };
-    const tables = await stackGroups(dec, (k) => `embed_tokens.${k}.weight`, [V + 1, D], (n) => [n, V + 1, D]);
+    // a q4 model keeps its tables and heads in q8 (see below): both enter the result without averaging
+    const q8Ifq4: MatrixOptions = { dtype: w.dtype === 'q4' ? 'q8' : undefined };
+    const tables = await stackGroups(dec, (k) => `embed_tokens.${k}.weight`, [V + 1, D], (n) => [n, V + 1, D], q8Ifq4);
     // older conversions carry the (recomputed) sinusoidal table: not needed, never fatal
     dec.skip('embed_positions.weights');
     const layers: MusicgenDecoderLayer[] = [];
@@ -228,7 +231,10 @@ export class MusicgenLM {
       layers.push(await MusicgenDecoderLayer.load(dec.pp(`layers.${i}`), cfg, crossAttention));
     }
     const norm = await layerNormLoad(dec.pp('layer_norm'), D);
-    const heads = await stackGroups(w, (k) => `lm_heads.${k}.weight`, [V, D], (n) => [n * V, D]);
+    // The heads feed the logits directly: at 4 bits their own rounding alone is ~8% of the logits (Gaussian
+    // weights, absmax/8 steps), past the q4 budget, so a q4 model keeps its heads in q8 (as llama.cpp's Q4 mixes
+    // keep the output matrix at 6 bits). They are ~4% of musicgen-small's LM.
+    const heads = await stackGroups(w, (k) => `lm_heads.${k}.weight`, [V, D], (n) => [n * V, D], q8Ifq4);
     return new MusicgenLM(cfg, tables, layers, norm, heads, w.bound());
   }
 

@@ -17,6 +17,7 @@ import { EncodecModel } from './encodec.js';
 import { MusicgenLM, type Conditioning } from './lm.js';
 import { parseMusicgenConfig, type MusicgenConfig } from './config.js';
 import { TextTokenizer } from './tokenizer.js';
+import { isWeightDType, WEIGHT_DTYPES, type WeightDType } from '../quant.js';
 
 export type { MusicgenConfig };
 
@@ -39,6 +40,15 @@ async function readJson(folder: CheckpointFolder, name: string, required: boolea
   }
 }
 
+/** config.json's `quantization.dtype` (written by `musicgen convert`), checked; null when absent. */
+function quantizationOf(cfg: Record<string, unknown>, label: string): WeightDType | null {
+  const q = cfg.quantization;
+  if (q === undefined) return null;
+  const dtype = typeof q === 'object' && q !== null ? (q as Record<string, unknown>).dtype : undefined;
+  if (!isWeightDType(dtype)) throw new Error(`${label}/config.json: quantization.dtype must be one of ${WEIGHT_DTYPES.join(', ')}, got ${JSON.stringify(dtype)}`);
+  return dtype;
+}
+
 export class MusicgenModel {
   private constructor(
     readonly cfg: MusicgenConfig,
@@ -53,7 +63,17 @@ export class MusicgenModel {
     readonly rt: Runtime,
     /** Every tensor the loader bound, under its checkpoint key(s). */
     private readonly named: NamedTensor[],
+    /** How the LM's and T5's matrices are stored (EnCodec is always f32). */
+    readonly dtype: WeightDType,
   ) {}
+
+  /**
+   * The weight dtype a folder was converted to (`musicgen convert` records it in config.json's `quantization`),
+   * or null for an ordinary checkpoint.
+   */
+  static async storedDType(folder: CheckpointFolder): Promise<WeightDType | null> {
+    return quantizationOf(await readJson(folder, 'config.json', true), folder.label);
+  }
 
   get isMelody(): boolean { return this.cfg.model_type === 'musicgen_melody'; }
   get sampleRate(): number { return this.cfg.audio_encoder.sampling_rate; }
@@ -63,10 +83,15 @@ export class MusicgenModel {
 
   static async load(
     folder: CheckpointFolder,
-    opts: { rt?: Runtime; onProgress?: LoadProgress; maxGroupBytes?: number; lmWeights?: ByteSource; adapter?: AdapterSource } = {},
+    opts: {
+      rt?: Runtime; onProgress?: LoadProgress; maxGroupBytes?: number; lmWeights?: ByteSource; adapter?: AdapterSource;
+      /** How to store the LM's and T5's matrices; default: the folder's own (f32 unless converted). */
+      dtype?: WeightDType;
+    } = {},
   ): Promise<MusicgenModel> {
     const rt = opts.rt ?? runtime();
     const cfgJson = await readJson(folder, 'config.json', true);
+    const dtype = opts.dtype ?? quantizationOf(cfgJson, folder.label) ?? 'f32';
     let cfg: MusicgenConfig;
     try {
       cfg = parseMusicgenConfig(cfgJson);
@@ -108,7 +133,7 @@ export class MusicgenModel {
         },
       })
       : reader;
-    const w = new Weights(progressReader, rt);
+    const w = Weights.withDType(progressReader, rt, dtype);
     try {
       const t5 = await T5Encoder.load(w.pp('text_encoder'), cfg.text_encoder);
       const D = cfg.decoder.hidden_size;
@@ -125,7 +150,7 @@ export class MusicgenModel {
         throw new Error(`${folder.label}: ${unused.length} tensors were not used, e.g. ${unused.slice(0, 5).join(', ')}`);
       }
       await rt.sync();
-      return new MusicgenModel(cfg, tokenizer, t5, textProj, chromaProj, encodec, lm, rt, w.bound());
+      return new MusicgenModel(cfg, tokenizer, t5, textProj, chromaProj, encodec, lm, rt, w.bound(), dtype);
     } finally {
       await reader.close();
     }
@@ -190,6 +215,7 @@ export class MusicgenModel {
    * frozen), in the LM's load order then the projections'.
    */
   trainableParameters(): NamedTensor[] {
+    if (this.dtype !== 'f32') throw new Error(`fine-tuning needs the model's f32 weights; it was loaded as ${this.dtype} (load it with dtype 'f32')`);
     const proj = new Set(this.projections().flatMap((p) => p.parameters()));
     return [...this.lm.namedParameters(), ...this.named.filter((p) => proj.has(p.tensor))];
   }

@@ -33,7 +33,7 @@ class T5LayerNorm {
 class T5Attention {
   constructor(
     readonly cfg: T5Config,
-    readonly q: Tensor, readonly k: Tensor, readonly v: Tensor, readonly o: Tensor,
+    readonly q: ops.Matrix, readonly k: ops.Matrix, readonly v: ops.Matrix, readonly o: ops.Matrix,
     /** [num_buckets, H], only in block 0. */
     readonly relativeBias: Float32Array | null,
   ) {}
@@ -42,10 +42,10 @@ class T5Attention {
     const inner = cfg.num_heads * cfg.d_kv;
     return new T5Attention(
       cfg,
-      await w.get('q.weight', [inner, cfg.d_model]),
-      await w.get('k.weight', [inner, cfg.d_model]),
-      await w.get('v.weight', [inner, cfg.d_model]),
-      await w.get('o.weight', [cfg.d_model, inner]),
+      await w.getMatrix('q.weight', [inner, cfg.d_model]),
+      await w.getMatrix('k.weight', [inner, cfg.d_model]),
+      await w.getMatrix('v.weight', [inner, cfg.d_model]),
+      await w.getMatrix('o.weight', [cfg.d_model, inner]),
       hasRelativeBias
         ? await w.readF32('relative_attention_bias.weight', [cfg.relative_attention_num_buckets, cfg.num_heads])
         : null,
@@ -94,13 +94,13 @@ export function relativePositionBucket(relative: number, numBuckets: number, max
 }
 
 class T5DenseActDense {
-  constructor(readonly cfg: T5Config, readonly wi: Tensor[], readonly wo: Tensor) {}
+  constructor(readonly cfg: T5Config, readonly wi: ops.Matrix[], readonly wo: ops.Matrix) {}
   static async load(w: Weights, cfg: T5Config): Promise<T5DenseActDense> {
     const gated = cfg.feed_forward_proj.startsWith('gated-');
     const wi = gated
-      ? [await w.get('wi_0.weight', [cfg.d_ff, cfg.d_model]), await w.get('wi_1.weight', [cfg.d_ff, cfg.d_model])]
-      : [await w.get('wi.weight', [cfg.d_ff, cfg.d_model])];
-    return new T5DenseActDense(cfg, wi, await w.get('wo.weight', [cfg.d_model, cfg.d_ff]));
+      ? [await w.getMatrix('wi_0.weight', [cfg.d_ff, cfg.d_model]), await w.getMatrix('wi_1.weight', [cfg.d_ff, cfg.d_model])]
+      : [await w.getMatrix('wi.weight', [cfg.d_ff, cfg.d_model])];
+    return new T5DenseActDense(cfg, wi, await w.getMatrix('wo.weight', [cfg.d_model, cfg.d_ff]));
   }
   forward(x: Tensor): Tensor {
     if (this.wi.length === 1) {
@@ -142,14 +142,15 @@ class T5Block {
 export class T5Encoder {
   constructor(
     readonly cfg: T5Config,
-    readonly embedTokens: Tensor,
+    readonly embedTokens: ops.Matrix,
     readonly blocks: T5Block[],
     readonly finalNorm: T5LayerNorm,
   ) {}
 
   /** `w` at the T5 model's root (`text_encoder`). The token table is tied: saved as `shared` or `encoder.embed_tokens`. */
   static async load(w: Weights, cfg: T5Config): Promise<T5Encoder> {
-    const embed = await w.getAny(['shared.weight', 'encoder.embed_tokens.weight'], [cfg.vocab_size, cfg.d_model]);
+    // a q4 model keeps the token table in q8: it is the residual stream's start, its error is never averaged down
+    const embed = await w.getAny(['shared.weight', 'encoder.embed_tokens.weight'], [cfg.vocab_size, cfg.d_model], { dtype: w.dtype === 'q4' ? 'q8' : undefined });
     const enc = w.pp('encoder');
     const blocks: T5Block[] = [];
     for (let i = 0; i < cfg.num_layers; i++) blocks.push(await T5Block.load(enc.pp(`block.${i}`), cfg, i));
@@ -167,11 +168,12 @@ export class T5Encoder {
     });
   }
 
-  /** Every weight on the GPU (block 0's relative position table lives on the CPU). */
+  /** Every weight on the GPU (block 0's relative position table lives on the CPU); a packed one's words. */
   parameters(): Tensor[] {
+    const t = (m: ops.Matrix): Tensor => (m instanceof ops.PackedMatrix ? m.words : m);
     return [
-      this.embedTokens,
-      ...this.blocks.flatMap((b) => [b.attnNorm.weight, b.attn.q, b.attn.k, b.attn.v, b.attn.o, b.ffNorm.weight, ...b.ff.wi, b.ff.wo]),
+      t(this.embedTokens),
+      ...this.blocks.flatMap((b) => [b.attnNorm.weight, ...[b.attn.q, b.attn.k, b.attn.v, b.attn.o].map(t), b.ffNorm.weight, ...b.ff.wi.map(t), t(b.ff.wo)]),
       this.finalNorm.weight,
     ];
   }

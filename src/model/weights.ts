@@ -5,24 +5,32 @@
 // `namedParameters()` is that record, so saving and checkpointing read the tree the load built, backwards,
 // instead of writing the key paths out again.
 // Tensors are uploaded in chunks straight from the file: loading never holds a whole checkpoint in memory.
+// Matrices (`getMatrix`, `getStacked` with `matrix`) are stored in the load's weight dtype (src/quant.ts): packed a
+// few MiB of rows at a time as they stream in, or uploaded as they are from a folder `musicgen convert` wrote
+// (the `.weight` I8 / U8 / F16 words and a `.weight_scale` F32 tensor beside it).
 
 import { Tensor, keep, type Shape } from '../tensor.js';
 import type { Runtime } from '../runtime.js';
 import type { TensorReader } from '../io/safetensors.js';
 import { toF32 } from '../io/safetensors.js';
+import { PackedMatrix, type Matrix } from '../kernels/packed.js';
+import { dataWords, packRows, packable, scalesPerRow, type PackedFormat, type WeightDType } from '../quant.js';
 
 /**
  * A tensor the loader bound and the checkpoint key(s) it holds: one key, or the keys of the equal parts stacked
  * along dim 0 (the LM's K codebook tables [K, V+1, D] and heads [K·V, D], EnCodec's codebooks).
  */
 export interface NamedTensor {
+  /** The tensor (for a packed matrix, its words). */
   tensor: Tensor;
   names: string[];
   /** The shape of each part under its checkpoint key. */
   partShape: number[];
+  /** Set when the matrix is stored packed (then `tensor` is `packed.words`). */
+  packed?: PackedMatrix;
 }
 
-/** What one load shares across prefixes: the keys read and the tensors bound, in load order. */
+/** What one load shares across prefixes: the keys read, the tensors bound in load order, the matrices' dtype. */
 interface LoadRecord {
   used: Set<string>;
   bound: NamedTensor[];
@@ -31,17 +39,34 @@ interface LoadRecord {
    * (loaders fetch a norm's weight and bias with Promise.all).
    */
   scratch: Uint8Array[];
+  dtype: WeightDType;
 }
 
+/** The suffix of a packed matrix's scales in a converted checkpoint: `fc1.weight` → `fc1.weight_scale`. */
+export const SCALE_SUFFIX = '_scale';
+
 const CHUNK_BYTES = 8 << 20;
+
+/** How one matrix is stored: `dtype` overrides the load's (the LM's heads stay q8 when the rest is q4). */
+export interface MatrixOptions {
+  dtype?: WeightDType;
+}
 
 export class Weights {
   constructor(
     readonly reader: TensorReader,
     readonly rt: Runtime,
     readonly prefix = '',
-    private readonly record: LoadRecord = { used: new Set(), bound: [], scratch: [] },
+    private readonly record: LoadRecord = { used: new Set(), bound: [], scratch: [], dtype: 'f32' },
   ) {}
+
+  /** A loader whose matrices (`getMatrix`, `getStacked` with `matrix`) are stored as `dtype`. */
+  static withDType(reader: TensorReader, rt: Runtime, dtype: WeightDType): Weights {
+    return new Weights(reader, rt, '', { used: new Set(), bound: [], scratch: [], dtype });
+  }
+
+  /** How this load stores matrices. */
+  get dtype(): WeightDType { return this.record.dtype; }
 
   /** The same checkpoint under `prefix.name`. */
   pp(name: string | number): Weights {
@@ -79,17 +104,129 @@ export class Weights {
    * The tensors `names` (each of `partShape`) stacked along dim 0 into one tensor of `shape`: each part is
    * uploaded straight to its place, so no copy of the parts is ever alive beside the stack.
    */
-  async getStacked(names: string[], partShape: Shape, shape: Shape): Promise<Tensor> {
+  async getStacked(names: string[], partShape: Shape, shape: Shape): Promise<Tensor>;
+  async getStacked(names: string[], partShape: Shape, shape: Shape, matrix: MatrixOptions): Promise<Matrix>;
+  async getStacked(names: string[], partShape: Shape, shape: Shape, matrix?: MatrixOptions): Promise<Matrix> {
     const per = partShape.reduce((a, b) => a * b, 1);
     if (per * names.length !== shape.reduce((a, b) => a * b, 1)) {
       throw new Error(`getStacked: ${names.length} parts of [${partShape.join(', ')}] do not make [${shape.join(', ')}]`);
     }
     const keys = names.map((n) => this.key(n));
+    const format = matrix ? this.formatFor(keys, partShape, matrix) : null;
+    if (format) return this.getPacked(keys, partShape, shape, format);
     for (const key of keys) this.infoChecked(key, partShape);
     const t = keep(Tensor.exact(shape, 'f32', this.rt));
     for (let i = 0; i < keys.length; i++) await this.upload(keys[i], t, i * per);
     this.record.bound.push({ tensor: t, names: keys, partShape: [...partShape] });
     return t;
+  }
+
+  /**
+   * A matrix [rows, cols] (a Linear's weight, a table) in the load's dtype; f32 when that is f32 or the rows do not
+   * pack (see `packable`).
+   */
+  async getMatrix(name: string, shape: Shape, opts: MatrixOptions = {}): Promise<Matrix> {
+    return this.getStacked([name], shape, shape, opts);
+  }
+
+  /** The format `keys` (each [..., cols]) are stored in: null for f32. A converted checkpoint's own format wins. */
+  private formatFor(keys: string[], partShape: Shape, opts: MatrixOptions): PackedFormat | null {
+    const stored = keys.map((k) => this.storedFormat(k));
+    if (stored.some((f) => f !== stored[0])) throw new Error(`${keys.join(', ')}: stored in different formats (${stored.join(', ')})`);
+    const wanted = opts.dtype ?? this.record.dtype;
+    const cols = partShape[partShape.length - 1];
+    if (stored[0] === 'q8' || stored[0] === 'q4') {
+      if (wanted !== stored[0]) {
+        throw new Error(`"${keys[0]}" in ${this.reader.label} is stored as ${stored[0]}; load this model with dtype ${stored[0]} (or convert from its f32 weights)`);
+      }
+      return stored[0];
+    }
+    return wanted !== 'f32' && packable(wanted, cols) ? wanted : null;
+  }
+
+  /** q8 / q4 when `key` was written packed by `musicgen convert` (it has a scale tensor), else null. */
+  private storedFormat(key: string): PackedFormat | null {
+    if (!this.reader.has(key + SCALE_SUFFIX)) return null;
+    const { dtype } = this.reader.info(key);
+    if (dtype === 'I8') return 'q8';
+    if (dtype === 'U8') return 'q4';
+    throw new Error(`"${key}" in ${this.reader.label} has a scale tensor but dtype ${dtype} (packed weights are I8 or U8)`);
+  }
+
+  /** Streams the parts `keys` into one packed matrix, packing while reading unless they are packed already. */
+  private async getPacked(keys: string[], partShape: Shape, shape: Shape, format: PackedFormat): Promise<PackedMatrix> {
+    const cols = partShape[partShape.length - 1];
+    const partRows = partShape.slice(0, -1).reduce((a, b) => a * b, 1);
+    const m = PackedMatrix.empty(format, shape, this.rt);
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i];
+      if (this.storedFormat(key)) await this.uploadStored(key, m, format, partShape, i * partRows);
+      else {
+        this.infoChecked(key, partShape);
+        await this.uploadPacking(key, m, i * partRows);
+      }
+    }
+    this.record.bound.push({ tensor: m.words, names: keys, partShape: [...partShape], packed: m });
+    return m;
+  }
+
+  /** A converted checkpoint's words and scales, uploaded as they are. */
+  private async uploadStored(key: string, m: PackedMatrix, format: PackedFormat, partShape: Shape, row: number): Promise<void> {
+    const cols = partShape[partShape.length - 1];
+    const stored = [...partShape.slice(0, -1), format === 'q4' ? cols / 2 : cols];
+    this.infoChecked(key, stored);
+    const rows = partShape.slice(0, -1).reduce((a, b) => a * b, 1);
+    const scaleKey = key + SCALE_SUFFIX;
+    const per = scalesPerRow(format, cols);
+    this.infoChecked(scaleKey, format === 'q8' ? partShape.slice(0, -1) : [...partShape.slice(0, -1), per]);
+    if (this.reader.info(scaleKey).dtype !== 'F32') throw new Error(`"${scaleKey}" in ${this.reader.label} must be F32`);
+    let at = dataWords(format, row, cols);
+    for await (const chunk of this.reader.readRawChunks(key, CHUNK_BYTES)) {
+      if (chunk.byteLength % 4 !== 0) throw new Error(`"${key}": a chunk of ${chunk.byteLength} bytes is not whole words`);
+      const words = chunk.byteOffset % 4 === 0 ? new Int32Array(chunk.buffer, chunk.byteOffset, chunk.byteLength / 4)
+        : new Int32Array(chunk.buffer.slice(chunk.byteOffset, chunk.byteOffset + chunk.byteLength));
+      m.words.upload(words, at);
+      at += words.length;
+    }
+    const scales = await this.reader.readRaw(scaleKey);
+    m.words.upload(new Int32Array(scales.buffer.slice(scales.byteOffset, scales.byteOffset + scales.byteLength)), m.scaleBase + row * per);
+    if (rows * per * 4 !== scales.byteLength) throw new Error(`"${scaleKey}": ${scales.byteLength} bytes for ${rows * per} scales`);
+    this.record.used.add(key);
+    this.record.used.add(scaleKey);
+  }
+
+  /** A float tensor streamed in and packed a batch of whole rows at a time (never the whole tensor in f32). */
+  private async uploadPacking(key: string, m: PackedMatrix, row: number): Promise<void> {
+    const { dtype, shape } = this.reader.info(key);
+    const cols = m.cols;
+    const rows = shape.slice(0, -1).reduce((a, b) => a * b, 1);
+    const batch = Math.max(1, Math.min(rows, Math.floor(CHUNK_BYTES / 4 / cols)));
+    const pending = new Float32Array(batch * cols);
+    const data = new Uint32Array(dataWords(m.format, batch, cols));
+    const scales = new Float32Array(batch * scalesPerRow(m.format, cols));
+    let filled = 0;
+    const flush = (n: number): void => {
+      const words = dataWords(m.format, n, cols);
+      packRows(m.format, pending.subarray(0, n * cols), cols, data, 0, scales, 0);
+      m.uploadRows(row, data.subarray(0, words), scales.subarray(0, n * scalesPerRow(m.format, cols)));
+      row += n;
+    };
+    for await (const chunk of this.reader.readRawChunks(key, CHUNK_BYTES)) {
+      let values = dtype === 'F32' ? new Float32Array(chunk.buffer, chunk.byteOffset, chunk.byteLength / 4) : toF32(chunk, dtype, key);
+      while (values.length > 0) {
+        const take = Math.min(values.length, pending.length - filled);
+        pending.set(values.subarray(0, take), filled);
+        filled += take;
+        values = values.subarray(take);
+        if (filled === pending.length) {
+          flush(batch);
+          filled = 0;
+        }
+      }
+    }
+    if (filled % cols !== 0) throw new Error(`"${key}": ${filled} trailing values are not whole rows of ${cols}`);
+    if (filled > 0) flush(filled / cols);
+    this.record.used.add(key);
   }
 
   /** The tensors bound under this prefix so far, in load order (a network's `namedParameters()`). */
@@ -99,10 +236,12 @@ export class Weights {
   }
 
   /** The first of `names` the checkpoint has (tied tables are saved under either name). */
-  async getAny(names: string[], shape?: Shape): Promise<Tensor> {
+  async getAny(names: string[], shape?: Shape): Promise<Tensor>;
+  async getAny(names: string[], shape: Shape, matrix: MatrixOptions): Promise<Matrix>;
+  async getAny(names: string[], shape?: Shape, matrix?: MatrixOptions): Promise<Matrix> {
     for (const n of names) if (this.has(n)) {
-      for (const other of names) this.skip(other);
-      return this.get(n, shape);
+      for (const other of names) if (other !== n) this.skip(other);
+      return matrix && shape ? this.getMatrix(n, shape, matrix) : this.get(n, shape);
     }
     throw new Error(`none of ${names.map((n) => `"${this.key(n)}"`).join(', ')} is in ${this.reader.label}`);
   }

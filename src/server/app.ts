@@ -22,6 +22,7 @@
 // One job runs on the GPU at a time; by default another gets 409 Conflict, as Cog answers; with `maxQueue` N
 // up to N wait in order. Request bodies are capped; invalid input gets 422 with pydantic-style `detail`.
 
+import type { WeightDType } from '../quant.js';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -57,6 +58,8 @@ export interface ServerOptions {
   models?: string | readonly ModelSpec[];
   /** Models held on the GPU at once; the least recently used is disposed (default 1). */
   maxLoaded?: number;
+  /** How the models' matrices are stored (`MusicGen.load`'s dtype); default: each folder's own, else DEFAULT_DTYPE. */
+  dtype?: WeightDType;
   cacheDir?: string;
   offline?: boolean;
   /** Multi-band diffusion weights for `multi_band_diffusion: true` (path or URL; default the published file, fetched on first use). */
@@ -156,7 +159,7 @@ export function createMusicGenServer(opts: ServerOptions): MusicGenServer {
       const named = opts.models !== undefined;
       const specs = typeof opts.models === 'string' ? parseModels(opts.models)
         : opts.models ?? [{ name: opts.model!, model: opts.model!, adapter: opts.adapter }];
-      const models = new ModelPool(specs, { maxLoaded: opts.maxLoaded, cacheDir: opts.cacheDir, offline: opts.offline, mbd: opts.mbd });
+      const models = new ModelPool(specs, { maxLoaded: opts.maxLoaded, cacheDir: opts.cacheDir, offline: opts.offline, mbd: opts.mbd, dtype: opts.dtype });
       state.models = models;
       // a short name given to --model is also the one model_version the server answers to
       const versions = named || Object.hasOwn(MODEL_VERSIONS, opts.model!);

@@ -5,6 +5,7 @@
 // first. `encode-decode` is a round trip through the EnCodec of another offered model (the first that
 // generates, unless the map names one), so it shares that model's copy.
 
+import type { WeightDType } from '../quant.js';
 import { MusicGen } from '../pipeline.js';
 import { dirFolder } from '../io/file-source.js';
 import { resolveModel } from '../io/hub.js';
@@ -69,6 +70,8 @@ export interface ModelPoolOptions {
   offline?: boolean;
   /** Multi-band diffusion weights (path or URL) for `multi_band_diffusion: true`; each model loads them on first use. */
   mbd?: string;
+  /** How every model's matrices are stored (`MusicGen.load`'s dtype; default: each folder's own, else DEFAULT_DTYPE). */
+  dtype?: WeightDType;
 }
 
 type Log = (line: string) => void;
@@ -162,6 +165,7 @@ export class ModelPool {
     const dir = await this.dir(name, log);
     let lastPct = -1;
     const mg = await MusicGen.load(dirFolder(dir), {
+      dtype: this.opts.dtype,
       adapter: spec.adapter, mbd: this.opts.mbd, cacheDir: this.opts.cacheDir, offline: this.opts.offline,
       onProgress: (done, total) => {
         const pct = Math.floor((100 * done) / Math.max(1, total) / 10) * 10;

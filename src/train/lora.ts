@@ -32,7 +32,7 @@ export class LoraAdapter implements WeightAdapter {
   ) {}
 
   /** The frozen weight W [out, in]. */
-  get base(): Tensor { return this.linear.weight; }
+  get base(): Tensor { return this.linear.f32Weight; }
   /** The checkpoint name of the adapted weight, e.g. `decoder.model.decoder.layers.0.fc1.weight`. */
   get name(): string { return `${this.linear.path}.weight`; }
   /** PEFT's module path. */
@@ -57,7 +57,7 @@ export class Lora {
     if (!Number.isInteger(rank) || rank < 1) throw new Error(`LoRA rank must be a positive integer, got ${rank}`);
     const adapters: LoraAdapter[] = [];
     for (const linear of loraTargets(model)) {
-      const base = linear.weight;
+      const base = linear.f32Weight;
       const [out, inp] = base.shape;
       const bound = 1 / Math.sqrt(inp);
       const a = new Float32Array(rank * inp);

@@ -1,0 +1,124 @@
+// Weight formats for matrices (Linear weights, embedding tables, heads) and their CPU packing, at the bottom of
+// the layers: the loader packs while it streams a checkpoint in, `musicgen convert` writes the packed words to
+// safetensors as they are, and the kernels (src/kernels/packed.ts) read the same words.
+//
+// A matrix [rows, cols] (a PyTorch Linear's [out, in], a table's [V, D]) packs row by row into 32-bit words,
+// element e = row·cols + col at bit ((e mod per) · bits) of word e / per, little end first:
+//   f16  2 per word, IEEE half (round to nearest even)
+//   q8   4 per word, int8 two's complement in [−127, 127], one f32 scale per row: w ≈ scale[row] · q
+//        (absmax / 127: symmetric, so a zero stays exactly zero)
+//   q4   8 per word, a nibble holding q + 8 for q in [−8, 7], one f32 scale per group of 32 along the row:
+//        w ≈ scale[row, col / 32] · q. As llama.cpp's Q4_0, the group's largest-magnitude weight maps to −8
+//        exactly (scale = that weight / −8), a step of absmax/8 instead of absmax/7.
+// The words are little-endian bytes, so a q8 matrix is its int8 values in order (safetensors I8 [rows, cols]) and a
+// q4 matrix is two nibbles per byte, low nibble first (U8 [rows, cols / 2]); the scales follow in their own tensor.
+// Kernels read a lane's 4 consecutive words (a vec4<u32>) at a time, so cols must be a multiple of 8 (f16), 16
+// (q8) or 32 (q4); a matrix that is not stays f32 (`packable`).
+
+import { f16ToF32, f32ToF16Bits } from './dtype.js';
+
+export const WEIGHT_DTYPES = ['f32', 'f16', 'q8', 'q4'] as const;
+/** How a model's matrices are stored on the GPU. Everything else (norms, biases, EnCodec) stays f32. */
+export type WeightDType = (typeof WEIGHT_DTYPES)[number];
+export type PackedFormat = Exclude<WeightDType, 'f32'>;
+/** What `MusicGen.load` and the CLIs use when no dtype is given and the folder is not converted (README: why). */
+export const DEFAULT_DTYPE: WeightDType = 'f32';
+
+/** Elements per 32-bit word. */
+export const PER_WORD: Readonly<Record<PackedFormat, number>> = { f16: 2, q8: 4, q4: 8 };
+/** q4's group along a row (one scale each). */
+export const Q4_GROUP = 32;
+
+export function isWeightDType(s: unknown): s is WeightDType {
+  return typeof s === 'string' && (WEIGHT_DTYPES as readonly string[]).includes(s);
+}
+
+/** Whether rows of `cols` elements can be stored as `format` (each row a whole number of 4-word lane loads). */
+export function packable(format: PackedFormat, cols: number): boolean {
+  return cols > 0 && cols % (PER_WORD[format] * 4) === 0;
+}
+
+/** Scales per row: 0 (f16), 1 (q8), cols/32 (q4). */
+export function scalesPerRow(format: PackedFormat, cols: number): number {
+  return format === 'f16' ? 0 : format === 'q8' ? 1 : cols / Q4_GROUP;
+}
+
+/** Words of packed data for `rows` rows (the scales are counted apart). */
+export function dataWords(format: PackedFormat, rows: number, cols: number): number {
+  return (rows * cols) / PER_WORD[format];
+}
+
+/**
+ * Packs whole rows of `src` (rows × cols, f32) as `format`: the words into `data` from word `dataAt`, the scales
+ * into `scales` from `scaleAt`.
+ */
+export function packRows(
+  format: PackedFormat, src: Float32Array, cols: number,
+  data: Uint32Array, dataAt: number, scales: Float32Array, scaleAt: number,
+): void {
+  const rows = src.length / cols;
+  if (!Number.isInteger(rows)) throw new Error(`packRows: ${src.length} values are not whole rows of ${cols}`);
+  if (!packable(format, cols)) throw new Error(`packRows: rows of ${cols} cannot be stored as ${format}`);
+  if (format === 'f16') {
+    for (let i = 0, w = dataAt; i < src.length; i += 2, w++) data[w] = (f32ToF16Bits(src[i]) | (f32ToF16Bits(src[i + 1]) << 16)) >>> 0;
+    return;
+  }
+  if (format === 'q8') {
+    for (let r = 0; r < rows; r++) {
+      const o = r * cols;
+      let amax = 0;
+      for (let c = 0; c < cols; c++) amax = Math.max(amax, Math.abs(src[o + c]));
+      const scale = Math.fround(amax / 127);
+      scales[scaleAt + r] = scale;
+      const inv = scale > 0 ? 1 / scale : 0;
+      let w = dataAt + o / 4;
+      for (let c = 0; c < cols; c += 4, w++) {
+        let word = 0;
+        for (let j = 0; j < 4; j++) {
+          const q = Math.max(-127, Math.min(127, Math.round(src[o + c + j] * inv)));
+          word |= (q & 0xff) << (8 * j);
+        }
+        data[w] = word >>> 0;
+      }
+    }
+    return;
+  }
+  const groups = src.length / Q4_GROUP;
+  for (let g = 0; g < groups; g++) {
+    const o = g * Q4_GROUP;
+    let amax = 0;
+    let max = 0;
+    for (let c = 0; c < Q4_GROUP; c++) {
+      const v = src[o + c];
+      if (Math.abs(v) > amax) { amax = Math.abs(v); max = v; }
+    }
+    const scale = Math.fround(max / -8);
+    scales[scaleAt + g] = scale;
+    const inv = scale !== 0 ? 1 / scale : 0;
+    let w = dataAt + o / 8;
+    for (let c = 0; c < Q4_GROUP; c += 8, w++) {
+      let word = 0;
+      for (let j = 0; j < 8; j++) {
+        const q = Math.max(-8, Math.min(7, Math.round(src[o + c + j] * inv)));
+        word |= (q + 8) << (4 * j);
+      }
+      data[w] = word >>> 0;
+    }
+  }
+}
+
+/** The f32 values of packed rows (for tests and CPU references): rows × cols. */
+export function unpackRows(
+  format: PackedFormat, data: Uint32Array, scales: Float32Array, rows: number, cols: number,
+): Float32Array {
+  const out = new Float32Array(rows * cols);
+  const per = PER_WORD[format];
+  for (let e = 0; e < out.length; e++) {
+    const word = data[Math.floor(e / per)];
+    const slot = e % per;
+    if (format === 'f16') out[e] = f16ToF32((word >>> (16 * slot)) & 0xffff);
+    else if (format === 'q8') out[e] = scales[Math.floor(e / cols)] * (((word >>> (8 * slot)) << 24) >> 24);
+    else out[e] = scales[Math.floor(e / Q4_GROUP)] * (((word >>> (4 * slot)) & 0xf) - 8);
+  }
+  return out;
+}
