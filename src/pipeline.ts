@@ -122,8 +122,8 @@ export interface GenerateResult {
   timings: { text_s: number; generate_s: number; decode_s: number; total_s: number; per_step_ms: number };
 }
 
-/** What `encodeDecode` reads: the audio, the slice of it, the normalisation. */
-export type EncodeDecodeRequest = Pick<GenerateRequest, 'inputAudio' | 'continuationStart' | 'continuationEnd' | 'normalization' | 'signal'>;
+/** What `encodeDecode` reads: the audio, the slice of it, the decoder (with `mbd`, the seed of its noise), the normalisation. */
+export type EncodeDecodeRequest = Pick<GenerateRequest, 'inputAudio' | 'continuationStart' | 'continuationEnd' | 'decoder' | 'seed' | 'normalization' | 'signal'>;
 
 export interface EncodeDecodeResult {
   /** [channel] samples at `sampleRate`. */
@@ -448,7 +448,8 @@ export class MusicGen {
 
   /**
    * Cog's `model_version: encode-decode`: the audio input (sliced by `continuationStart`/`continuationEnd`, at the
-   * model's rate and channels) encoded by EnCodec and decoded again, normalised as asked; nothing is generated.
+   * model's rate and channels) encoded by EnCodec and decoded again (by `decoder`), normalised as asked; nothing
+   * is generated.
    */
   async encodeDecode(request: EncodeDecodeRequest): Promise<EncodeDecodeResult> {
     if (request.inputAudio == null) throw new InputError('inputAudio', 'is required: it is what is encoded and decoded');
@@ -458,7 +459,9 @@ export class MusicGen {
     if (req.signal?.aborted) throw new AbortError();
     const { codes, frames } = await this.encodeClip(clip);
     if (req.signal?.aborted) throw new AbortError();
-    const audio = await this.decode(codes, frames);
+    const audio = req.decoder === 'mbd'
+      ? await this.decodeMbd(await this.multiBandDiffusion(), codes, frames, req.seed ?? randomSeed())
+      : await this.decode(codes, frames);
     return {
       audio: req.normalization === 'none' ? audio : normalizeAudio(audio, this.sampleRate, req.normalization),
       sampleRate: this.sampleRate, codes, numCodebooks: this.model.lm.numCodebooks, frames,

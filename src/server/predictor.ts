@@ -227,6 +227,7 @@ async function encodeDecode(musicgen: MusicGen, job: Job, ctx: JobContext, input
   try {
     result = await musicgen.encodeDecode({
       inputAudio, continuationStart: opts.continuationStart, continuationEnd: opts.continuationEnd, normalization: opts.normalization, signal: ctx.signal,
+      decoder: v.multi_band_diffusion === true ? 'mbd' : 'encodec', seed: opts.seed,
     });
   } catch (e) {
     if (e instanceof AbortError || ctx.signal.aborted) throw new CanceledError();

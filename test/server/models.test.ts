@@ -195,3 +195,25 @@ describe('ModelPool: --max-loaded 2', function () {
     assert.equal(pool.peek('a'), null);
   });
 });
+
+describe('encode-decode with multi_band_diffusion', function () {
+  this.timeout(300_000);
+  it('decodes the round trip\'s codes with MBD instead of EnCodec\'s decoder (the decoder itself: test/model/mbd.test.ts)', async () => {
+    const TH = join(REPO, 'test', 'fixtures', 'mbd', 'tiny.th');
+    const clip = dataUri(wav(0.06)); // 3 frames: diffusion is slow on the CPU
+    const s = await startServer({ model: undefined, models: 'encode-decode', mbd: TH }).catch((e: Error) => e);
+    assert.ok(s instanceof Error && /encode-decode needs a model for its EnCodec/.test(s.message), String(s));
+    const t = await startServer({ model: undefined, models: JSON.stringify({ small: TINY, 'encode-decode': 'small' }), mbd: TH });
+    try {
+      const input = { model_version: 'encode-decode', input_audio: clip, seed: 5, normalization_strategy: 'none' };
+      const plain = await request(t.base, 'POST', '/predictions', { input });
+      const mbd = await request(t.base, 'POST', '/predictions', { input: { ...input, multi_band_diffusion: true } });
+      assert.equal(mbd.body.status, 'succeeded', String(mbd.body.error));
+      const [a, b] = [plain, mbd].map((r) => dataUriBytes(r.body.output).bytes);
+      assert.equal(wavInfo(b).seconds, wavInfo(a).seconds);
+      assert.notDeepEqual(b, a, 'another decoder');
+    } finally {
+      await t.app.close();
+    }
+  });
+});
