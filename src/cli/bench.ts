@@ -2,6 +2,7 @@
 // tools/bench_torch.py: T5 on a 16-token prompt, S seconds with guidance 3 and top-k 250, EnCodec decode).
 // `npm run bench -- --kernels`: kernel throughput beside the machine's measured memory bandwidth.
 // `--profile` (with --model): where one decode step's time goes, and EnCodec's decoder layer by layer.
+// `npm run bench -- --demucs FILE.th --seconds 30`: HTDemucs separation (src/bench/demucs.ts).
 // With --json the last line of stdout is one JSON object; progress goes to stderr.
 
 import { LOAD_INPUTS } from '../inputs.js';
@@ -13,6 +14,7 @@ import { BENCH_PROMPT, benchPrompt, loadModel, runPipeline, summarise } from '..
 import { runKernelBench } from '../bench/kernels.js';
 import { profileModel } from '../bench/profile.js';
 import { deviceName, fmtSpread } from '../bench/util.js';
+import { runDemucsBench } from '../bench/demucs.js';
 
 const number = (name: string) => (v: string): number => {
   const n = Number(v);
@@ -22,6 +24,7 @@ const number = (name: string) => (v: string): number => {
 
 interface Flags {
   model?: string;
+  demucs?: string;
   seconds: number;
   json?: boolean;
   kernels?: boolean;
@@ -41,6 +44,7 @@ export async function main(argv = process.argv): Promise<void> {
     .option('--repeat <n>', 'timed runs (medians reported, spread beside them)', number('--repeat'), 1)
     .option('--warmup <n>', 'untimed short runs first (pipeline compilation)', number('--warmup'), 1)
     .option('--seed <n>', 'sampling seed', number('--seed'), 0)
+    .option('--demucs <file>', 'Demucs package: time the separation of a --seconds long stereo clip')
     .option('--kernels', 'kernel benchmarks (no model needed)')
     .option('--profile', 'with --model: where a decode step and EnCodec decode spend their time')
     .option('--quick', 'fewer iterations (kernels / profile)')
@@ -51,7 +55,7 @@ export async function main(argv = process.argv): Promise<void> {
   const dtype = optionValues(program, load).dtype as WeightDType | undefined;
   const log = (s: string): void => { process.stderr.write(`${s}\n`); };
   const say = (s: string): void => { if (f.json) log(s); else console.log(s); };
-  if (!f.model && !f.kernels) throw new Error('give --model DIR (end to end / --profile) or --kernels');
+  if (!f.model && !f.kernels && !f.demucs) throw new Error('give --model DIR (end to end / --profile), --demucs FILE.th or --kernels');
 
   const rt = await initRuntime();
   const result: Record<string, unknown> = { impl: 'webgpu', device: deviceName(rt) };
@@ -59,6 +63,12 @@ export async function main(argv = process.argv): Promise<void> {
   if (f.kernels) {
     const k = await runKernelBench(rt, { quick: !!f.quick, log, say });
     result.kernels = k;
+  }
+
+  if (f.demucs) {
+    const d = await runDemucsBench(rt, f.demucs, { seconds: f.seconds, repeat: f.repeat, warmup: f.warmup, log: say });
+    say(`demucs: ${f.seconds} s in ${fmtSpread(d.separate_s, 2)} s (${d.segments} segments, ${fmtSpread(d.per_segment_s, 2)} s each)`);
+    result.demucs = { file: f.demucs, ...d, peak_rss_mb: process.resourceUsage().maxRSS / 1024 };
   }
 
   if (f.model) {

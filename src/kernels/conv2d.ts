@@ -6,6 +6,10 @@
 import { Tensor, shapeStr, checkF32 } from '../tensor.js';
 import { launch1d, add } from './elementwise.js';
 import { matmul } from './matmul.js';
+import { concat } from './shape.js';
+
+/** The most bytes of im2col columns made at once. */
+const COLS_BYTES = 64 << 20;
 
 export type Pair = number | readonly [number, number];
 
@@ -23,6 +27,8 @@ export interface Conv2dOptions {
   stride?: Pair;
   /** zeros on both sides of each axis */
   padding?: Pair;
+  /** The most bytes of im2col columns made at once (default 64 MiB, at most the binding limit). */
+  columnBytes?: number;
 }
 
 /**
@@ -44,22 +50,40 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor, opts: Conv2dOpt
   if (Ho < 1 || Wo < 1) throw new Error(`conv2d: input ${shapeStr(x)} is smaller than the kernel ${kh}×${kw}`);
   const rt = x.rt;
   const K = Cin * kh * kw;
-  let cols: Tensor;
-  if (kh === 1 && kw === 1 && sh === 1 && sw === 1 && ph === 0 && pw === 0) {
-    cols = x.reshape([B, Cin, H * W]);
-  } else {
-    cols = Tensor.empty([B, K, Ho * Wo], 'f32', rt);
-    rt.dispatch({
-      shader: 'im2col',
-      params: { n: cols.size, Cin, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo },
-      bindings: [x.binding(), cols.binding()],
-      workgroups: launch1d(rt, cols.size),
-    });
-  }
   const w2 = weight.reshape([Cout, K]);
-  const y = matmul(w2, cols); // [B, Cout, Ho·Wo]
+  let y: Tensor;
+  if (kh === 1 && kw === 1 && sh === 1 && sw === 1 && ph === 0 && pw === 0) {
+    const x3 = x.reshape([B, Cin, H * W]);
+    y = matmul(w2, x3); // [B, Cout, H·W]
+    x3.dispose();
+  } else {
+    // im2col in bands of output rows, each within the storage binding limit (a 3×3 conv over HTDemucs's first
+    // frequency layer would need ~300 MB of columns at once); the bands' outputs are joined along the rows
+    const maxCols = Math.min(rt.limits.maxStorageBufferBindingSize, opts.columnBytes ?? COLS_BYTES) / 4;
+    const band = Math.max(1, Math.min(Ho, Math.floor(maxCols / (B * K * Wo))));
+    const parts: Tensor[] = [];
+    for (let h0 = 0; h0 < Ho; h0 += band) {
+      const rows = Math.min(band, Ho - h0);
+      const cols = Tensor.empty([B, K, rows * Wo], 'f32', rt);
+      rt.dispatch({
+        shader: 'im2col',
+        params: { n: cols.size, Cin, H, W, kh, kw, sh, sw, ph, pw, Ho: rows, Wo, h0 },
+        bindings: [x.binding(), cols.binding()],
+        workgroups: launch1d(rt, cols.size),
+      });
+      const part = matmul(w2, cols); // [B, Cout, rows·Wo]
+      cols.dispose();
+      parts.push(part.reshape([B, Cout, rows, Wo]));
+      part.dispose();
+    }
+    if (parts.length === 1) {
+      y = parts[0]!;
+    } else {
+      y = concat(parts, 2);
+      for (const p of parts) p.dispose();
+    }
+  }
   w2.dispose();
-  cols.dispose();
   const y4 = y.reshape([B, Cout, Ho, Wo]);
   y.dispose();
   if (!bias) return y4;

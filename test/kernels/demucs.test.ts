@@ -53,6 +53,9 @@ describe('kernels: Demucs (GroupNorm, conv2d, GLU, FFT, STFT)', () => {
     for (const [name, stride, padding] of conv) {
       it(`conv2d ${name}`, () => run(`conv2d.${name}`, ['x', 'w', 'b'], (x, w, b) => ops.conv2d(x, w, b, { stride, padding }), CONV));
     }
+    it('conv2d k3 in bands of output rows (columns over the byte budget)', () =>
+      // 2 × 54 × 7 floats per output row: a 3000-byte budget gives bands of 1 row over the 8
+      run('conv2d.k3', ['x', 'w', 'b'], (x, w, b) => ops.conv2d(x, w, b, { padding: 1, columnBytes: 3000 }), CONV));
     const convt: [string, [number, number]][] = [['freq', [4, 1]], ['general', [2, 3]]];
     for (const [name, stride] of convt) {
       it(`convTranspose2d ${name}`, () => run(`convt2d.${name}`, ['x', 'w', 'b'], (x, w, b) => ops.convTranspose2d(x, w, b, { stride }), CONV));
