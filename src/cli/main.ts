@@ -3,7 +3,7 @@
 // module with its own flags; this file only picks the module, so `musicgen serve` never loads the trainer.
 // `npm run generate -- …` and the other npm scripts run this same file after building.
 
-type Command = 'generate' | 'finetune' | 'serve' | 'probe' | 'bench';
+type Command = 'generate' | 'finetune' | 'serve' | 'probe' | 'bench' | 'convert';
 
 const COMMANDS: Record<Command, { about: string; load: () => Promise<{ run: (argv: string[]) => void }> }> = {
   generate: { about: 'generate music from a prompt, a melody or a clip to continue', load: () => import('./generate.js') },
@@ -11,6 +11,7 @@ const COMMANDS: Record<Command, { about: string; load: () => Promise<{ run: (arg
   serve: { about: 'the Cog-compatible HTTP server and the web page', load: () => import('./serve.js') },
   probe: { about: 'run each network on given inputs (parity checks against PyTorch)', load: () => import('./probe.js') },
   bench: { about: 'benchmarks: end to end, kernels, decode-step profile', load: () => import('./bench.js') },
+  convert: { about: 'copy a model with its matrices in f16, q8 or q4', load: () => import('./convert.js') },
 };
 
 function usage(): string {

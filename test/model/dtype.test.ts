@@ -12,6 +12,9 @@ import { probe } from '../../src/cli/probe.js';
 import { MusicgenModel } from '../../src/model/musicgen.js';
 import { dirFolder } from '../../src/io/file-source.js';
 import { PackedMatrix } from '../../src/kernels/packed.js';
+import { convert } from '../../src/cli/convert.js';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 
 function relRms(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let num = 0;
@@ -58,4 +61,30 @@ describe('weight dtypes: accuracy against transformers f32 (tiny text model)', (
       q8.dispose();
     }
   });
+});
+
+describe('musicgen convert: a packed folder that loads as it is', () => {
+  before(async () => {
+    await gpu();
+  });
+  for (const dtype of ['q8', 'q4'] as const) {
+    it(`${dtype}: the converted folder loads in ${dtype} and gives the same outputs as packing at load`, async () => {
+      const out = await mkdtemp(join(tmpdir(), `convert-${dtype}-`));
+      try {
+        const src = join(FIXTURES, 'models', 'text-mono');
+        await convert(src, dtype, out);
+        const cfg = JSON.parse(await readFile(join(out, 'config.json'), 'utf8')) as { quantization: { dtype: string } };
+        assert.equal(cfg.quantization.dtype, dtype);
+        const inputs = await Fixture.open('probe/text-mono.inputs.safetensors');
+        const direct = await probe(src, inputs.file, { dtype });
+        const converted = await probe(out, inputs.file); // no dtype: the folder's own
+        for (const name of ['lm.logits', 'text.hidden', 'encodec.decoded']) {
+          assert.deepEqual(converted[name].data, direct[name].data, `${name} differs`);
+        }
+        await assert.rejects(probe(out, inputs.file, { dtype: 'f32' }), /is stored as q[48]; load this model with dtype q[48]/);
+      } finally {
+        await rm(out, { recursive: true, force: true });
+      }
+    });
+  }
 });
