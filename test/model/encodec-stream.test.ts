@@ -74,6 +74,23 @@ describe('EnCodec decoded incrementally', function () {
     model.dispose();
   });
 
+  it('every model folder of the fixtures (melody, stereo, legacy weight_g names): streamed = one-shot within 1e-5', async () => {
+    for (const name of ['melody-mono', 'melody-mono-wg', 'text-stereo']) {
+      const model = await MusicgenModel.load(dirFolder(join(FIXTURES, 'models', name)));
+      const enc = model.encodec;
+      const T = 37;
+      const K = enc.numQuantizers;
+      const data = Int32Array.from({ length: K * T }, (_, i) => (i * 7919 + 13) % enc.cfg.codebook_size); // any codes
+      const codes = Tensor.from(data, [1, K, T], 'i32');
+      const whole = enc.decode(codes);
+      const expected = (await whole.read()) as Float32Array;
+      const { audio } = await streamed(enc, codes, [2, 9]);
+      assert.ok(maxDiff(audio, expected) <= 1e-5, `${name}: max diff ${maxDiff(audio, expected)}`);
+      for (const t of [codes, whole]) t.dispose();
+      model.dispose();
+    }
+  });
+
   for (const name of ['causal', 'causal-half-trim', 'groupnorm-constant']) {
     it(`${name}: streamed = one-shot within 1e-5`, async () => {
       const rt = await gpu();
