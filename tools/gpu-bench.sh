@@ -17,7 +17,7 @@
 #
 # There, per model size in $GPU_BENCH_MODELS (default "small large"): tools/make_bench_model.py --size S
 # --device cuda (random weights, the published architecture), tools/bench_torch.py --device cuda (f32, then f16),
-# then `bench --dtype D` for every D that `bench --help` lists for --dtype (f32 alone when it has none). Every
+# then `bench --dtype D` for every D that `bench --dtype` accepts (f32 alone when it has none). Every
 # step has a time limit, and steps that would start after $GPU_BENCH_BUDGET_S seconds (default 540, inside the
 # device tool's 10-minute command) are skipped and marked so: what finished always comes back.
 #
@@ -163,9 +163,10 @@ run_there() {
   } >"$OUT/env.txt"
   cat "$OUT/env.txt"
 
-  # the dtypes `bench --dtype` accepts (commander prints `(choices: "f32", "f16", …)`), f32 alone without --dtype
+  # the dtypes `bench --dtype` accepts: given an invalid one, commander lists them while parsing ("Allowed choices
+  # are f32, f16, q8, q4."), before any GPU work; f32 alone (no flag) when bench has no --dtype
   local DTYPES
-  DTYPES=${GPU_BENCH_DTYPES:-$("$NODE" "$BENCH" --help 2>/dev/null | tr '\n' ' ' | grep -oE -- '--dtype[^-]*choices: [^)]*' | grep -oE '"[a-z0-9]+"' | tr -d '"' | tr '\n' ' ')}
+  DTYPES=${GPU_BENCH_DTYPES:-$("$NODE" "$BENCH" --dtype none-such --kernels 2>&1 | grep -oE 'Allowed choices are [^.]*' | sed 's/Allowed choices are //; s/,/ /g')}
   local HAS_DTYPE=1
   [[ -z ${DTYPES// /} ]] && { DTYPES=f32; HAS_DTYPE=0; }
   echo "dtypes: $DTYPES"
