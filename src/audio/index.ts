@@ -3,6 +3,7 @@
 
 export { decodeAudio, AudioDecodeError, SUPPORTED_FORMATS, type AudioData } from './decode.js';
 export { resample, resampledLength, toMono, prepareAudio, type ResampleQuality } from './resample.js';
+export { ResampleFrac, resampleFrac, convertAudioChannels, demucsConvertAudio, audiocraftConvertAudio, type ResampleFracOptions } from './julius.js';
 export {
   normalizeAudio,
   integratedLoudness,
