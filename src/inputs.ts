@@ -99,6 +99,13 @@ export const PREDICT_INPUTS: readonly InputField[] = [
     help: 'continue --input-audio instead of following its melody',
   },
   {
+    // not a Cog input: the Cog predictor always separates (audiocraft's ChromaStemConditioner), so the server does too
+    option: 'melodyStems', flag: '--no-melody-stems', type: 'boolean', default: true,
+    description: 'Melody models: take the chroma of the melody\'s vocals + other stems (Demucs htdemucs removes drums and bass first), ' +
+      'as audiocraft and the Cog predictor do. When false, the chroma of the whole mix (as transformers).',
+    help: 'melody: take the chroma of the whole mix, without removing drums and bass with Demucs first',
+  },
+  {
     cog: 'continuation_start', option: 'continuationStart', flag: '--continuation-start <s>', type: 'number', default: 0, minimum: 0,
     description: 'Start time of the audio file to use for continuation.',
     help: 'start of the slice of --input-audio (seconds)',

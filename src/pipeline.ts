@@ -15,6 +15,8 @@ import { generateCodes, AbortError } from './model/generate.js';
 import type { EncodecStream } from './model/encodec.js';
 import { extractChroma } from './model/chroma.js';
 import { prepareAudio } from './audio/resample.js';
+import { audiocraftConvertAudio } from './audio/julius.js';
+import { stemmedMelody, openDemucs, isSeparator, type StemSeparator, type DemucsSource, type DemucsLoadOptions } from './model/stems.js';
 import { normalizeAudio, type NormalizationStrategy } from './audio/normalize.js';
 import { decodeAudio, AudioDecodeError, type AudioData } from './audio/decode.js';
 import { InputError, PREDICT_INPUTS, LOAD_INPUTS, MAX_PROMPT_TOKENS, ENCODE_DECODE, DECODERS, checkOptions, defaultOf, modelSource } from './inputs.js';
@@ -42,6 +44,12 @@ export interface GenerateRequest {
   continuationStart?: number;
   /** Seconds; undefined or -1 = end of clip. */
   continuationEnd?: number;
+  /**
+   * Melody models: take the chroma of the melody's vocals + other stems, drums and bass removed by Demucs (default
+   * true), as audiocraft and the Cog predictor do; false: the chroma of the whole mix (as transformers). Needs the
+   * Demucs weights: LoadOptions.demucs, else htdemucs from the cache or downloaded once (Node).
+   */
+  melodyStems?: boolean;
   /** Seconds of output (with continuation: the clip's slice included). Default 8. */
   duration?: number;
   /** Default 250; 0 = off. */
@@ -96,6 +104,7 @@ export interface CheckedRequest extends GenerateRequest {
   guidance: number;
   normalization: NormalizationStrategy;
   decoder: Decoder;
+  melodyStems: boolean;
 }
 
 export type Decoder = (typeof DECODERS)[number];
@@ -104,7 +113,8 @@ export type Decoder = (typeof DECODERS)[number];
 const CALLBACKS = ['onProgress', 'signal'] as const; // onAudio is in PREDICT_INPUTS
 
 export interface Progress {
-  stage: 'text' | 'generate' | 'decode';
+  /** stems: Demucs separating the melody (windows done / all). */
+  stage: 'stems' | 'text' | 'generate' | 'decode';
   /** Steps done and in all (generate: tokens over every window). */
   done: number;
   total: number;
@@ -171,6 +181,15 @@ export interface LoadOptions {
    * Default: a converted folder's own dtype (`musicgen convert`), else `DEFAULT_DTYPE`.
    */
   dtype?: WeightDType;
+  /**
+   * The Demucs package for melody stems (`melodyStems`): a .th file path (Node), an http(s) URL, any ByteSource, or
+   * a loaded model. Default: the published htdemucs (955717e8-8726e21a.th), from torch.hub's cache or downloaded
+   * there once, sha256 checked (Node); in a browser, fetched from its URL. Loaded on the first stemmed melody.
+   */
+  demucs?: DemucsSource;
+  /** Node: folder for the Demucs download (default torch.hub's: $TORCH_HOME/hub/checkpoints). */
+  demucsCacheDir?: string;
+  onDemucsDownload?: (p: { file: string; received: number; total: number }) => void;
 }
 
 function now(): number {
@@ -206,6 +225,7 @@ export async function readRequest(req: GenerateRequest): Promise<CheckedRequest>
     seed: req.seed === -1 || req.seed === null ? undefined : req.seed,
     normalization: req.normalization ?? def('normalization'),
     decoder: req.decoder ?? def('decoder'),
+    melodyStems: req.melodyStems ?? def('melodyStems'),
   };
   // Cog's rules between inputs
   if (prompt.length === 0 && !out.inputAudio) throw new InputError('prompt', 'a prompt or `inputAudio` is required');
@@ -218,7 +238,7 @@ export async function readRequest(req: GenerateRequest): Promise<CheckedRequest>
 }
 
 /** Decodes the audio input, whichever form it came in; errors are InputErrors on `inputAudio`. */
-async function readInputAudio(a: InputAudio): Promise<AudioData> {
+export async function readInputAudio(a: InputAudio): Promise<AudioData> {
   let bytes: Uint8Array;
   let label = 'inputAudio';
   if (typeof a === 'string') {
@@ -316,6 +336,8 @@ export class MusicGen {
   windows = { maxSeconds: MAX_WINDOW_S, strideSeconds: WINDOW_STRIDE_S };
 
   private mbd: Promise<MultiBandDiffusion> | null = null;
+  /** The Demucs model of the melody path, loaded on first use. */
+  private demucs: Promise<StemSeparator> | null = null;
 
   private constructor(readonly model: MusicgenModel, private readonly loadOpts: LoadOptions = {}) {}
 
@@ -364,6 +386,8 @@ export class MusicGen {
     const frames = this.checkForModel(req);
     const seed = req.seed ?? randomSeed();
     const clip = req.inputAudio ? await this.prepareClip(req.inputAudio, req) : null;
+    // Demucs loads (or fails, naming --no-melody-stems / melodyStems: false) before any generation work
+    const demucs = this.isMelody && clip && !req.continuation && req.melodyStems ? await this.stemSeparator(req.signal) : null;
 
     const tText = now();
     const text = await this.encodeText(req.prompt, req.onProgress);
@@ -373,7 +397,7 @@ export class MusicGen {
     let tokens: { codes: Int32Array[]; steps: number };
     const streamer = req.onAudio ? new AudioStreamer(this.model, text.states.shape[0], req.onAudio) : null;
     try {
-      tokens = await this.generateTokens(req, text, clip, frames, seed, streamer);
+      tokens = await this.generateTokens(req, text, clip, frames, seed, streamer, demucs);
     } catch (e) {
       await streamer?.close();
       throw e;
@@ -493,7 +517,11 @@ export class MusicGen {
     const b = Math.min(audio.channels[0].length, Math.floor(end * audio.sampleRate));
     if (b <= a) throw new InputError('continuationEnd', 'leaves an empty slice of the input audio');
     const sliced: AudioData = { channels: audio.channels.map((ch: Float32Array) => ch.subarray(a, b)), sampleRate: audio.sampleRate };
-    const clip = await prepareAudio(sliced, this.sampleRate, continuation ? (this.channels as 1 | 2) : 1);
+    // a melody to separate comes to the model's rate as audiocraft's generate_with_chroma brings it (julius); the
+    // rest as before (libsamplerate)
+    const clip = !continuation && req.melodyStems && this.isMelody
+      ? audiocraftConvertAudio(sliced.channels, sliced.sampleRate, this.sampleRate, 1)
+      : await prepareAudio(sliced, this.sampleRate, continuation ? (this.channels as 1 | 2) : 1);
     const sliceSeconds = clip[0].length / this.sampleRate;
     if (continuation && sliceSeconds >= duration) {
       throw new InputError('duration', `(${duration} s) must be longer than the input audio to continue (${sliceSeconds.toFixed(2)} s)`);
@@ -527,7 +555,7 @@ export class MusicGen {
   /** Codes [K, frames] of every batch row, in windows of at most 30 s; steps = tokens sampled in all. */
   private async generateTokens(
     req: CheckedRequest, text: { states: Tensor; mask: Tensor }, clip: Float32Array[] | null, frames: number, seed: number,
-    streamer: AudioStreamer | null,
+    streamer: AudioStreamer | null, demucs: StemSeparator | null,
   ): Promise<{ codes: Int32Array[]; steps: number }> {
     const B = text.states.shape[0];
     const K = this.model.lm.numCodebooks;
@@ -548,8 +576,13 @@ export class MusicGen {
     const sampling = { guidanceScale: req.guidance, temperature: req.temperature, topK: req.topK, topP: req.topP };
     const all: Int32Array[][] = Array.from({ length: B }, () => []); // pieces [K, n] per row
     let stepsDone = 0;
-    for (const w of plan) {
-      const chroma = this.isMelody && clip && !req.continuation ? this.melodyChroma(clip[0], w.offset / this.frameRate, B) : undefined;
+    for (const [wi, w] of plan.entries()) {
+      let chroma: Tensor | undefined;
+      if (this.isMelody && clip && !req.continuation) {
+        if (demucs) req.onProgress?.({ stage: 'stems', done: wi, total: plan.length });
+        chroma = await this.melodyChroma(clip[0], w.offset / this.frameRate, B, demucs, req.signal);
+        if (demucs) req.onProgress?.({ stage: 'stems', done: wi + 1, total: plan.length });
+      }
       const base = stepsDone;
       // the window's new frames go to the decoder as they complete (the first window's clip frames too)
       const keepFrom = w.offset === 0 ? 0 : w.promptFrames;
@@ -657,14 +690,17 @@ export class MusicGen {
     return Array.from({ length: C }, (_, c) => res.audioEq.slice(c * res.samples, (c + 1) * res.samples));
   }
 
-  /** Chroma of 30 s of the melody from `offsetSeconds`, extended periodically (audiocraft): [B, F, 12]. */
-  private melodyChroma(melody: Float32Array, offsetSeconds: number, B: number): Tensor {
+  /**
+   * Chroma of 30 s of the melody from `offsetSeconds`, extended periodically (audiocraft): [B, F, 12]. With
+   * `demucs`, of that window's vocals + other (audiocraft separates each window's waveform as given).
+   */
+  private async melodyChroma(melody: Float32Array, offsetSeconds: number, B: number, demucs: StemSeparator | null, signal?: AbortSignal): Promise<Tensor> {
     const sr = this.model.sampleRate;
     const n = Math.round(MAX_WINDOW_S * sr);
     const start = Math.floor(offsetSeconds * sr);
     // a clip up to 30 s is used as is (its chroma is repeated by the prefix); later windows read it periodically
     const wav = start === 0 && melody.length <= n ? melody : Float32Array.from({ length: n }, (_, i) => melody[(start + i) % melody.length]);
-    const c = extractChroma(wav, { sampleRate: sr });
+    const c = extractChroma(demucs ? await stemmedMelody(demucs, wav, sr, { signal }) : wav, { sampleRate: sr });
     const batch = new Float32Array(B * c.onehot.length);
     for (let b = 0; b < B; b++) batch.set(c.onehot, b * c.onehot.length);
     return Tensor.from(batch, [B, c.frames, 12], 'f32', this.model.rt);
@@ -701,7 +737,21 @@ export class MusicGen {
     return result;
   }
 
+  /** The Demucs model for melody stems, loaded once from LoadOptions.demucs (a failed load is retried next time). */
+  private stemSeparator(signal?: AbortSignal): Promise<StemSeparator> {
+    if (!this.demucs) {
+      const o = this.loadOpts;
+      this.demucs = openDemucs(o.demucs, { rt: this.model.rt, demucsCacheDir: o.demucsCacheDir, offline: o.offline, onDemucsDownload: o.onDemucsDownload, signal });
+      this.demucs.catch(() => { this.demucs = null; });
+    }
+    return this.demucs;
+  }
+
   dispose(): void {
+    const given = this.loadOpts.demucs;
+    // a Demucs model the caller passed in is theirs to dispose
+    if (this.demucs && !(given !== undefined && isSeparator(given))) void this.demucs.then((d) => d.dispose(), () => undefined);
+    this.demucs = null;
     this.model.dispose();
     void this.mbd?.then((m) => m.dispose(), () => undefined);
     this.mbd = null;

@@ -23,7 +23,7 @@ const LAYERS: readonly (readonly [string, readonly string[]])[] = [
   ['core', ['tensor.ts', 'autograd.ts']],
   ['kernels', ['kernels/', 'ops.ts']],
   ['model', ['model/']],
-  ['app', ['train/', 'pipeline.ts', 'inputs.ts']],
+  ['app', ['train/', 'pipeline.ts', 'inputs.ts', 'separate.ts']],
   ['entry', ['cli/', 'server/', 'bench/', 'index.ts']],
 ];
 

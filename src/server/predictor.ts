@@ -8,7 +8,7 @@
 // returns without --stream. Each item is an `output` event and webhook; uploaded like any file when the
 // request has output_file_prefix or the server --upload-url (names {id}-{n}.wav, the last {id}.{format}).
 
-import { MusicGen, AbortError, type GenerateRequest, type AudioChunk } from '../pipeline.js';
+import { MusicGen, AbortError, type GenerateRequest, type AudioChunk, type Progress } from '../pipeline.js';
 import { InputError, PREDICT_INPUTS, ENCODE_DECODE, renameInputs } from '../inputs.js';
 import { toOptions, cogName, type ModelFacts, type PredictorLimits } from './schema.js';
 import type { ModelPool } from './models.js';
@@ -16,6 +16,14 @@ import { decodeAudio, AudioDecodeError } from '../audio/decode.js';
 import { encodeWav, encodeMp3 } from '../audio/encode.js';
 import { resolveFileInput, FileInputError, toDataUri, uploadFile, type UploadTarget } from './files.js';
 import { CanceledError, JobInputError, type Job, type JobContext, type JobRunner } from './jobs.js';
+
+/** The log line when a stage of generation starts (the generate stage reports progress instead). */
+const STAGE_LOG: Record<Progress['stage'], string> = {
+  stems: 'separating the melody (Demucs: vocals + other)',
+  text: 'encoding the prompt',
+  generate: 'generating',
+  decode: 'decoding the audio',
+};
 
 export interface PredictorOptions {
   /** The models offered; a request's model_version picks one (the default when it names none). */
@@ -189,7 +197,7 @@ export function makePredictor(o: PredictorOptions): JobRunner {
       onAudio: streamed ? (chunk) => streamed.push(chunk) : undefined,
       onProgress: (p) => {
         if (p.stage === 'generate') ctx.progress(p.done, p.total);
-        else if (p.stage !== stage && p.done === 0) ctx.log(p.stage === 'text' ? 'encoding the prompt' : 'decoding the audio');
+        else if (p.stage !== stage && p.done === 0) ctx.log(STAGE_LOG[p.stage]);
         stage = p.stage;
       },
     };
