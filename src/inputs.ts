@@ -166,6 +166,20 @@ export const PREDICT_INPUTS: readonly InputField[] = [
   },
 ];
 
+/** `musicgen separate` and the library's `separate()` (src/separate.ts). */
+export const SEPARATE_INPUTS: readonly InputField[] = [
+  { flag: '--input <file>', type: 'file', required: true, description: 'The audio file to separate (wav, mp3, flac, ogg).' },
+  { flag: '--output-dir <dir>', type: 'string', required: true, description: 'Folder to write one WAV per stem into, named after the stem (created if missing).' },
+  {
+    option: 'demucs', flag: '--demucs <path|url>', type: 'string',
+    description: 'The Demucs package (.th). Default: the published htdemucs (955717e8-8726e21a.th), downloaded once into torch.hub\'s cache.',
+  },
+  {
+    option: 'stems', flag: '--stems <names>', type: 'string',
+    description: 'The stems to write, comma-separated (htdemucs: drums, bass, other, vocals). Default: all of them.',
+  },
+];
+
 /** The trainer's inputs: the old Cog MusicGen trainer's, and the options of src/train/loop.ts. */
 export const TRAIN_INPUTS: readonly InputField[] = [
   {

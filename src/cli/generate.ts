@@ -25,6 +25,7 @@ interface Flags {
   cacheDir?: string;
   offline?: boolean;
   stream?: boolean;
+  demucs?: string;
 }
 
 /** `out.wav` for one prompt; `out-1.wav`, `out-2.wav`, … for several. */
@@ -111,7 +112,8 @@ export async function main(argv = process.argv): Promise<void> {
     .option('--model <dir|hub-id|name>', 'model folder in the transformers format, a hub id, or a short name (stereo-melody-large, stereo-large, melody-large, large, melody, small, medium)', 'facebook/musicgen-melody')
     .option('--lm-weights <file>', 'an audiocraft LM state dict to apply on top of --model (a Cog fine-tune\'s lm_final.pt)')
     .option('--adapter <file|dir>', 'a LoRA adapter to apply to --model in memory (adapter_model.safetensors with adapter_config.json beside it, as finetune --lora-rank writes)')
-    .option('--mbd <path|url>', `multi-band diffusion weights for --decoder mbd (default: ${MBD_REPO}/${MBD_FILE}, fetched once into the hub cache)`);
+    .option('--mbd <path|url>', `multi-band diffusion weights for --decoder mbd (default: ${MBD_REPO}/${MBD_FILE}, fetched once into the hub cache)`)
+    .option('--demucs <path|url>', 'Demucs package for the melody\'s stems (default: htdemucs 955717e8-8726e21a.th, downloaded once into torch.hub\'s cache)');
   const inputs = addInputOptions(program, PREDICT_INPUTS);
   const load = addInputOptions(program, LOAD_INPUTS);
   program
@@ -134,9 +136,13 @@ export async function main(argv = process.argv): Promise<void> {
 
   const t0 = performance.now();
   const download = cliProgress();
+  const demucsDownload = cliProgress(); // melody stems: Demucs's weights come on the first generate (once)
   let model: MusicGen;
   try {
-    model = await MusicGen.load(f.model, { cacheDir: f.cacheDir, offline: f.offline, onDownload: download, lmWeights: f.lmWeights, adapter: f.adapter, mbd: f.mbd, ...optionValues(program, load) });
+    model = await MusicGen.load(f.model, {
+      cacheDir: f.cacheDir, offline: f.offline, onDownload: download, lmWeights: f.lmWeights, adapter: f.adapter, mbd: f.mbd, demucs: f.demucs,
+      onDemucsDownload: (p) => demucsDownload({ ...p, fileIndex: 0, files: 1 }), ...optionValues(program, load),
+    });
   } finally {
     download.stop();
   }
@@ -159,6 +165,7 @@ export async function main(argv = process.argv): Promise<void> {
     result = await model.generate(req);
   } finally {
     bar.stop();
+    demucsDownload.stop();
   }
   await sink?.end();
   console.error(`seed ${result.seed}`);

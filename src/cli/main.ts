@@ -3,10 +3,11 @@
 // module with its own flags; this file only picks the module, so `musicgen serve` never loads the trainer.
 // `npm run generate -- …` and the other npm scripts run this same file after building.
 
-type Command = 'generate' | 'finetune' | 'serve' | 'probe' | 'bench' | 'convert';
+type Command = 'generate' | 'separate' | 'finetune' | 'serve' | 'probe' | 'bench' | 'convert';
 
 const COMMANDS: Record<Command, { about: string; load: () => Promise<{ run: (argv: string[]) => void }> }> = {
   generate: { about: 'generate music from a prompt, a melody or a clip to continue', load: () => import('./generate.js') },
+  separate: { about: 'split a clip into stems (vocals, drums, bass, other) with Demucs', load: () => import('./separate.js') },
   finetune: { about: 'fine-tune a model on captioned clips', load: () => import('./finetune.js') },
   serve: { about: 'the Cog-compatible HTTP server and the web page', load: () => import('./serve.js') },
   probe: { about: 'run each network on given inputs (parity checks against PyTorch)', load: () => import('./probe.js') },

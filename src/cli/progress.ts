@@ -96,3 +96,37 @@ export function cliProgress(stream: NodeJS.WritableStream & { isTTY?: boolean } 
   };
   return Object.assign(fn, { stop });
 }
+
+/**
+ * A bar for work counted in steps (`label |████| done/total unit | eta`) on a terminal; on a pipe, a line every
+ * 10 %. Call stop() at the end.
+ */
+export function stepProgress(label: string, unit: string, stream: NodeJS.WritableStream & { isTTY?: boolean } = process.stderr): { update(done: number, total: number): void; stop(): void } {
+  const bar = new cliProgressLib.SingleBar({
+    stream,
+    format: `${label} |{bar}| {value}/{total} ${unit} | {eta_formatted} left`,
+    hideCursor: false,
+  }, cliProgressLib.Presets.shades_classic);
+  let started = false;
+  let lastLogged = -1;
+  return {
+    update(done, total) {
+      if (stream.isTTY) {
+        if (!started) bar.start(total, 0);
+        started = true;
+        bar.setTotal(total);
+        bar.update(done);
+      } else {
+        const pct = total > 0 ? Math.floor((100 * done) / total / 10) * 10 : 0;
+        if (pct !== lastLogged) {
+          lastLogged = pct;
+          stream.write(`${label}: ${done}/${total} ${unit}\n`);
+        }
+      }
+    },
+    stop() {
+      if (started) bar.stop();
+      started = false;
+    },
+  };
+}
