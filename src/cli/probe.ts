@@ -18,6 +18,7 @@ import { MusicgenModel } from '../model/musicgen.js';
 import { Demucs } from '../model/demucs.js';
 import { extractChroma } from '../model/chroma.js';
 import { toMono } from '../audio/resample.js';
+import { stemmedMelody, type StemSeparator } from '../model/stems.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { lmLoss, trainingConditioning } from '../train/loop.js';
 import { backward, noGrad } from '../autograd.js';
@@ -42,7 +43,7 @@ async function upload(inputs: TensorReader, name: string): Promise<Tensor> {
 }
 
 export interface ProbeOptions {
-  /** A Demucs package (.th) for the demucs.* outputs. */
+  /** A Demucs package (.th) for the demucs.* outputs and, with a melody model, the stemmed melody. */
   demucs?: string;
   /** A multi-band diffusion package (`.th`) for the mbd.* inputs. */
   mbd?: string;
@@ -60,6 +61,7 @@ export async function probe(modelDir: string | undefined, inputs: TensorReader, 
     const model = await MusicgenModel.load(dirFolder(modelDir), { dtype: opts.dtype });
     try {
       Object.assign(out, await runProbe(model, inputs));
+      if (demucs) Object.assign(out, await melodyStemsProbe(model, demucs, inputs));
       if (inputs.has('mbd.codes')) Object.assign(out, await mbdProbe(model, inputs, opts.mbd));
       return out;
     } finally {
@@ -111,6 +113,22 @@ async function mbdProbe(model: MusicgenModel, inputs: TensorReader, file: string
   } finally {
     mbd.dispose();
   }
+}
+
+/**
+ * audiocraft's ChromaStemConditioner path (src/model/stems.ts) for a melody model: `melody.wav` f32 [N] at the
+ * model's rate -> `melody.stemmed` f32 [N] (vocals + other, mono, same rate) and `chroma.stems_onehot` [frames, 12].
+ */
+export async function melodyStemsProbe(model: MusicgenModel, demucs: StemSeparator, inputs: TensorReader): Promise<ProbeOutputs> {
+  if (!model.isMelody || !inputs.has('melody.wav')) return {};
+  const info = inputs.info('melody.wav');
+  if (info.shape.length !== 1) throw new Error(`melody.wav must be mono [N], got [${info.shape.join(', ')}]`);
+  const stemmed = await stemmedMelody(demucs, await inputs.readF32('melody.wav'), model.sampleRate);
+  const chroma = extractChroma(stemmed, { sampleRate: model.sampleRate });
+  return {
+    'melody.stemmed': { dtype: 'F32', shape: [stemmed.length], data: stemmed },
+    'chroma.stems_onehot': { dtype: 'F32', shape: [chroma.frames, 12], data: chroma.onehot },
+  };
 }
 
 /**
@@ -267,7 +285,7 @@ export async function main(argv = process.argv): Promise<void> {
     .name('probe')
     .description('Runs each network of a MusicGen folder on the inputs present and writes the outputs (see README)')
     .option('--model <dir>', 'model folder (transformers format)')
-    .option('--demucs <file>', 'Demucs package (.th) for the demucs.* outputs')
+    .option('--demucs <file>', 'Demucs package (.th): demucs.mix -> demucs.stems; with a melody model, melody.wav -> melody.stemmed, chroma.stems_onehot')
     .requiredOption('--inputs <file>', 'inputs .safetensors')
     .requiredOption('--output <file>', 'outputs .safetensors to write')
     .option('--mbd <file>', 'multi-band diffusion weights (.th) for the mbd.* inputs');
