@@ -33,6 +33,7 @@ interface Flags {
   maxLoaded: number;
   adapter?: string;
   mbd?: string;
+  demucs?: string;
   port: number;
   host: string;
   queue: number;
@@ -75,7 +76,8 @@ export async function main(argv = process.argv): Promise<void> {
     .option('--no-trainings', 'do not serve /trainings')
     .option('--cache-dir <dir>', 'where hub downloads are kept (default: the Hugging Face cache)')
     .option('--offline', 'never touch the network for the model; use the hub cache only')
-    .option('--mbd <path|url>', 'multi-band diffusion weights for multi_band_diffusion: true (default: facebook/multiband-diffusion/mbd_musicgen_32khz.th, fetched on first use)');
+    .option('--mbd <path|url>', 'multi-band diffusion weights for multi_band_diffusion: true (default: facebook/multiband-diffusion/mbd_musicgen_32khz.th, fetched on first use)')
+    .option('--demucs <path|url>', 'melody models: the Demucs package for the melody\'s stems (default: htdemucs 955717e8-8726e21a.th, downloaded on first use into torch.hub\'s cache)');
   const load = addInputOptions(program, LOAD_INPUTS);
   const f = program.parse(argv).opts<Flags>();
   if ((f.model === undefined) === (f.models === undefined)) throw new Error('give --model (one model) or --models (model_version choices), not both or neither');
@@ -83,7 +85,7 @@ export async function main(argv = process.argv): Promise<void> {
   if (f.models) parseModels(f.models);
 
   const app = createMusicGenServer({
-    model: f.model, ...optionValues(program, load), models: f.models, maxLoaded: f.maxLoaded, adapter: f.adapter, cacheDir: f.cacheDir, offline: f.offline, mbd: f.mbd, maxQueue: f.queue, maxBodyBytes: Math.round(f.maxBodyMb * 2 ** 20),
+    model: f.model, ...optionValues(program, load), models: f.models, maxLoaded: f.maxLoaded, adapter: f.adapter, cacheDir: f.cacheDir, offline: f.offline, mbd: f.mbd, demucs: f.demucs, maxQueue: f.queue, maxBodyBytes: Math.round(f.maxBodyMb * 2 ** 20),
     maxDatasetBytes: Math.round(f.maxDatasetMb * 2 ** 20),
     headersTimeoutMs: f.headersTimeout * 1000, requestTimeoutMs: f.requestTimeout * 1000, bodyIdleTimeoutMs: f.bodyTimeout * 1000,
     maxDuration: f.maxDuration, allowUrlInputs: f.allowUrlInputs ?? false, allowPrivateWebhooks: f.allowPrivateWebhooks ?? false, uploadUrl: f.uploadUrl, stream: f.stream ?? false, trainings: f.trainings,

@@ -64,6 +64,8 @@ export interface ServerOptions {
   offline?: boolean;
   /** Multi-band diffusion weights for `multi_band_diffusion: true` (path or URL; default the published file, fetched on first use). */
   mbd?: string;
+  /** Melody models: the Demucs package for the melody's stems (default: htdemucs, fetched on first use). */
+  demucs?: string;
   /** Jobs that may wait for the GPU (default 0: 409 Conflict when busy, as Cog). */
   maxQueue?: number;
   /** Largest request body (default 64 MiB). */
@@ -159,7 +161,7 @@ export function createMusicGenServer(opts: ServerOptions): MusicGenServer {
       const named = opts.models !== undefined;
       const specs = typeof opts.models === 'string' ? parseModels(opts.models)
         : opts.models ?? [{ name: opts.model!, model: opts.model!, adapter: opts.adapter }];
-      const models = new ModelPool(specs, { maxLoaded: opts.maxLoaded, cacheDir: opts.cacheDir, offline: opts.offline, mbd: opts.mbd, dtype: opts.dtype });
+      const models = new ModelPool(specs, { maxLoaded: opts.maxLoaded, cacheDir: opts.cacheDir, offline: opts.offline, mbd: opts.mbd, dtype: opts.dtype, demucs: opts.demucs });
       state.models = models;
       // a short name given to --model is also the one model_version the server answers to
       const versions = named || Object.hasOwn(MODEL_VERSIONS, opts.model!);

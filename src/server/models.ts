@@ -72,6 +72,8 @@ export interface ModelPoolOptions {
   mbd?: string;
   /** How every model's matrices are stored (`MusicGen.load`'s dtype; default: each folder's own, else DEFAULT_DTYPE). */
   dtype?: WeightDType;
+  /** Melody models: the Demucs package for the melody's stems (default htdemucs, fetched on first use). */
+  demucs?: string;
 }
 
 type Log = (line: string) => void;
@@ -166,7 +168,7 @@ export class ModelPool {
     let lastPct = -1;
     const mg = await MusicGen.load(dirFolder(dir), {
       dtype: this.opts.dtype,
-      adapter: spec.adapter, mbd: this.opts.mbd, cacheDir: this.opts.cacheDir, offline: this.opts.offline,
+      adapter: spec.adapter, mbd: this.opts.mbd, demucs: this.opts.demucs, cacheDir: this.opts.cacheDir, offline: this.opts.offline,
       onProgress: (done, total) => {
         const pct = Math.floor((100 * done) / Math.max(1, total) / 10) * 10;
         if (pct !== lastPct || done === total) {
