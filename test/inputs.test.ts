@@ -51,7 +51,13 @@ describe('inputs: one table per command', () => {
     assert.deepEqual(optionValues(program, added), {
       prompt: ['a', 'b'], topK: 5, continuation: true, duration: 8, continuationStart: 0, normalization: 'loudness', topP: 0, temperature: 1, guidance: 3,
       decoder: 'encodec',
+      melodyStems: true,
     });
+    // a boolean that defaults to true is turned off by its --no- flag
+    const off = new Command().exitOverride();
+    const offAdded = addInputOptions(off, PREDICT_INPUTS);
+    off.parse(['--no-melody-stems'], { from: 'user' });
+    assert.equal(optionValues(off, offAdded).melodyStems, false);
     assert.match(program.helpInformation(), /--guidance <g> +classifier-free guidance scale \(1 = none\) \(≥ 0 and ≤ 100\) \(default: 3\)/);
     const bad = new Command().exitOverride().configureOutput({ writeErr: () => undefined });
     addInputOptions(bad, PREDICT_INPUTS);

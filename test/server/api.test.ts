@@ -11,6 +11,8 @@ import { isPublicAddress, parseDataUri, guardedLookup, sendToClientUrl, FileInpu
 import { WebhookSender } from '../../src/server/jobs.js';
 import { safeJoin } from '../../src/server/static.js';
 import { openApi30Problems } from './openapi-check.js';
+import { join } from 'node:path';
+import { FIXTURES } from '../helpers.js';
 import {
   startServer, request, sse, recorder, pollUntil, sleep, tones, dataUriBytes, wavInfo, TINY, TINY_MELODY, type Running,
 } from './util.js';
@@ -663,16 +665,18 @@ describe('server: limits, queue, URL inputs, uploads', function () {
     }
   });
 
-  it('a melody model follows the melody of input_audio (no continuation needed)', async () => {
-    const s = await startServer({ model: TINY_MELODY });
+  it('a melody model follows the melody of input_audio (no continuation needed), its stems by default', async () => {
+    // melody stems are on in the server as in Cog: the small random Demucs of test/fixtures/demucs stands in for htdemucs
+    const s = await startServer({ model: TINY_MELODY, demucs: join(FIXTURES, 'demucs', 'melody44k.th') });
     try {
       const schema = await request(s.base, 'GET', '/openapi.json');
       const props = ((schema.body.components as { schemas: Record<string, { properties: Record<string, { description: string }> }> }).schemas.Input.properties);
       assert.match(props.input_audio.description, /mimic the audio file's melody/);
-      const r = await request(s.base, 'POST', '/predictions', { input: { prompt: 'x', input_audio: wavDataUri(2), duration: 1 } });
+      const r = await request(s.base, 'POST', '/predictions', { input: { prompt: 'x', input_audio: wavDataUri(0.4), duration: 1 } });
       assert.equal(r.body.status, 'succeeded', String(r.body.error));
+      assert.match(String(r.body.logs), /separating the melody \(Demucs: vocals \+ other\)/);
       assert.equal(wavInfo(dataUriBytes(r.body.output).bytes).seconds, 1);
-      const melodyOnly = await request(s.base, 'POST', '/predictions', { input: { input_audio: wavDataUri(1), duration: 0.5 } });
+      const melodyOnly = await request(s.base, 'POST', '/predictions', { input: { input_audio: wavDataUri(0.3), duration: 0.5 } });
       assert.equal(melodyOnly.body.status, 'succeeded', 'input_audio alone is enough');
     } finally {
       await s.app.close();
