@@ -9,6 +9,7 @@ import { demucsConvertAudio } from '../audio/julius.js';
 import type { ByteSource } from '../io/safetensors.js';
 import { UrlSource } from '../io/url-source.js';
 import { initRuntime, type Runtime } from '../runtime.js';
+import { Demucs } from './demucs.js';
 
 /** The published htdemucs package (demucs/remote/files.txt; remote/htdemucs.yaml's one model), which
  *  audiocraft's `pretrained.get_model('htdemucs')` loads. Its name carries its sha256 prefix (8726e21a). */
@@ -32,12 +33,9 @@ export interface StemSeparator {
   dispose(): void;
 }
 
-/** Loads a Demucs package (`{klass, args, kwargs, state}` .th) onto the GPU. */
-export async function loadDemucs(source: ByteSource, rt?: Runtime): Promise<StemSeparator> {
-  // src/model/demucs.ts holds the network (loaded only when stems are asked for)
-  const demucsModule = './demucs.js';
-  const mod = (await import(/* @vite-ignore */ demucsModule)) as { Demucs: { load(src: ByteSource, opts?: { rt?: Runtime }): Promise<StemSeparator> } };
-  return mod.Demucs.load(source, { rt });
+/** Loads a Demucs package (`{klass, args, kwargs, state}` .th) onto the GPU (src/model/demucs.ts). */
+export function loadDemucs(source: ByteSource, rt?: Runtime): Promise<StemSeparator> {
+  return Demucs.load(source, { rt });
 }
 
 /**
