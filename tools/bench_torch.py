@@ -2,6 +2,10 @@
 
     .venv-ref/bin/python tools/bench_torch.py --model /tmp/musicgen-small-random --seconds 2 [--json]
         [--threads 2] [--repeat 1] [--warmup 1] [--seed 0] [--device cpu|cuda] [--dtype float32|float16|bfloat16]
+        [--int8-dynamic]
+
+--int8-dynamic (CPU, float32) applies torch.ao.quantization.quantize_dynamic to every nn.Linear of the LM decoder
+and T5 (int8 weights with a per-row scale, activations quantised per call): the fair PyTorch peer of `--dtype q8`.
 
 --device cuda (tools/gpu-bench.sh) runs eager PyTorch on the GPU; every timed stage then ends with
 torch.cuda.synchronize(), so queued kernels land in their stage.
@@ -38,6 +42,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--device", default="cpu", help="cpu, or cuda for the GPU baseline")
     ap.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    ap.add_argument("--int8-dynamic", action="store_true", help="quantize_dynamic int8 on the LM's and T5's Linear layers (CPU)")
     args = ap.parse_args()
 
     import torch
@@ -58,6 +63,17 @@ def main() -> None:
     except TypeError:  # transformers < 4.56 names it torch_dtype
         model = MusicgenForConditionalGeneration.from_pretrained(model_dir, torch_dtype=dtype)
     model = model.to(args.device).eval()
+    if args.int8_dynamic:
+        if args.device != "cpu" or args.dtype != "float32":
+            raise SystemExit("--int8-dynamic runs on the CPU from float32")
+        from torch.ao.quantization import quantize_dynamic, per_channel_dynamic_qconfig
+
+        # per output row scales, like our q8; EnCodec (convs, LSTM) stays float32 as ours does
+        spec = {torch.nn.Linear: per_channel_dynamic_qconfig}
+        model.decoder = quantize_dynamic(model.decoder, spec, dtype=torch.qint8)
+        model.text_encoder = quantize_dynamic(model.text_encoder, spec, dtype=torch.qint8)
+        if getattr(model, "enc_to_dec_proj", None) is not None:
+            model.enc_to_dec_proj = quantize_dynamic(torch.nn.Sequential(model.enc_to_dec_proj), spec, dtype=torch.qint8)[0]
     tok = AutoTokenizer.from_pretrained(model_dir)
     cuda = args.device.startswith("cuda")
     sync = torch.cuda.synchronize if cuda else (lambda: None)
@@ -130,6 +146,7 @@ def main() -> None:
                   + f", torch {torch.__version__}, transformers {transformers.__version__}, {torch.get_num_threads()} threads, "
                   f"{os.cpu_count()} cpus",
         "dtype": args.dtype,
+        "int8_dynamic": args.int8_dynamic,
         "seconds": args.seconds,
         "prompt_tokens": n_tokens,
         "steps": steps,
