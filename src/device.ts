@@ -1,5 +1,5 @@
 // Gets a GPUDevice in Node (the `webgpu` package: Dawn) or in the browser (navigator.gpu), with the adapter's
-// real limits and whichever optional features it has.
+// real limits (or only the WebGPU spec's defaults, `limits: 'default'`) and whichever optional features it has.
 
 export interface GpuContext {
   device: GPUDevice;
@@ -9,8 +9,25 @@ export interface GpuContext {
     /** WGSL's `packed_4x8_integer_dot_product` language feature (unpack4xI8, dot4I8Packed, …). */
     packed4x8: boolean;
   };
+  /** The limits asked for (see `DeviceOptions.limits`); the device's own are `device.limits`. */
+  limits: LimitsMode;
   /** Dawn's instance (Node only). Held for the device's whole life: if V8 collects it, Dawn aborts. */
   instance: unknown;
+}
+
+/**
+ * `adapter`: every limit as high as the adapter allows (the fastest plans: one binding per tensor, large
+ * workgroups). `default`: nothing above the WebGPU spec's defaults (8 storage buffers per stage, 128 MiB per
+ * binding, 256 MiB per buffer, 16 KiB of workgroup memory, 256 invocations per workgroup), what any adapter grants
+ * without asking: the runtime then plans within those (how a page that cannot request more must run).
+ */
+export type LimitsMode = 'adapter' | 'default';
+export const LIMITS_MODES: readonly LimitsMode[] = ['adapter', 'default'];
+
+/** `value` as a LimitsMode, or an error naming where it came from (`where`: e.g. "MUSICGEN_LIMITS") and the choices. */
+export function parseLimits(value: unknown, where = 'limits'): LimitsMode {
+  if ((LIMITS_MODES as readonly unknown[]).includes(value)) return value as LimitsMode;
+  throw new Error(`${where}: unknown limits ${JSON.stringify(value)} (expected ${LIMITS_MODES.map((m) => `'${m}'`).join(' or ')})`);
 }
 
 export interface DeviceOptions {
@@ -22,6 +39,8 @@ export interface DeviceOptions {
    * subgroups, no packed 4×8 integer built-ins).
    */
   without?: ('subgroups' | 'shader-f16' | 'packed4x8')[];
+  /** 'adapter' (default): the adapter's own limits; 'default': only the spec's defaults (see `LimitsMode`). */
+  limits?: LimitsMode;
 }
 
 const NO_ADAPTER_HELP = [
@@ -116,9 +135,11 @@ export async function requestGpu(opts: DeviceOptions = {}): Promise<GpuContext> 
   const wanted: GPUFeatureName[] = ['shader-f16', 'subgroups', 'timestamp-query'];
   const without = opts.without ?? [];
   const requiredFeatures = wanted.filter((f) => adapter.features.has(f) && !(without as string[]).includes(f));
-  // Ask for everything the adapter allows: the defaults (128 MiB bindings, 8 storage buffers) are too small.
+  const limits = parseLimits(opts.limits ?? 'adapter');
+  // 'adapter': ask for everything the adapter allows (larger bindings and buffers, more storage buffers per
+  // kernel); 'default': ask for nothing, so the device has exactly the spec's defaults
   const L = adapter.limits;
-  const requiredLimits: Record<string, number> = {
+  const requiredLimits: Record<string, number> = limits === 'default' ? {} : {
     maxStorageBufferBindingSize: L.maxStorageBufferBindingSize,
     maxBufferSize: L.maxBufferSize,
     maxStorageBuffersPerShaderStage: L.maxStorageBuffersPerShaderStage,
@@ -139,6 +160,7 @@ export async function requestGpu(opts: DeviceOptions = {}): Promise<GpuContext> 
       timestampQuery: requiredFeatures.includes('timestamp-query'),
       packed4x8: !without.includes('packed4x8') && !!gpu.wgslLanguageFeatures?.has('packed_4x8_integer_dot_product'),
     },
+    limits,
     instance,
   };
 }

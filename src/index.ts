@@ -9,6 +9,7 @@ export type { MusicgenModel } from './model/musicgen.js'; // the networks behind
 export { generateCodes } from './model/generate.js';
 export { extractChroma } from './model/chroma.js';
 export { initRuntime, runtime, Runtime } from './runtime.js';
+export { parseLimits, LIMITS_MODES, type LimitsMode, type DeviceOptions } from './device.js';
 export { Tensor, tidy, keep } from './tensor.js';
 export { decodeAudio } from './audio/decode.js';
 export { resample, prepareAudio } from './audio/resample.js';

@@ -5,6 +5,7 @@
 
 import { Tensor, tidy } from './tensor.js';
 import { initRuntime, type Runtime } from './runtime.js';
+import { parseLimits, type LimitsMode } from './device.js';
 import * as ops from './ops.js';
 import type { ByteSource, CheckpointFolder } from './io/safetensors.js';
 import { UrlSource, urlFolder } from './io/url-source.js';
@@ -147,6 +148,12 @@ export interface EncodeDecodeResult {
 
 export interface LoadOptions {
   rt?: Runtime;
+  /**
+   * The WebGPU limits to create the runtime with (when `rt` is not given and none exists yet): 'adapter' (default,
+   * the adapter's own) or 'default' (nothing above the spec's defaults, as any page can count on; see `LimitsMode`).
+   * Asking for other limits than an existing runtime's is an error.
+   */
+  limits?: LimitsMode;
   /** Progress while uploading weights (tensors done / all). */
   onProgress?: (done: number, total: number, tensor: string) => void;
   /** Node: cache folder for hub downloads, download progress, offline mode. */
@@ -347,7 +354,10 @@ export class MusicGen {
    * the cache; a folder of such a name is `./small`), or any CheckpointFolder.
    */
   static async load(source: string | CheckpointFolder, opts: LoadOptions = {}): Promise<MusicGen> {
-    const rt = opts.rt ?? (await initRuntime());
+    const rt = opts.rt ?? (await initRuntime({ limits: opts.limits }));
+    if (opts.limits !== undefined && parseLimits(opts.limits) !== rt.ctx.limits) {
+      throw new Error(`MusicGen.load: limits '${opts.limits}' asked for, but the runtime given has '${rt.ctx.limits}' limits`);
+    }
     let folder: CheckpointFolder;
     if (typeof source !== 'string') folder = source;
     else if (!isNode()) folder = cachedUrlFolder(source, { cache: opts.cache, onDownload: opts.onDownload });

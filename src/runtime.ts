@@ -1,7 +1,7 @@
 // The WebGPU runtime: one device, a pool of storage buffers, a pipeline cache, and one command encoder that
 // records many dispatches before a single submit. Nothing here reads back unless asked (`Tensor.read()`).
 
-import { requestGpu, type DeviceOptions, type GpuContext } from './device.js';
+import { requestGpu, parseLimits, type DeviceOptions, type GpuContext } from './device.js';
 import { WGSL } from './wgsl.generated.js';
 
 /** The WGSL of shaders/NAME.wgsl, its `#include` lines expanded (embedded by tools/embed-shaders.mjs). */
@@ -397,9 +397,15 @@ export class Runtime {
 
 let current: Runtime | null = null;
 
-/** The process-wide runtime, created on first use. */
+/**
+ * The process-wide runtime, created on first use with `opts`. Later calls return it; one that asks for other
+ * limits than it was created with is an error (a device's limits are fixed when it is made).
+ */
 export async function initRuntime(opts: DeviceOptions = {}): Promise<Runtime> {
   if (!current) current = await Runtime.create(opts);
+  else if (opts.limits !== undefined && parseLimits(opts.limits) !== current.ctx.limits) {
+    throw new Error(`the WebGPU runtime was already created with '${current.ctx.limits}' limits; '${opts.limits}' limits must be asked for before it is first used`);
+  }
   return current;
 }
 

@@ -11,11 +11,16 @@ import '../src/ops.js';
 import { backward } from '../src/autograd.js';
 // static imports only: under mocha + tsx a dynamic import() loads a second copy of a module (and its runtime)
 import { probe } from '../src/cli/probe.js';
+import { limitsFromEnv } from '../src/cli/gpu.js';
 
 export const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
 
+/**
+ * The process's runtime, with the limits `MUSICGEN_LIMITS` asks for, as the CLIs: `MUSICGEN_LIMITS=default`
+ * runs a test file under the spec's default limits (CI does so for the generation and training parity files).
+ */
 export function gpu(): Promise<Runtime> {
-  return initRuntime();
+  return initRuntime({ limits: limitsFromEnv() });
 }
 
 export class Fixture {

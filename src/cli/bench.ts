@@ -9,7 +9,7 @@ import { LOAD_INPUTS } from '../inputs.js';
 import { addInputOptions, optionValues } from './inputs.js';
 import type { WeightDType } from '../quant.js';
 import { Command, InvalidArgumentError } from 'commander';
-import { initRuntime } from '../runtime.js';
+import { cliRuntime } from './gpu.js';
 import { BENCH_PROMPT, benchPrompt, loadModel, runPipeline, summarise } from '../bench/pipeline.js';
 import { runKernelBench } from '../bench/kernels.js';
 import { profileModel } from '../bench/profile.js';
@@ -57,7 +57,7 @@ export async function main(argv = process.argv): Promise<void> {
   const say = (s: string): void => { if (f.json) log(s); else console.log(s); };
   if (!f.model && !f.kernels && !f.demucs) throw new Error('give --model DIR (end to end / --profile), --demucs FILE.th or --kernels');
 
-  const rt = await initRuntime();
+  const rt = await cliRuntime();
   const result: Record<string, unknown> = { impl: 'webgpu', device: deviceName(rt) };
 
   if (f.kernels) {

@@ -14,7 +14,7 @@
 import { copyFile, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import { initRuntime } from '../runtime.js';
+import { cliRuntime } from './gpu.js';
 import { dirFolder, writeSafetensorsStream, type StreamTensor } from '../io/file-source.js';
 import { openCheckpoint } from '../io/checkpoint.js';
 import { SINGLE_FILE, type Dtype } from '../io/safetensors.js';
@@ -29,7 +29,7 @@ const STORED: Record<'f16' | 'q8' | 'q4', Dtype> = { f16: 'F16', q8: 'I8', q4: '
 /** Converts the folder `src` into `out` with matrices in `dtype`. */
 export async function convert(src: string, dtype: WeightDType, out: string, log: (s: string) => void = () => {}): Promise<void> {
   const folder = dirFolder(src);
-  const rt = await initRuntime();
+  const rt = await cliRuntime();
   log(`loading ${src} as ${dtype}…`);
   const model = await MusicgenModel.load(folder, { rt, dtype });
   const reader = await openCheckpoint(folder);

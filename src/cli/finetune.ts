@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { randomInt } from 'node:crypto';
 import { Command, InvalidArgumentError } from 'commander';
 import cliProgressBars from 'cli-progress';
-import { initRuntime } from '../runtime.js';
+import { cliRuntime } from './gpu.js';
 import { dirFolder } from '../io/file-source.js';
 import { resolveModel } from '../io/hub.js';
 import { cliProgress } from './progress.js';
@@ -109,7 +109,7 @@ export async function main(argv = process.argv): Promise<void> {
     console.log(`seed ${options.seed}`);
   }
 
-  await initRuntime();
+  await cliRuntime();
   const download = cliProgress();
   const dir = await resolveModel(modelSource(f.model), { cacheDir: f.cacheDir, offline: f.offline, onProgress: download });
   download.stop();

@@ -11,6 +11,7 @@ import { LOAD_INPUTS, PREDICT_INPUTS } from '../inputs.js';
 import { MBD_FILE, MBD_REPO } from '../model/mbd.js';
 import { addInputOptions, optionValues, runCli, UsageError } from './inputs.js';
 import { cliProgress } from './progress.js';
+import { limitsFromEnv } from './gpu.js';
 import cliProgressBars from 'cli-progress';
 
 /** The flags that are not library options (those are read through the table). */
@@ -140,6 +141,7 @@ export async function main(argv = process.argv): Promise<void> {
   let model: MusicGen;
   try {
     model = await MusicGen.load(f.model, {
+      limits: limitsFromEnv(),
       cacheDir: f.cacheDir, offline: f.offline, onDownload: download, lmWeights: f.lmWeights, adapter: f.adapter, mbd: f.mbd, demucs: f.demucs,
       onDemucsDownload: (p) => demucsDownload({ ...p, fileIndex: 0, files: 1 }), ...optionValues(program, load),
     });

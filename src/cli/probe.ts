@@ -9,7 +9,7 @@ import { addInputOptions, optionValues } from './inputs.js';
 import type { WeightDType } from '../quant.js';
 import { Command } from 'commander';
 import { Tensor, tidy } from '../tensor.js';
-import { initRuntime } from '../runtime.js';
+import { cliRuntime } from './gpu.js';
 import * as ops from '../ops.js';
 import { encodeSafetensors, type TensorReader, type TensorToWrite } from '../io/safetensors.js';
 import { FileSource, dirFolder, openSafetensorsFile } from '../io/file-source.js';
@@ -294,7 +294,7 @@ export async function main(argv = process.argv): Promise<void> {
   program.parse(argv);
   const opts = program.opts<{ model?: string; demucs?: string; inputs: string; output: string; mbd?: string }>();
   if (!opts.model && !opts.demucs) program.error('probe: give --model, --demucs or both');
-  await initRuntime();
+  await cliRuntime();
   const inputs = await openSafetensorsFile(opts.inputs);
   const out = await probe(opts.model, inputs, { demucs: opts.demucs, mbd: opts.mbd, dtype: optionValues(program, load).dtype as WeightDType | undefined });
   await writeFileAtomic(opts.output, encodeSafetensors(out));

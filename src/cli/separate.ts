@@ -9,7 +9,7 @@ import { encodeWav } from '../audio/encode.js';
 import { readInputAudio } from '../pipeline.js';
 import { openDemucs, separate, checkStems } from '../separate.js';
 import { InputError, SEPARATE_INPUTS } from '../inputs.js';
-import { initRuntime } from '../runtime.js';
+import { cliRuntime } from './gpu.js';
 import { addInputOptions, runCli, UsageError } from './inputs.js';
 import { cliProgress, stepProgress } from './progress.js';
 
@@ -50,7 +50,7 @@ export async function main(argv = process.argv): Promise<void> {
   let model;
   try {
     model = await openDemucs(f.demucs, {
-      rt: await initRuntime(), demucsCacheDir: f.cacheDir, offline: f.offline,
+      rt: await cliRuntime(), demucsCacheDir: f.cacheDir, offline: f.offline,
       onDemucsDownload: (p) => download({ ...p, fileIndex: 0, files: 1 }),
     });
   } finally {

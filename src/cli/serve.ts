@@ -10,6 +10,7 @@ import { LOAD_INPUTS } from '../inputs.js';
 import { addInputOptions, optionValues } from './inputs.js';
 import { Command, InvalidArgumentError } from 'commander';
 import { createMusicGenServer } from '../server/app.js';
+import { limitsFromEnv } from './gpu.js';
 import { parseModels } from '../server/models.js';
 
 const int = (name: string, min: number, max = Number.MAX_SAFE_INTEGER) => (v: string): number => {
@@ -85,7 +86,7 @@ export async function main(argv = process.argv): Promise<void> {
   if (f.models) parseModels(f.models);
 
   const app = createMusicGenServer({
-    model: f.model, ...optionValues(program, load), models: f.models, maxLoaded: f.maxLoaded, adapter: f.adapter, cacheDir: f.cacheDir, offline: f.offline, mbd: f.mbd, demucs: f.demucs, maxQueue: f.queue, maxBodyBytes: Math.round(f.maxBodyMb * 2 ** 20),
+    model: f.model, limits: limitsFromEnv(), ...optionValues(program, load), models: f.models, maxLoaded: f.maxLoaded, adapter: f.adapter, cacheDir: f.cacheDir, offline: f.offline, mbd: f.mbd, demucs: f.demucs, maxQueue: f.queue, maxBodyBytes: Math.round(f.maxBodyMb * 2 ** 20),
     maxDatasetBytes: Math.round(f.maxDatasetMb * 2 ** 20),
     headersTimeoutMs: f.headersTimeout * 1000, requestTimeoutMs: f.requestTimeout * 1000, bodyIdleTimeoutMs: f.bodyTimeout * 1000,
     maxDuration: f.maxDuration, allowUrlInputs: f.allowUrlInputs ?? false, allowPrivateWebhooks: f.allowPrivateWebhooks ?? false, uploadUrl: f.uploadUrl, stream: f.stream ?? false, trainings: f.trainings,

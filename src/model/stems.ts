@@ -9,6 +9,7 @@ import { demucsConvertAudio } from '../audio/julius.js';
 import type { ByteSource } from '../io/safetensors.js';
 import { UrlSource } from '../io/url-source.js';
 import { initRuntime, type Runtime } from '../runtime.js';
+import type { LimitsMode } from '../device.js';
 import { Demucs } from './demucs.js';
 
 /** The published htdemucs package (demucs/remote/files.txt; remote/htdemucs.yaml's one model), which
@@ -47,6 +48,8 @@ export type DemucsSource = string | ByteSource | StemSeparator;
 
 export interface DemucsLoadOptions {
   rt?: Runtime;
+  /** The WebGPU limits to create the runtime with when `rt` is not given (see `LoadOptions.limits`). */
+  limits?: LimitsMode;
   /** Node: folder for the download (default torch.hub's: $TORCH_HOME/hub/checkpoints). */
   demucsCacheDir?: string;
   /** Node: never download (default: $HF_HUB_OFFLINE). */
@@ -76,7 +79,7 @@ export async function openDemucs(source: DemucsSource | undefined, opts: DemucsL
     });
     bytes = new FileSource(file);
   }
-  return loadDemucs(bytes, opts.rt ?? (await initRuntime()));
+  return loadDemucs(bytes, opts.rt ?? (await initRuntime({ limits: opts.limits })));
 }
 
 function isNode(): boolean {

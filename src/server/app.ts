@@ -28,6 +28,7 @@ import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { MusicGen } from '../pipeline.js';
 import { initRuntime } from '../runtime.js';
+import type { LimitsMode } from '../device.js';
 import { isHubId } from '../io/hub.js';
 import { MODEL_VERSIONS, modelSource } from '../inputs.js';
 import { ModelPool, parseModels, type ModelSpec } from './models.js';
@@ -60,6 +61,8 @@ export interface ServerOptions {
   maxLoaded?: number;
   /** How the models' matrices are stored (`MusicGen.load`'s dtype); default: each folder's own, else DEFAULT_DTYPE. */
   dtype?: WeightDType;
+  /** The WebGPU limits the runtime is created with (`MusicGen.load`'s limits; `serve` takes MUSICGEN_LIMITS). */
+  limits?: LimitsMode;
   cacheDir?: string;
   offline?: boolean;
   /** Multi-band diffusion weights for `multi_band_diffusion: true` (path or URL; default the published file, fetched on first use). */
@@ -159,6 +162,8 @@ export function createMusicGenServer(opts: ServerOptions): MusicGenServer {
       if ((opts.model === undefined) === (opts.models === undefined)) throw new Error('give either a model or the models offered');
       if (opts.models !== undefined && opts.adapter) throw new Error('an adapter applies to `model`; give each of `models` its own ({"model": …, "adapter": …})');
       const named = opts.models !== undefined;
+      // the runtime first, with the limits asked for: every model the pool loads then shares it
+      const rt = await initRuntime({ limits: opts.limits });
       const specs = typeof opts.models === 'string' ? parseModels(opts.models)
         : opts.models ?? [{ name: opts.model!, model: opts.model!, adapter: opts.adapter }];
       const models = new ModelPool(specs, { maxLoaded: opts.maxLoaded, cacheDir: opts.cacheDir, offline: opts.offline, mbd: opts.mbd, dtype: opts.dtype, demucs: opts.demucs });
@@ -191,7 +196,6 @@ export function createMusicGenServer(opts: ServerOptions): MusicGenServer {
           maxDatasetBytes: opts.maxDatasetBytes ?? DEFAULT_MAX_DATASET_BYTES, uploadUrl: opts.uploadUrl, allowPrivateWebhooks: state.allowPrivateWebhooks,
         }));
       }
-      const rt = await initRuntime();
       void rt.device.lost.then((info) => {
         if (closing) return;
         state.status = 'DEFUNCT';
