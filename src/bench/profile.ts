@@ -88,7 +88,7 @@ export async function profileModel(model: MusicgenModel, o: { quick: boolean; lo
   const h = keep(Tensor.from(randomF32(rows * D, 3), [rows, 1, D], 'f32', rt));
   const hf = keep(Tensor.from(randomF32(rows * F, 4), [rows, 1, F], 'f32', rt));
   const weightsOf = (l: (typeof lm.layers)[number]): { w: ops.Matrix; x: Tensor; act?: 'gelu' }[] => [
-    { w: l.selfAttn.q.weight, x: h }, { w: l.selfAttn.k.weight, x: h }, { w: l.selfAttn.v.weight, x: h }, { w: l.selfAttn.out.weight, x: h },
+    { w: l.selfAttn.qkv.weight, x: h }, { w: l.selfAttn.out.weight, x: h },
     ...(l.crossAttn ? [{ w: l.crossAttn.q.weight, x: h }, { w: l.crossAttn.out.weight, x: h }] : []),
     { w: l.fc1.weight, x: h, act: 'gelu' as const }, { w: l.fc2.weight, x: hf },
   ];
@@ -97,7 +97,7 @@ export async function profileModel(model: MusicgenModel, o: { quick: boolean; lo
   const heads: ops.Matrix[] = lm.heads.map((g) => g.tensor);
   const tables: ops.Matrix[] = lm.embedTokens.map((g) => g.tensor);
   const weightBytes = mm.reduce((s, m) => s + m.w.bytes, 0) + heads.reduce((s, w) => s + w.bytes, 0);
-  const matmuls = part('matmuls (library, 8 per layer + heads)', await timeGpu(rt, () => {
+  const matmuls = part('matmuls (library, 6 per layer: fused q/k/v, out, cross q, cross out, fc1, fc2; + heads)', await timeGpu(rt, () => {
     for (const m of mm) ops.linear(m.x, m.w, undefined, m.act ?? 'none');
     for (const w of heads) ops.linear(h, w);
   }, { iters, rounds }));
@@ -114,16 +114,16 @@ export async function profileModel(model: MusicgenModel, o: { quick: boolean; lo
 
   const scratch = new ops.KVCache(rows, H, 4, Dh, rt, lm.kvDtype);
   const kv = keep(Tensor.from(randomF32(rows * D, 6), [rows, H, 1, Dh], 'f32', rt));
-  const glue = part('glue: 3 residual adds fused into the norms, 6 head permutes, KV append per layer', await timeGpu(rt, () => {
+  const qkv = keep(Tensor.from(randomF32(rows * 3 * D, 7), [rows, 1, 3 * D], 'f32', rt));
+  const glue = part('glue: 3 residual adds fused into the norms, 2 head permutes, q/k/v split + KV append per layer', await timeGpu(rt, () => {
     for (const l of lm.layers) {
       ops.addLayerNorm(h, h, ...l.selfAttnNorm, 1e-5);
       if (l.crossNorm) ops.addLayerNorm(h, h, ...l.crossNorm, 1e-5);
       ops.addLayerNorm(h, h, ...l.finalNorm, 1e-5);
-      const split = (x: Tensor) => ops.permute(ops.reshape(x, [rows, 1, H, Dh]), [0, 2, 1, 3]);
-      split(h); split(h); split(h); split(h); // q, k, v, cross q
+      ops.permute(ops.reshape(h, [rows, 1, H, Dh]), [0, 2, 1, 3]); // cross q
       ops.permute(kv, [0, 2, 1, 3]); ops.permute(kv, [0, 2, 1, 3]); // merges
       scratch.reset();
-      scratch.append(kv, kv);
+      scratch.appendQKV(qkv);
     }
   }, { iters, rounds }));
   scratch.dispose();
@@ -156,7 +156,7 @@ export async function profileModel(model: MusicgenModel, o: { quick: boolean; lo
   o.say(`weights read per step: ${(weightBytes / 2 ** 20).toFixed(0)} MiB → bound ${lavapipeBound.toFixed(0)} ms at lavapipe's read-kernel ${bw.gpuRead.median.toFixed(1)} GB/s, `
     + `${machineBound.toFixed(0)} ms at the machine's ${bw.cpuReadAllCores.median.toFixed(1)} GB/s (all cores, memcmp); step/bound = ${(whole.ms / lavapipeBound).toFixed(1)}× / ${(whole.ms / machineBound).toFixed(1)}×`);
 
-  for (const tt of [cond, condMask, forced, seq, h, hf, q, kv, logitsIn]) tt.dispose();
+  for (const tt of [cond, condMask, forced, seq, h, hf, q, kv, qkv, logitsIn]) tt.dispose();
   for (const c of caches) { c.self.dispose(); c.crossK?.dispose(); c.crossV?.dispose(); }
   rt.trimPool();
 

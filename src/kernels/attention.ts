@@ -223,6 +223,31 @@ export class KVCache {
     this.length += Tnew;
   }
 
+  /**
+   * Splits a fused projection qkv [B, Tnew, 3·H·D] (q, k, v side by side): appends its keys and values like `append`
+   * and returns its queries as heads [B, H, Tnew, D], in one kernel. Inference only (no gradient).
+   */
+  appendQKV(qkv: Tensor): Tensor {
+    const { B, H, D, maxT } = this;
+    if (qkv.dtype !== 'f32' || qkv.rank !== 3 || qkv.shape[0] !== B || qkv.shape[2] !== 3 * H * D) {
+      throw new Error(`KVCache.appendQKV: qkv ${qkv.dtype}${shapeStr(qkv)} does not fit f32 [${B}, Tnew, ${3 * H * D}]`);
+    }
+    const Tnew = qkv.shape[1];
+    if (this.length + Tnew > maxT) throw new Error(`KVCache.appendQKV: ${this.length} + ${Tnew} positions exceed maxT = ${maxT}`);
+    const rt = this.k.rt;
+    const q = Tensor.empty([B, H, Tnew, D], 'f32', rt);
+    if (q.size > 0) {
+      rt.dispatch({
+        ...withKV({ shader: 'attention_qkv_append' }, this.dtype),
+        params: { n: q.size, H, Tnew, maxT, offset: this.length, D },
+        bindings: [qkv.binding(), q.binding(), this.k.binding(), this.v.binding()],
+        workgroups: launch1d(rt, q.size),
+      });
+    }
+    this.length += Tnew;
+    return q;
+  }
+
   /** Attention of q [B, H, Tq, D] over the cached positions (q's positions are the last Tq of them when causal). */
   attend(q: Tensor, opts: Omit<AttentionOptions, 'tk'> = {}): Tensor {
     return attention(q, this.k, this.v, { ...opts, tk: this.length });

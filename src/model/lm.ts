@@ -9,7 +9,7 @@
 import { Tensor, keep } from '../tensor.js';
 import * as ops from '../ops.js';
 import type { MatrixOptions, NamedTensor, Weights } from './weights.js';
-import { Linear } from './linear.js';
+import { FusedLinear, Linear, type Adaptable } from './linear.js';
 
 /** config.json's `decoder` fields the LM uses (MusicgenDecoderConfig / MusicgenMelodyDecoderConfig), as parsed in config.ts. */
 export interface DecoderConfig {
@@ -52,20 +52,9 @@ function addNorm(x: Tensor, r: Tensor | null, [w, b]: [Tensor, Tensor]): [Tensor
   return r ? ops.addLayerNorm(x, r, w, b, 1e-5) : [x, ops.layerNorm(x, w, b, 1e-5)];
 }
 
-class MusicgenAttention {
-  constructor(
-    readonly heads: number,
-    readonly q: Linear, readonly k: Linear, readonly v: Linear, readonly out: Linear,
-  ) {}
-
-  static async load(w: Weights, D: number, heads: number): Promise<MusicgenAttention> {
-    const proj = (n: string): Promise<Linear> => Linear.load(w.pp(n), D, D);
-    return new MusicgenAttention(heads, await proj('q_proj'), await proj('k_proj'), await proj('v_proj'), await proj('out_proj'));
-  }
-
-  linears(): Linear[] {
-    return [this.q, this.k, this.v, this.out];
-  }
+/** Multi-head attention's shared shape work: heads split from [B, T, D] and merged back through out_proj. */
+class AttentionHeads {
+  constructor(readonly heads: number, readonly out: Linear) {}
 
   /** [B, T, D] → [B, H, T, Dh] */
   splitHeads(x: Tensor): Tensor {
@@ -73,35 +62,64 @@ class MusicgenAttention {
     return ops.permute(ops.reshape(x, [B, T, this.heads, D / this.heads]), [0, 2, 1, 3]);
   }
 
-  project(x: Tensor, proj: Linear): Tensor {
-    return this.splitHeads(proj.forward(x));
-  }
-
   /** [B, H, T, Dh] → out_proj([B, T, D]) */
   merge(y: Tensor): Tensor {
     const [B, H, T, Dh] = y.shape;
     return this.out.forward(ops.reshape(ops.permute(y, [0, 2, 1, 3]), [B, T, H * Dh]));
   }
+}
 
-  /** Causal self-attention; with a cache, x holds only the new positions and its keys/values are appended. */
-  selfAttend(x: Tensor, cache?: ops.KVCache): Tensor {
-    const q = this.project(x, this.q);
-    const k = this.project(x, this.k);
-    const v = this.project(x, this.v);
-    if (!cache) return this.merge(ops.attention(q, k, v, { causal: true }));
-    cache.append(k, v);
-    return this.merge(cache.attend(q, { causal: true }));
+/**
+ * Causal self-attention, q_proj/k_proj/v_proj stacked into one [3D, D] matrix at load (one matmul per step; the
+ * parts keep their checkpoint names and adapters).
+ */
+class MusicgenSelfAttention extends AttentionHeads {
+  constructor(heads: number, readonly qkv: FusedLinear, out: Linear) {
+    super(heads, out);
   }
 
-  /** Attention to the text states (keys/values computed once per generation when cached). */
-  crossAttend(x: Tensor, states: Tensor, mask: Tensor | undefined, cache?: LayerCache): Tensor {
-    const q = this.project(x, this.q);
+  static async load(w: Weights, D: number, heads: number): Promise<MusicgenSelfAttention> {
+    const qkv = await FusedLinear.load(w, ['q_proj', 'k_proj', 'v_proj'], D, D);
+    return new MusicgenSelfAttention(heads, qkv, await Linear.load(w.pp('out_proj'), D, D));
+  }
+
+  linears(): Adaptable[] {
+    return [...this.qkv.parts, this.out];
+  }
+
+  /** With a cache, x holds only the new positions and its keys/values are appended. */
+  attend(x: Tensor, cache?: ops.KVCache): Tensor {
+    const qkv = this.qkv.forward(x); // B T 3D
+    if (cache) return this.merge(cache.attend(cache.appendQKV(qkv), { causal: true }));
+    const D = qkv.shape[2] / 3;
+    const [q, k, v] = [0, 1, 2].map((i) => this.splitHeads(ops.narrow(qkv, 2, i * D, D)));
+    return this.merge(ops.attention(q, k, v, { causal: true }));
+  }
+}
+
+/** Attention to the text states; their keys/values are computed once per generation when cached. */
+class MusicgenCrossAttention extends AttentionHeads {
+  constructor(heads: number, readonly q: Linear, readonly k: Linear, readonly v: Linear, out: Linear) {
+    super(heads, out);
+  }
+
+  static async load(w: Weights, D: number, heads: number): Promise<MusicgenCrossAttention> {
+    const proj = (n: string): Promise<Linear> => Linear.load(w.pp(n), D, D);
+    return new MusicgenCrossAttention(heads, await proj('q_proj'), await proj('k_proj'), await proj('v_proj'), await proj('out_proj'));
+  }
+
+  linears(): Adaptable[] {
+    return [this.q, this.k, this.v, this.out];
+  }
+
+  attend(x: Tensor, states: Tensor, mask: Tensor | undefined, cache?: LayerCache): Tensor {
+    const q = this.splitHeads(this.q.forward(x));
     let k: Tensor;
     let v: Tensor;
     if (cache?.crossK && cache.crossV) [k, v] = [cache.crossK, cache.crossV];
     else {
-      k = this.project(states, this.k);
-      v = this.project(states, this.v);
+      k = this.splitHeads(this.k.forward(states));
+      v = this.splitHeads(this.v.forward(states));
       if (cache) [cache.crossK, cache.crossV] = [keep(k), keep(v)];
     }
     return this.merge(ops.attention(q, k, v, { keyMask: mask }));
@@ -110,8 +128,8 @@ class MusicgenAttention {
 
 class MusicgenDecoderLayer {
   constructor(
-    readonly selfAttnNorm: [Tensor, Tensor], readonly selfAttn: MusicgenAttention,
-    readonly crossNorm: [Tensor, Tensor] | null, readonly crossAttn: MusicgenAttention | null,
+    readonly selfAttnNorm: [Tensor, Tensor], readonly selfAttn: MusicgenSelfAttention,
+    readonly crossNorm: [Tensor, Tensor] | null, readonly crossAttn: MusicgenCrossAttention | null,
     readonly finalNorm: [Tensor, Tensor], readonly fc1: Linear, readonly fc2: Linear,
     readonly act: 'gelu' | 'relu',
   ) {}
@@ -121,9 +139,9 @@ class MusicgenDecoderLayer {
     const H = cfg.num_attention_heads;
     return new MusicgenDecoderLayer(
       await layerNormLoad(w.pp('self_attn_layer_norm'), D),
-      await MusicgenAttention.load(w.pp('self_attn'), D, H),
+      await MusicgenSelfAttention.load(w.pp('self_attn'), D, H),
       crossAttention ? await layerNormLoad(w.pp('encoder_attn_layer_norm'), D) : null,
-      crossAttention ? await MusicgenAttention.load(w.pp('encoder_attn'), D, H) : null,
+      crossAttention ? await MusicgenCrossAttention.load(w.pp('encoder_attn'), D, H) : null,
       await layerNormLoad(w.pp('final_layer_norm'), D),
       await Linear.load(w.pp('fc1'), D, cfg.ffn_dim),
       await Linear.load(w.pp('fc2'), cfg.ffn_dim, D),
@@ -137,17 +155,17 @@ class MusicgenDecoderLayer {
    */
   forward(x: Tensor, pending: Tensor | null, cond: Conditioning, cache?: LayerCache): [Tensor, Tensor] {
     let [h, normed] = addNorm(x, pending, this.selfAttnNorm);
-    let out = this.selfAttn.selfAttend(normed, cache?.self);
+    let out = this.selfAttn.attend(normed, cache?.self);
     if (this.crossAttn && this.crossNorm && cond.encoderStates) {
       [h, normed] = addNorm(h, out, this.crossNorm);
-      out = this.crossAttn.crossAttend(normed, cond.encoderStates, cond.encoderMask, cache);
+      out = this.crossAttn.attend(normed, cond.encoderStates, cond.encoderMask, cache);
     }
     [h, normed] = addNorm(h, out, this.finalNorm);
     return [h, this.fc2.forward(this.fc1.forward(normed, this.act))];
   }
 
   /** The layer's matrices (what adapters can wrap): self-attention q/k/v/out, cross-attention's, fc1, fc2. */
-  linears(): Linear[] {
+  linears(): Adaptable[] {
     return [...this.selfAttn.linears(), ...(this.crossAttn?.linears() ?? []), this.fc1, this.fc2];
   }
 }

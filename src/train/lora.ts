@@ -5,14 +5,16 @@
 //
 // How the adapters enter the forward pass: each wraps one of the LM's `Linear` modules (model/linear.ts) as its
 // weight adapter, so while attached that Linear's forward uses the effective weight W' (one small [out, r]·[r, in]
-// matmul, recorded on the tape so A and B get gradients) instead of W, which never changes. The cost is one extra
+// matmul, recorded on the tape so A and B get gradients) instead of W, which never changes. Self-attention's
+// q/k/v are one fused matrix: each is a `LinearPart` of it with its own adapter, and the fused forward stacks the
+// parts' W' (the same numbers as three separate Linears). The cost is one extra
 // weight-sized tensor per adapted matrix while a step is alive (the unmerged x·Aᵀ·Bᵀ form would avoid it, at the
 // price of another rounding of the result); optimiser state — the larger saving — is only kept for A and B.
 // Module names come from the Linear itself (its checkpoint path), as PEFT names them.
 
 import { Tensor, keep, tidy } from '../tensor.js';
 import type { MusicgenModel } from '../model/musicgen.js';
-import type { Linear, WeightAdapter } from '../model/linear.js';
+import type { Adaptable, WeightAdapter } from '../model/linear.js';
 import type { NamedTensor } from '../model/weights.js';
 import { loraWeight } from '../model/adapter.js';
 import type { Rng } from './data.js';
@@ -23,7 +25,7 @@ export const LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'out_proj', 'fc1', 'f
 export class LoraAdapter implements WeightAdapter {
   constructor(
     /** The adapted module. */
-    readonly linear: Linear,
+    readonly linear: Adaptable,
     /** [r, in] */
     readonly A: Tensor,
     /** [out, r] */
@@ -31,7 +33,7 @@ export class LoraAdapter implements WeightAdapter {
     readonly scale: number,
   ) {}
 
-  /** The frozen weight W [out, in]. */
+  /** The frozen weight W [out, in] (a copy of its rows for a part of a fused matrix). */
   get base(): Tensor { return this.linear.f32Weight; }
   /** The checkpoint name of the adapted weight, e.g. `decoder.model.decoder.layers.0.fc1.weight`. */
   get name(): string { return `${this.linear.path}.weight`; }
@@ -57,13 +59,13 @@ export class Lora {
     if (!Number.isInteger(rank) || rank < 1) throw new Error(`LoRA rank must be a positive integer, got ${rank}`);
     const adapters: LoraAdapter[] = [];
     for (const linear of loraTargets(model)) {
-      const base = linear.f32Weight;
-      const [out, inp] = base.shape;
+      tidy(() => linear.f32Weight.shape); // throws for a packed weight (a part's rows are a copy: freed here)
+      const [out, inp] = [linear.outFeatures, linear.inFeatures];
       const bound = 1 / Math.sqrt(inp);
       const a = new Float32Array(rank * inp);
       for (let i = 0; i < a.length; i++) a[i] = (2 * rng.next() - 1) * bound;
-      const A = keep(Tensor.from(a, [rank, inp], 'f32', base.rt));
-      const B = keep(Tensor.zeros([out, rank], 'f32', base.rt));
+      const A = keep(Tensor.from(a, [rank, inp], 'f32', linear.rt));
+      const B = keep(Tensor.zeros([out, rank], 'f32', linear.rt));
       A.requiresGrad = true;
       B.requiresGrad = true;
       adapters.push(new LoraAdapter(linear, A, B, alpha / rank));
@@ -129,7 +131,7 @@ export class Lora {
 }
 
 /** The decoder's Linears whose module name is a LoRA target, in layer order. */
-function loraTargets(model: MusicgenModel): Linear[] {
+function loraTargets(model: MusicgenModel): Adaptable[] {
   const targets = new Set<string>(LORA_TARGETS);
   return model.lm.layers.flatMap((layer) => layer.linears()).filter((l) => targets.has(l.path.split('.').pop()!));
 }

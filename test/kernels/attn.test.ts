@@ -45,18 +45,28 @@ describe('kernels: attention, embeddings, RVQ', () => {
     for (const t of [q, k, v, m]) t.dispose();
   });
 
-  /** Decodes causal_d64 through a KV cache in chunks of `steps` positions; the result must equal full attention. */
-  async function decodeWithCache(steps: number[], dtype: 'f32' | 'f16' = 'f32'): Promise<void> {
+  /**
+   * Decodes causal_d64 through a KV cache in chunks of `steps` positions; the result must equal full attention.
+   * `fused`: each chunk enters as one q/k/v projection [B, n, 3·H·D] (`appendQKV`, self-attention's fused matmul).
+   */
+  async function decodeWithCache(steps: number[], dtype: 'f32' | 'f16' = 'f32', fused = false): Promise<void> {
     const [q, k, v] = await Promise.all(['x0', 'x1', 'x2'].map((n) => fx.tensor(`attn.causal_d64.${n}`)));
     const [B, H, T, D] = q.shape;
     const cache = new ops.KVCache(B, H, T + 5, D, undefined, dtype);
     const outs: Tensor[] = [];
     let t = 0;
+    const merged = (x: Tensor, n: number): Tensor => ops.reshape(ops.permute(ops.narrow(x, 2, t, n), [0, 2, 1, 3]), [B, n, H * D]);
+    const queries: Tensor[] = [];
     for (const n of steps) {
-      cache.append(ops.narrow(k, 2, t, n), ops.narrow(v, 2, t, n));
-      outs.push(cache.attend(ops.narrow(q, 2, t, n), { causal: true }));
+      if (fused) queries.push(cache.appendQKV(ops.concat([merged(q, n), merged(k, n), merged(v, n)], 2)));
+      else {
+        cache.append(ops.narrow(k, 2, t, n), ops.narrow(v, 2, t, n));
+        queries.push(ops.narrow(q, 2, t, n));
+      }
+      outs.push(cache.attend(queries[queries.length - 1], { causal: true }));
       t += n;
     }
+    if (fused) assertClose(await ops.concat(queries, 2).toArray(), await q.toArray(), 'appendQKV\'s queries', { rtol: 0, atol: 0 });
     assert.equal(t, T);
     assert.equal(cache.length, T);
     // f16 keys/values round to 11 significant bits (relative 2^-11 = 4.9e-4 each); the outputs are convex
@@ -68,7 +78,7 @@ describe('kernels: attention, embeddings, RVQ', () => {
     assertClose(await cache.keys().toArray(), await k.toArray(), 'cache.keys()', exact);
     assertClose(await cache.values().toArray(), await v.toArray(), 'cache.values()', exact);
     cache.dispose();
-    for (const x of [q, k, v, ...outs]) x.dispose();
+    for (const x of [q, k, v, ...outs, ...queries]) x.dispose();
   }
   it('KV cache: decoding one position at a time equals full causal attention', () =>
     decodeWithCache(new Array<number>(40).fill(1)));
@@ -77,6 +87,11 @@ describe('kernels: attention, embeddings, RVQ', () => {
   it('KV cache in f16 (shader-f16 adapters): a prefill and single steps match full f32 attention to f16 rounding', async function () {
     if (!(await gpu()).ctx.features.f16) this.skip();
     await decodeWithCache([17, 1, 1, 3, 1, ...new Array<number>(17).fill(1)], 'f16');
+  });
+  it('KV cache fed by a fused q/k/v projection (appendQKV), f32 and f16: the same as separate q, k, v', async () => {
+    const steps = [17, 1, 1, 3, 1, ...new Array<number>(17).fill(1)];
+    await decodeWithCache(steps, 'f32', true);
+    if ((await gpu()).ctx.features.f16) await decodeWithCache(steps, 'f16', true);
   });
   it('KV cache in f16: attention over it records no gradient (refused when one is wanted)', async function () {
     if (!(await gpu()).ctx.features.f16) this.skip();
