@@ -201,31 +201,10 @@ export class KVCache {
   /** The dtype the cache is stored in (f16 only where asked for and the adapter has shader-f16). */
   get dtype(): DType { return this.k.dtype; }
 
-  /** Writes k, v [B, H, Tnew, D] at positions length … length + Tnew − 1 and advances `length`. */
-  append(k: Tensor, v: Tensor): void {
-    const { B, H, D, maxT } = this;
-    for (const [name, t] of [['k', k], ['v', v]] as const) {
-      if (t.dtype !== 'f32' || t.rank !== 4 || t.shape[0] !== B || t.shape[1] !== H || t.shape[3] !== D || t.shape[2] !== k.shape[2]) {
-        throw new Error(`KVCache.append: ${name} ${shapeStr(t)} does not fit [${B}, ${H}, Tnew, ${D}]`);
-      }
-    }
-    const Tnew = k.shape[2];
-    if (this.length + Tnew > maxT) throw new Error(`KVCache.append: ${this.length} + ${Tnew} positions exceed maxT = ${maxT}`);
-    if (k.size > 0) {
-      const rt = this.k.rt;
-      rt.dispatch({
-        ...withKV({ shader: 'attention_kv_append' }, this.dtype),
-        params: { n: k.size, Tnew, maxT, offset: this.length, D },
-        bindings: [k.binding(), v.binding(), this.k.binding(), this.v.binding()],
-        workgroups: launch1d(rt, k.size),
-      });
-    }
-    this.length += Tnew;
-  }
-
   /**
-   * Splits a fused projection qkv [B, Tnew, 3·H·D] (q, k, v side by side): appends its keys and values like `append`
-   * and returns its queries as heads [B, H, Tnew, D], in one kernel. Inference only (no gradient).
+   * Takes a step's fused projection qkv [B, Tnew, 3·H·D] (q, k, v side by side, self-attention's one matmul): writes
+   * its keys and values at positions length … length + Tnew − 1, advances `length` and returns its queries as heads
+   * [B, H, Tnew, D], in one kernel (a GPU copy of only the new rows). Inference only (no gradient).
    */
   appendQKV(qkv: Tensor): Tensor {
     const { B, H, D, maxT } = this;
