@@ -47,9 +47,9 @@ function layerNormLoad(w: Weights, D: number): Promise<[Tensor, Tensor]> {
   return Promise.all([w.get('weight', [D]), w.get('bias', [D])]);
 }
 
-/** [x + r, LN(x + r)] in one kernel (just [x, LN(x)] for the first block, which has nothing to add). */
-function addNorm(x: Tensor, r: Tensor | null, [w, b]: [Tensor, Tensor]): [Tensor, Tensor] {
-  return r ? ops.addLayerNorm(x, r, w, b, 1e-5) : [x, ops.layerNorm(x, w, b, 1e-5)];
+/** [x + r, LN(x + r)] in one kernel. */
+function addNorm(x: Tensor, r: Tensor, [w, b]: [Tensor, Tensor]): [Tensor, Tensor] {
+  return ops.addLayerNorm(x, r, w, b, 1e-5);
 }
 
 /** Multi-head attention's shared shape work: heads split from [B, T, D] and merged back through out_proj. */
@@ -150,10 +150,11 @@ class MusicgenDecoderLayer {
   }
 
   /**
-   * The block on the residual stream x plus `pending`, the previous block's last sublayer output, whose add is
-   * fused into this block's first norm. Returns the stream before the last add and that add's other term.
+   * The block on the residual stream x plus `pending` (the previous block's last sublayer output, or the positions
+   * for the first block), whose add is fused into this block's first norm. Returns the stream before the last add
+   * and that add's other term.
    */
-  forward(x: Tensor, pending: Tensor | null, cond: Conditioning, cache?: LayerCache): [Tensor, Tensor] {
+  forward(x: Tensor, pending: Tensor, cond: Conditioning, cache?: LayerCache): [Tensor, Tensor] {
     let [h, normed] = addNorm(x, pending, this.selfAttnNorm);
     let out = this.selfAttn.attend(normed, cache?.self);
     if (this.crossAttn && this.crossNorm && cond.encoderStates) {
@@ -268,15 +269,17 @@ export class MusicgenLM {
     if (K !== this.numCodebooks) throw new Error(`LM: codes have ${K} codebooks, the model ${this.numCodebooks}`);
     const inGroup = (g: CodebookGroup): Tensor => (g.size === K ? codes : ops.narrow(codes, 1, g.first, g.size));
     let x = this.embedTokens.map((g) => ops.embeddingSum(g.tensor, inGroup(g))).reduce((a, b) => ops.add(a, b)); // B T D
-    const prefixLength = cond.prefix ? cond.prefix.shape[1] : 0;
     if (cond.prefix) x = ops.concat([cond.prefix, x], 1); // B P+T D
     const total = x.shape[1];
-    x = ops.add(x, Tensor.from(sinusoidalPositions(offset, total, D), [total, D]));
-    let pending: Tensor | null = null; // the last FFN output, added inside the next norm
+    // the positions are added inside the first block's norm (one kernel fewer), so they come once per batch row
+    const pos = sinusoidalPositions(offset, total, D);
+    const posRows = new Float32Array(B * pos.length);
+    for (let b = 0; b < B; b++) posRows.set(pos, b * pos.length);
+    let pending = Tensor.from(posRows, [B, total, D]); // then each FFN output, added inside the next norm
     for (let i = 0; i < this.layers.length; i++) [x, pending] = this.layers[i].forward(x, pending, cond, caches?.[i]);
     x = addNorm(x, pending, this.norm)[1];
-    // the prefix's logits are dropped; decoding needs only the last position's
-    if (prefixLength > 0 || lastOnly) x = ops.narrow(x, 1, total - T, T);
+    // the prefix's logits are dropped; decoding needs only the last position's (a decode step has only that one)
+    if (total > T) x = ops.narrow(x, 1, total - T, T);
     const perGroup = this.heads.map((g) => ops.linear(x, g.tensor)); // B T size·V
     const logits = perGroup.length === 1 ? perGroup[0] : ops.concat(perGroup, 2); // B T K·V
     return ops.permute(ops.reshape(logits, [B, T, K, V]), [0, 2, 1, 3]); // B K T V
