@@ -1,5 +1,6 @@
 // Batched C[b] = act(op(A[b]) · op(B[b]) + bias), op = optional transpose, expressed through strides.
-// Each invocation computes a 4×4 block of C in registers (workgroup barriers are slow on llvmpipe).
+// Each invocation computes a 4×4 block of C in registers (workgroup barriers are slow on llvmpipe). The fallback
+// for adapters without subgroups of ≥ 8 lanes: matmul_sg.wgsl and matmul_sg4.wgsl do the same with ~4× fewer loads.
 // act: 0 none, 1 relu, 2 exact gelu. Batch strides of 0 broadcast an operand (e.g. a weight) over the batch.
 
 struct P {
@@ -13,15 +14,7 @@ struct P {
 @group(0) @binding(3) var<storage, read> Bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> C: array<f32>;
 
-#include "lib/erf.wgsl"
-
-fn activate(x: f32) -> f32 {
-  switch p.act {
-    case 1u: { return max(x, 0.0); }
-    case 2u: { return 0.5 * x * (1.0 + erf_(x * 0.70710678118654752)); }
-    default: { return x; }
-  }
-}
+#include "lib/matmul_finish.wgsl"
 
 @compute @workgroup_size(8, 8, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -55,9 +48,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var j = 0u; j < 4u; j++) {
       let n = n0 + j;
       if (n >= p.N) { break; }
-      var v = acc[i][j];
-      if (p.hasBias != 0u) { v += Bias[n]; }
-      C[cBase + m * p.N + n] = activate(v);
+      C[cBase + m * p.N + n] = finish(acc[i][j], n);
     }
   }
 }

@@ -2,6 +2,7 @@
 // When gradients are recorded the activation runs as its own op, so its backward sees the pre-activation.
 
 import { Tensor, shapeStr } from '../tensor.js';
+import { specialise, type Runtime } from '../runtime.js';
 import { isRecording, record } from '../autograd.js';
 import { unary, sumTo } from './elementwise.js';
 import { gemv, gemvApplies } from './gemv.js';
@@ -58,17 +59,39 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const fold = aBatched && !bBatched && !transA;
   const Mk = fold ? M * batch : M;
   const nb = fold ? 1 : batch;
-  const params = {
-    M: Mk, N, K, hasBias: bias ? 1 : 0, act: fuseAct ? ACT_ID[act] : 0,
-    sAb: fold || !aBatched ? 0 : M * K, sAm: transA ? 1 : K, sAk: transA ? M : 1,
-    sBb: bBatched ? K * N : 0, sBk: transB ? 1 : N, sBn: transB ? K : 1,
-  };
-  rt.dispatch({
-    shader: 'matmul',
-    params,
-    bindings: [a.binding(), b.binding(), (bias ?? a).binding(), c.binding()],
-    workgroups: [Math.ceil(N / 32), Math.ceil(Mk / 32), nb],
-  });
+  const sAb = fold || !aBatched ? 0 : M * K;
+  const sBb = bBatched ? K * N : 0;
+  const shared = { M: Mk, N, hasBias: bias ? 1 : 0, act: fuseAct ? ACT_ID[act] : 0 };
+  const bindings = [a.binding(), b.binding(), (bias ?? a).binding(), c.binding()];
+  if (!subgroupMatmul(rt)) {
+    rt.dispatch({
+      shader: 'matmul',
+      params: {
+        ...shared, K, sAb, sAm: transA ? 1 : K, sAk: transA ? M : 1, sBb, sBk: transB ? 1 : N, sBn: transB ? K : 1,
+      },
+      bindings,
+      workgroups: [Math.ceil(N / 32), Math.ceil(Mk / 32), nb],
+    });
+  } else if (!transA && transB && K % 4 === 0) {
+    // both operands contiguous along k: vec4 loads
+    const cn = columnsPerInvocation(N, Mk, nb, [2, 1]);
+    rt.dispatch({
+      ...specialise('matmul_sg4', 'CN', cn),
+      params: { ...shared, K4: K / 4, sAb4: sAb / 4, sBb4: sBb / 4 },
+      bindings,
+      workgroups: [Math.ceil(N / (64 * cn)), Math.ceil(Mk / 16), nb],
+    });
+  } else {
+    const cn = columnsPerInvocation(N, Mk, nb, [4, 2, 1]);
+    rt.dispatch({
+      ...specialise('matmul_sg', 'CN', cn),
+      params: {
+        ...shared, K, sAb, sAm: transA ? 1 : K, sAk: transA ? M : 1, sBb, sBk: transB ? 1 : N, sBn: transB ? K : 1,
+      },
+      bindings,
+      workgroups: [Math.ceil(N / (64 * cn)), Math.ceil(Mk / 16), nb],
+    });
+  }
   const inputs = bias ? [a, b, bias] : [a, b];
   const out = record('matmul', c, inputs, (dC) => {
     let dA = transA
@@ -85,6 +108,24 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     return bias ? [dA, dB, sumTo(dC, [N])] : [dA, dB];
   });
   return act !== 'none' && !fuseAct ? unary(act, out) : out;
+}
+
+/**
+ * The subgroup kernels (matmul_sg*.wgsl, conv*_sg.wgsl) share rows from lanes 0–7 of a subgroup, so they need
+ * subgroups of at least 8 lanes (llvmpipe: 8; GPUs: 8–64); elsewhere the plain kernels run.
+ */
+export function subgroupMatmul(rt: Runtime): boolean {
+  const info = rt.device.adapterInfo as (GPUAdapterInfo & { subgroupMinSize?: number }) | undefined;
+  return rt.ctx.features.subgroups && (info?.subgroupMinSize ?? 8) >= 8;
+}
+
+/**
+ * Columns per invocation for the subgroup kernels: the most (fewest loads per FMA) that still leave ≥ 16
+ * workgroups, so small products (T5's [16×768]·[768×768]) keep every core busy.
+ */
+function columnsPerInvocation(N: number, M: number, batch: number, choices: number[]): number {
+  const rowBlocks = Math.ceil(M / 16) * batch;
+  return choices.find((cn) => Math.ceil(N / (64 * cn)) * rowBlocks >= 16) ?? choices[choices.length - 1];
 }
 
 /** PyTorch's Linear: x·Wᵀ + b with W [out, in], f32 or packed (src/kernels/packed.ts). */

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { Fixture, assertClose, checkGradCase, gpu } from '../helpers.js';
 import { gemvApplies } from '../../src/kernels/gemv.js';
 import * as ops from '../../src/ops.js';
-import type { Tensor } from '../../src/tensor.js';
+import { Tensor } from '../../src/tensor.js';
 
 describe('kernels: element-wise, matmul, shape', () => {
   let fx: Fixture;
@@ -42,6 +42,8 @@ describe('kernels: element-wise, matmul, shape', () => {
     relu: (a, b, bias) => ops.linear(a, b, bias, 'relu'),
     gelu: (a, b, bias) => ops.linear(a, b, bias, 'gelu'),
     big: (a, b) => ops.matmul(a, b),
+    tb4: (a, b, bias) => ops.linear(a, b, bias, 'gelu'),
+    batched_tb4: (a, b) => ops.matmul(a, b, { transB: true }),
   };
   for (const [name, fn] of Object.entries(mm)) {
     it(`matmul ${name}, forward and backward`, () => checkGradCase(fx, `mm.${name}`, fn, { rtol: 1e-4, atol: 1e-5 }));
@@ -50,6 +52,37 @@ describe('kernels: element-wise, matmul, shape', () => {
   it('matmul with a fused activation (no gradient recorded) matches too', async () => {
     for (const act of ['relu', 'gelu'] as const) {
       await checkGradCaseForwardOnly(fx, `mm.${act}`, (a, b, bias) => ops.linear(a, b, bias, act));
+    }
+  });
+
+  it('matmul at sizes that take every tiling of the subgroup kernels matches a float64 CPU product', async () => {
+    // The fixtures are too small for the wider tilings (2 and 4 columns per invocation are chosen only when
+    // they still leave ≥ 16 workgroups); these sizes take each, with edges past 16 rows and 64·CN columns.
+    const rt = await gpu();
+    let seed = 1;
+    const rand = (n: number) => Float32Array.from({ length: n }, () => ((seed = (seed * 16807) % 2147483647) / 2147483647) * 2 - 1);
+    const cases: [number, number, number, boolean, boolean][] = [
+      [50, 1100, 12, false, false], [50, 1100, 12, true, false], [50, 1100, 12, false, true], [50, 1100, 12, true, true],
+      [50, 500, 12, false, false], [50, 500, 12, false, true], [50, 200, 13, false, true], [9, 70, 8, false, true],
+    ];
+    for (const [M, N, K, transA, transB] of cases) {
+      const av = rand(M * K);
+      const bv = rand(K * N);
+      const biasv = rand(N);
+      const a = Tensor.from(av, transA ? [K, M] : [M, K], 'f32', rt);
+      const b = Tensor.from(bv, transB ? [N, K] : [K, N], 'f32', rt);
+      const bias = Tensor.from(biasv, [N], 'f32', rt);
+      const y = ops.matmul(a, b, { transA, transB, bias, act: 'relu' });
+      const want = new Float64Array(M * N);
+      for (let m = 0; m < M; m++) {
+        for (let n = 0; n < N; n++) {
+          let s = biasv[n];
+          for (let k = 0; k < K; k++) s += av[transA ? k * M + m : m * K + k] * bv[transB ? n * K + k : k * N + n];
+          want[m * N + n] = Math.max(s, 0);
+        }
+      }
+      assertClose(await y.toArray(), want, `matmul ${M}×${N}×${K}${transA ? ' Aᵀ' : ''}${transB ? ' Bᵀ' : ''}`, { rtol: 1e-5, atol: 1e-5 });
+      for (const t of [a, b, bias, y]) t.dispose();
     }
   });
 
