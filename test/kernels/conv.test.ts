@@ -5,7 +5,7 @@
 
 import { Fixture, assertClose, checkGradCase, gpu, type Tolerance } from '../helpers.js';
 import * as ops from '../../src/ops.js';
-import type { Tensor } from '../../src/tensor.js';
+import { Tensor } from '../../src/tensor.js';
 import { foldWeightNorm } from '../../src/model/weights.js';
 
 const FWD = { rtol: 1e-4, atol: 1e-5 };
@@ -79,6 +79,56 @@ describe('kernels: pad1d, conv1d, convTranspose1d, weight norm, lstm', () => {
     it(`convTranspose1d ${name} ${JSON.stringify(opts)}, forward and backward`, () =>
       checkGradCase(fx, `convt.${name}`, (x, w, b?: Tensor) => ops.convTranspose1d(x, w, b, opts), FWD, GRAD));
   }
+
+  it('conv1d and convTranspose1d at sizes that take every tiling of the subgroup kernels match a float64 CPU conv', async () => {
+    // The fixtures are too short for the wider tilings (2 and 4 steps per invocation are chosen only when they
+    // still leave ≥ 16 workgroups); these take each, with channel blocks past 16, groups, stride and dilation.
+    const rt = await gpu();
+    let seed = 7;
+    const rand = (n: number) => Float32Array.from({ length: n }, () => ((seed = (seed * 16807) % 2147483647) / 2147483647) * 2 - 1);
+    // [transpose, B, Cin, Cout, T, K, stride, padding, dilation, groups, outputPadding]
+    const cases: [boolean, number, number, number, number, number, number, number, number, number, number][] = [
+      [false, 1, 4, 20, 2100, 3, 1, 2, 2, 1, 0], [false, 2, 8, 32, 1000, 4, 2, 1, 1, 2, 0],
+      [true, 1, 6, 24, 700, 8, 4, 0, 1, 1, 0], [true, 1, 16, 18, 150, 6, 3, 2, 1, 2, 1],
+    ];
+    for (const [transpose, B, Cin, Cout, T, K, stride, padding, dilation, groups, outputPadding] of cases) {
+      const CinG = Cin / groups;
+      const CoutG = Cout / groups;
+      const xv = rand(B * Cin * T);
+      const wv = rand(Cin * CoutG * K);
+      const bv = rand(Cout);
+      const x = Tensor.from(xv, [B, Cin, T], 'f32', rt);
+      const w = Tensor.from(wv, transpose ? [Cin, CoutG, K] : [Cout, CinG, K], 'f32', rt);
+      const b = Tensor.from(bv, [Cout], 'f32', rt);
+      const y = transpose
+        ? ops.convTranspose1d(x, w, b, { stride, padding, dilation, groups, outputPadding })
+        : ops.conv1d(x, w, b, { stride, padding, dilation, groups });
+      const Tout = y.shape[2];
+      const want = new Float64Array(B * Cout * Tout);
+      for (let n = 0; n < B; n++) {
+        for (let o = 0; o < Cout; o++) want.fill(bv[o], (n * Cout + o) * Tout, (n * Cout + o + 1) * Tout);
+        for (let i = 0; i < Cin; i++) {
+          const g = Math.floor(i / CinG);
+          for (let oo = 0; oo < CoutG; oo++) {
+            for (let k = 0; k < K; k++) {
+              for (let t = 0; t < (transpose ? T : Tout); t++) {
+                const o = g * CoutG + oo;
+                if (transpose) {
+                  const q = t * stride - padding + k * dilation; // input step t lands on output q
+                  if (q >= 0 && q < Tout) want[(n * Cout + o) * Tout + q] += xv[(n * Cin + i) * T + t] * wv[(i * CoutG + oo) * K + k];
+                } else {
+                  const s = t * stride - padding + k * dilation;
+                  if (s >= 0 && s < T) want[(n * Cout + o) * Tout + t] += xv[(n * Cin + i) * T + s] * wv[(o * CinG + (i - g * CinG)) * K + k];
+                }
+              }
+            }
+          }
+        }
+      }
+      assertClose(await y.toArray(), want, `${transpose ? 'convTranspose1d' : 'conv1d'} ${Cin}→${Cout} T ${T}`, FWD);
+      for (const t of [x, w, b, y]) t.dispose();
+    }
+  });
 
   for (const name of ['conv', 'convt']) {
     it(`weight norm (dim 0) folded at load for a ${name} weight`, async () => {

@@ -1,0 +1,81 @@
+// Transposed 1-D convolution (PyTorch ConvTranspose1d) as a gather split by stride phase, conv_transpose1d.wgsl's
+// maths and uniforms laid out for llvmpipe as conv1d_sg.wgsl is:
+//   Y[b, o, t] = bias[o] + Σ_{i in o's group, k : t + pad = stride·m + k·dil, 0 ≤ m < T} X[b, i, m] · W[i, o − g·CoutG, k]
+// X [B, Cin, T], W [Cin, CoutG, K] as PyTorch stores it (no tap-major copy: on llvmpipe a strided load costs
+// what a contiguous one does), Y [B, Cout, Tout].
+//
+// For one phase r = (t + pad) mod stride the taps with k·dil ≡ r contribute to every step q = r + stride·m, so
+// the tap loop is uniform. A workgroup computes 16 output channels × 64·CN values of m; each invocation owns
+// CN of them, 64 apart. Per (tap, i), lane l loads the weights of channels oc0 + (l mod 8) and
+// oc0 + 8 + (l mod 8) and its CN input samples, and the 16 weights reach every lane by subgroupShuffle:
+// 2 + CN loads feed 16·CN FMAs (conv_transpose1d.wgsl: 4 + CO for 4·CO). Needs subgroups of ≥ 8 lanes.
+// Grid: x ⌈nM / (64·CN)⌉, y = stride × groups × ⌈CoutG / 16⌉, z batch.
+
+enable subgroups;
+
+const CN = 4u;
+
+struct P {
+  T: u32, Tout: u32, Cin: u32, Cout: u32,
+  CinG: u32, CoutG: u32, K: u32, stride: u32,
+  dil: u32, pad: u32, coBlocks: u32, hasBias: u32,
+  mLo: u32, nM: u32, _p0: u32, _p1: u32,
+}
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read> W: array<f32>;
+@group(0) @binding(3) var<storage, read> Bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> Y: array<f32>;
+
+@compute @workgroup_size(64, 1, 1)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+        @builtin(subgroup_invocation_id) lane: u32) {
+  let r = wg.y % p.stride;
+  let rest = wg.y / p.stride;
+  let g = rest / p.coBlocks;
+  let oc0 = (rest % p.coBlocks) * 16u;
+  let b = wg.z;
+  // the weight columns this lane loads for the others (clamped to the group: extra channels are not stored)
+  let oc = min(vec2<u32>(oc0, oc0 + 8u) + (lane & 7u), vec2<u32>(p.CoutG - 1u)) * p.K;
+  var m: array<i32, CN>;
+  for (var c = 0u; c < CN; c++) { m[c] = i32(p.mLo + wg.x * 64u * CN + 64u * c + lid.x); }
+  let T = i32(p.T);
+  let xBatch = (b * p.Cin + g * p.CinG) * p.T;
+
+  var acc: array<array<f32, 16>, CN>;
+  for (var k = 0u; k < p.K; k++) {
+    let kd = k * p.dil;
+    if (kd % p.stride != r) { continue; }
+    let off = i32((kd - r) / p.stride); // input index m − off (kd ≥ r and kd ≡ r)
+    for (var i = 0u; i < p.CinG; i++) {
+      let xRow = xBatch + i * p.T;
+      let wRow = (g * p.CinG + i) * p.CoutG * p.K + k;
+      let wv = vec2<f32>(W[wRow + oc.x], W[wRow + oc.y]);
+      var xv: array<f32, CN>;
+      for (var c = 0u; c < CN; c++) {
+        let s = m[c] - off;
+        xv[c] = select(0.0, X[xRow + u32(clamp(s, 0, T - 1))], s >= 0 && s < T);
+      }
+      for (var rr = 0u; rr < 8u; rr++) {
+        let w = subgroupShuffle(wv, rr);
+        for (var c = 0u; c < CN; c++) {
+          acc[c][rr] = fma(w.x, xv[c], acc[c][rr]);
+          acc[c][rr + 8u] = fma(w.y, xv[c], acc[c][rr + 8u]);
+        }
+      }
+    }
+  }
+
+  let rows = min(16u, p.CoutG - oc0);
+  for (var c = 0u; c < CN; c++) {
+    if (wg.x * 64u * CN + 64u * c + lid.x >= p.nM) { break; }
+    let t = i32(r) + i32(p.stride) * m[c] - i32(p.pad);
+    if (t < 0 || t >= i32(p.Tout)) { continue; }
+    for (var o = 0u; o < rows; o++) {
+      let oo = g * p.CoutG + oc0 + o;
+      var bv = 0.0;
+      if (p.hasBias != 0u) { bv = Bias[oo]; }
+      Y[(b * p.Cout + oo) * p.Tout + u32(t)] = acc[c][o] + bv;
+    }
+  }
+}
