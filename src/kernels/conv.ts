@@ -168,25 +168,25 @@ function convTranspose1dRaw(
   if (y.size === 0) return y;
   const mLo = Math.floor(pad / stride);
   const nM = Math.floor((Tout - 1 + pad) / stride) - mLo + 1;
-  if (subgroupConv(rt, CoutG)) {
-    const blocks = Math.ceil(CoutG / 16);
-    const wy = stride * groups * blocks;
-    const cn = stepsPerInvocation(nM, wy * B);
-    const wx = Math.ceil(nM / (64 * cn));
-    checkGrid('convTranspose1d', rt, wx, wy, B);
+  const sg = subgroupConv(rt, CoutG);
+  const blocks = sg ? Math.ceil(CoutG / 16) : coBlocks;
+  const wy = stride * groups * blocks;
+  const cn = sg ? stepsPerInvocation(nM, wy * B) : 1;
+  const wx = sg ? Math.ceil(nM / (64 * cn)) : Math.ceil(nM / 256);
+  checkGrid('convTranspose1d', rt, wx, wy, B);
+  // tap-major [K, Cin, CoutG]: a block's output channels adjacent for each tap (one pass over the weight; it
+  // paid for itself ~1.4× on EnCodec's 1024 → 512 upsampling layer with either kernel)
+  const wk = noGrad(() => permute(w, [2, 0, 1]));
+  if (sg) {
     rt.dispatch({
       ...specialise('conv_transpose1d_sg', 'CN', cn),
       params: { T, Tout, Cin, Cout, CinG, CoutG, K, stride, dil: dilation, pad, coBlocks: blocks, hasBias: bias ? 1 : 0, mLo, nM },
-      bindings: [x.binding(), w.binding(), (bias ?? w).binding(), y.binding()],
+      bindings: [x.binding(), wk.binding(), (bias ?? w).binding(), y.binding()],
       workgroups: [wx, wy, B],
     });
+    wk.dispose();
     return y;
   }
-  const wy = stride * groups * coBlocks;
-  checkGrid('convTranspose1d', rt, Math.ceil(nM / 256), wy, B);
-  // tap-major [K, Cin, CoutG]: a block's output channels adjacent for each tap (one pass over the weight; it
-  // paid for itself ~1.4× on EnCodec's 1024 → 512 upsampling layer)
-  const wk = noGrad(() => permute(w, [2, 0, 1]));
   rt.dispatch({
     ...specialise('conv_transpose1d', 'CO', co),
     params: { T, Tout, Cin, Cout, CinG, CoutG, K, stride, dil: dilation, pad, coBlocks, hasBias: bias ? 1 : 0, mLo, nM },
