@@ -25,17 +25,7 @@ struct P { N: u32, K: u32, hasBias: u32, act: u32 }
 @group(0) @binding(3) var<storage, read> Bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> Y: array<f32>;
 
-${shaderSource('lib/erf')}
-
-fn finish(v: f32, n: u32) -> f32 {
-  var y = v;
-  if (p.hasBias != 0u) { y += Bias[n]; }
-  switch p.act {
-    case 1u: { return max(y, 0.0); }
-    case 2u: { return 0.5 * y * (1.0 + erf_(y * 0.70710678118654752)); }
-    default: { return y; }
-  }
-}
+${shaderSource('lib/matmul_finish')}
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
