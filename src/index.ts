@@ -7,6 +7,10 @@ export { MusicGen, InputError, AbortError, planWindows, readRequest, MAX_PROMPT_
 export type { GenerateRequest, AudioChunk, CheckedRequest, InputAudio, GenerateResult, Progress, LoadOptions, AudioData, NormalizationStrategy } from './pipeline.js';
 export type { MusicgenModel } from './model/musicgen.js'; // the networks behind MusicGen (its `model`)
 export { generateCodes } from './model/generate.js';
+export { finetune, DEFAULT_LORA_RANK } from './train/clips.js';
+export type { FinetuneOptions, FinetuneProgress, FinetuneResult } from './train/clips.js';
+export type { TrainingClip } from './train/data.js';
+export type { LogRecord } from './train/loop.js';
 export { extractChroma } from './model/chroma.js';
 export { initRuntime, runtime, Runtime } from './runtime.js';
 export { parseLimits, LIMITS_MODES, type LimitsMode, type DeviceOptions } from './device.js';

@@ -223,6 +223,8 @@ export const TRAIN_INPUTS: readonly InputField[] = [
     description: 'Seed of the shuffles, dropout draws and LoRA init. If None or -1, a random seed is used.',
   },
   { option: 'maxGradNorm', type: 'number', default: 1, exclusiveMinimum: 0, description: 'Gradient clipping norm.' },
+  // the library's in-memory finetune (src/train/clips.ts; the page's Fine-tune panel)
+  { option: 'steps', type: 'integer', minimum: 1, maximum: 1000000, description: 'Stop after this many optimiser steps (default: `epochs` passes over the clips).' },
   {
     option: 'resume', flag: '--resume <dir>', type: 'string',
     description: 'Continue from a checkpoint folder, or from the newest checkpoint-N in an output folder.',

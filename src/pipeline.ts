@@ -7,7 +7,7 @@ import { Tensor, tidy } from './tensor.js';
 import { initRuntime, type Runtime } from './runtime.js';
 import { parseLimits, type LimitsMode } from './device.js';
 import * as ops from './ops.js';
-import type { ByteSource, CheckpointFolder } from './io/safetensors.js';
+import { BufferSource, type ByteSource, type CheckpointFolder } from './io/safetensors.js';
 import { UrlSource, urlFolder } from './io/url-source.js';
 import { cachedUrlFolder, type DownloadProgress } from './io/url-cache.js';
 import { MusicgenModel } from './model/musicgen.js';
@@ -174,9 +174,11 @@ export interface LoadOptions {
   /**
    * A LoRA adapter (PEFT's `adapter_model.safetensors` with its `adapter_config.json`, as `finetune --lora-rank`
    * writes them) merged into the weights in memory while they load; nothing is written. A path of the file or of
-   * its folder (Node), an http(s) URL of either, or `{ weights, config }` (any ByteSource and the parsed config).
+   * its folder (Node), an http(s) URL of either, or `{ weights, config }` (the file's bytes or any ByteSource, and
+   * the parsed config). The library's `finetune` returns its adapter in that form; its file also keeps the config
+   * in its metadata, so the file alone (a path, URL or bytes, without adapter_config.json beside it) is enough.
    */
-  adapter?: string | { weights: string | ByteSource; config: Record<string, unknown> };
+  adapter?: string | Uint8Array | { weights: string | ByteSource | Uint8Array; config?: Record<string, unknown> };
   /**
    * Multi-band diffusion weights for `decoder: 'mbd'` (audiocraft's `.th`): a file path (Node), an http(s) URL, or
    * any ByteSource; default the published `mbd_musicgen_32khz.th` of facebook/multiband-diffusion (Node: fetched
@@ -288,9 +290,11 @@ const ADAPTER_CONFIG = 'adapter_config.json';
 
 /** LoadOptions.adapter as the loader takes it: the weights and adapter_config.json read from beside them. */
 async function openAdapter(spec: NonNullable<LoadOptions['adapter']>): Promise<AdapterSource> {
+  if (spec instanceof Uint8Array) return { weights: new BufferSource(spec, 'adapter'), label: 'adapter' };
   if (typeof spec !== 'string') {
-    const weights = typeof spec.weights === 'string' ? await byteSource(spec.weights) : spec.weights;
-    return { weights, config: spec.config, label: typeof spec.weights === 'string' ? spec.weights : spec.weights.label ?? 'adapter' };
+    const w = spec.weights;
+    const weights = typeof w === 'string' ? await byteSource(w) : w instanceof Uint8Array ? new BufferSource(w, 'adapter') : w;
+    return { weights, config: spec.config, label: typeof w === 'string' ? w : weights.label ?? 'adapter' };
   }
   // the file itself, or the folder finetune wrote it into
   const isFile = /\.safetensors$/i.test(spec.replace(/[?#].*$/, ''));
@@ -305,7 +309,8 @@ async function openAdapter(spec: NonNullable<LoadOptions['adapter']>): Promise<A
     folder = dirFolder(dir);
   }
   const text = await folder.readText(ADAPTER_CONFIG);
-  if (text === null) throw new Error(`adapter ${spec}: no ${ADAPTER_CONFIG} beside it (PEFT's config gives the rank r and lora_alpha)`);
+  // none beside the file: the file's metadata may hold it (model/adapter.ts says so if it does not)
+  if (text === null) return { weights: folder.source(file), label: isFile ? spec : `${cut}/${file}` };
   let config: unknown;
   try {
     config = JSON.parse(text);

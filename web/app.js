@@ -7,6 +7,11 @@
 // it is made, then the whole normalised clip) and always in the browser (the library's `onAudio`), the chunks
 // are played as they arrive with Web Audio, each scheduled at its start sample so they join without gaps, and
 // the waveform grows on the canvas; the normalised file fills the player and the download at the end.
+//
+// Where the browser has WebGPU the Fine-tune panel (finetune.js) trains LoRA adapters on dropped clips in the page
+// and generates through this form's request with the tuned model.
+
+import { setupFinetune } from './finetune.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -26,7 +31,10 @@ const state = {
   live: null,
   /** The error shown came from a generation's input (cleared when the input is edited), not from start-up. */
   errorFromInput: false,
+  /** Set while the Fine-tune panel trains (generation waits). */
+  training: false,
 };
+window.musicgenPage = { lastBrowserResult: null };
 
 // ------------------------------------------------------------------------------------------------------------
 // small helpers
@@ -152,6 +160,9 @@ async function init() {
     $('record').title = 'recording needs MediaRecorder and a microphone (and https or localhost)';
   }
   drawPlaceholder();
+  if (info.browser_bundle && canGpu) {
+    setupFinetune({ state, loadLibrary, loadBrowserModel, generate, appendLog, modelUrl: location.origin + info.model_url, modelName: info.model });
+  }
   setState('ready');
   if (info.browser_bundle && canGpu) showStored().catch((e) => appendLog(`could not list the stored models: ${e.message}`));
 }
@@ -588,13 +599,19 @@ async function runOnServer(input) {
   return { url, seed: seed ? seed[1] : '', seconds: final.metrics && final.metrics.predict_time };
 }
 
-async function runInBrowser(input) {
-  const info = state.info;
+/** The library's browser bundle, imported on first use. */
+async function loadLibrary() {
   if (!state.lib) {
     setStatus('loading the library…');
-    state.lib = await import(info.browser_bundle);
+    state.lib = await import(state.info.browser_bundle);
   }
-  const lib = state.lib;
+  return state.lib;
+}
+
+/** The server's model, loaded into this browser on first use (generation in the page, and fine-tuning). */
+async function loadBrowserModel() {
+  const info = state.info;
+  const lib = await loadLibrary();
   if (!state.browserModel) {
     setStatus('loading the model into this browser…');
     // the weights are kept in Cache Storage: the next visit reads them from disk (download progress shows which)
@@ -614,6 +631,13 @@ async function runInBrowser(input) {
     }
     appendLog(`model loaded into this browser${bytes}`);
   }
+  return state.browserModel;
+}
+
+/** Generates in this browser with `model` (default: the server's model, loaded here). */
+async function runInBrowser(input, model) {
+  const lib = await loadLibrary();
+  const mg = model ?? (await loadBrowserModel());
   const ac = new AbortController();
   state.running = { cancel: () => ac.abort() };
   let inputAudio;
@@ -621,7 +645,6 @@ async function runInBrowser(input) {
   const t0 = performance.now();
   setStatus('generating…');
   setProgress(0);
-  const mg = state.browserModel;
   const live = startLive(clipSamples(input.duration, mg.sampleRate, mg.frameRate), mg.sampleRate);
   let result;
   try {
@@ -657,14 +680,17 @@ async function runInBrowser(input) {
   const bytes = mp3 ? await lib.encodeMp3(channels, result.sampleRate) : lib.encodeWav(channels, result.sampleRate);
   const url = URL.createObjectURL(new Blob([bytes], { type: mp3 ? 'audio/mpeg' : 'audio/wav' }));
   state.objectUrls.push(url);
-  appendLog(`generated in this browser: seed ${result.seed}, ${(result.timings.per_step_ms).toFixed(1)} ms/step`);
+  appendLog(`generated in this browser${model ? ' with the fine-tuned model' : ''}: seed ${result.seed}, ${(result.timings.per_step_ms).toFixed(1)} ms/step`);
+  // for scripting the page (its tests compare these codes with Node's)
+  window.musicgenPage.lastBrowserResult = { codes: Array.from(result.codes[0]), numCodebooks: result.numCodebooks, frames: result.frames, seed: result.seed, tuned: !!model };
   return { url, seed: String(result.seed), seconds: (performance.now() - t0) / 1000, samples: channels, sampleRate: result.sampleRate };
 }
 
-async function generate(ev) {
-  ev.preventDefault();
-  if (state.running) return;
-  const where = document.querySelector('input[name=where]:checked').value;
+/** The form's Generate (on the server or in this browser), or with `tuned` the Fine-tune panel's fine-tuned model. */
+async function generate(ev, tuned = null) {
+  ev?.preventDefault();
+  if (state.running || state.training) return;
+  const where = tuned ? 'tuned' : document.querySelector('input[name=where]:checked').value;
   const input = collectInput();
   // made (or resumed) within the click, so that the browser lets it play
   try {
@@ -682,7 +708,7 @@ async function generate(ev) {
   $('logs').textContent = '';
   setProgress(0);
   try {
-    const r = where === 'browser' ? await runInBrowser(input) : await runOnServer(input);
+    const r = where === 'tuned' ? await runInBrowser(input, tuned) : where === 'browser' ? await runInBrowser(input) : await runOnServer(input);
     if (r.canceled) {
       state.live?.audio?.stop();
       setStatus('canceled');

@@ -20,8 +20,9 @@ import { dirFolder } from '../io/file-source.js';
 import { resolveModel } from '../io/hub.js';
 import { cliProgress } from './progress.js';
 import { MusicgenModel } from '../model/musicgen.js';
-import { readDataset, prepareTrainingData } from '../train/data.js';
-import { finetune, TrainingDiverged, OPTION_KEYS, type TrainOptions, type StepInfo } from '../train/loop.js';
+import { readDataset, prepareTrainingData } from '../train/dataset.js';
+import { TrainingDiverged, OPTION_KEYS, type TrainOptions, type StepInfo } from '../train/loop.js';
+import { finetuneFolder } from '../train/folder.js';
 import { TRAIN_INPUTS, modelSource } from '../inputs.js';
 import { addInputOptions, optionValues, runCli, UsageError } from './inputs.js';
 
@@ -95,7 +96,8 @@ export async function main(argv = process.argv): Promise<void> {
   options.seed ??= -1;
   if (f.resume) {
     // a resumed run keeps the options it was started with, unless they are given again (then they must agree)
-    const { TRAINER_STATE_FILE, findCheckpoint } = await import('../train/checkpoint.js');
+    const { findCheckpoint } = await import('../train/checkpoint.js');
+    const { TRAINER_STATE_FILE } = await import('../train/state.js');
     const { openSafetensorsFile } = await import('../io/file-source.js');
     const file = await openSafetensorsFile(path.join(await findCheckpoint(f.resume), TRAINER_STATE_FILE));
     const saved = (JSON.parse((file.metadata as Record<string, string>).loop ?? '{}') as { options?: Partial<TrainOptions> }).options ?? {};
@@ -134,7 +136,7 @@ export async function main(argv = process.argv): Promise<void> {
     console.log(`${items.length} clip(s), ${data.chunks.length} chunk(s)${data.fromCache ? ' (codes from the cache)' : ''}`);
     const bar = progress();
     try {
-      const result = await finetune({
+      const result = await finetuneFolder({
         model, source: { folder, dir }, modelName: modelSource(f.model), data, outputDir: f.output, options, resume: f.resume,
         onStart: ({ totalSteps, startStep, trainable }) => {
           console.log(`${options.loraRank > 0 ? `LoRA rank ${options.loraRank}` : 'full fine-tuning'}: ${trainable.toLocaleString('en')} trainable values, ${totalSteps} steps`);

@@ -22,7 +22,7 @@ import { stemmedMelody, type StemSeparator } from '../model/stems.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { lmLoss, trainingConditioning } from '../train/loop.js';
 import { backward, noGrad } from '../autograd.js';
-import { splitParts } from '../train/checkpoint.js';
+import { splitParts } from '../train/state.js';
 import { labelsByCodebook, shiftRight } from '../model/pattern.js';
 
 export type ProbeOutputs = Record<string, TensorToWrite>;

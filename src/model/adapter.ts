@@ -23,7 +23,8 @@ export function loraWeight(W: Tensor, A: Tensor, B: Tensor, scale: number): Tens
 /** An adapter to apply: the safetensors bytes and PEFT's adapter_config.json (parsed). */
 export interface AdapterSource {
   weights: ByteSource;
-  config: Record<string, unknown>;
+  /** Absent: the file's own metadata holds it (`adapter_config`, as the library's in-memory finetune writes it). */
+  config?: Record<string, unknown>;
   /** Where it comes from, for errors. */
   label: string;
 }
@@ -52,6 +53,20 @@ function loraScale(config: Record<string, unknown>, label: string): { rank: numb
   return { rank: r, scale: config.use_rslora === true ? alpha / Math.sqrt(r) : alpha / r };
 }
 
+/** adapter_config.json as kept in the adapter file's metadata (key `adapter_config`). */
+function configFromMetadata(file: SafetensorsFile, label: string): Record<string, unknown> {
+  const text = file.metadata.adapter_config;
+  if (typeof text !== 'string') throw new Error(`${label}: no adapter_config.json beside it and none in its metadata (PEFT's config gives the rank r and lora_alpha)`);
+  let config: unknown;
+  try {
+    config = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${label}: the adapter_config in its metadata is not valid JSON (${(e as Error).message})`);
+  }
+  if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new Error(`${label}: the adapter_config in its metadata is not a JSON object`);
+  return config as Record<string, unknown>;
+}
+
 /**
  * `base` with every weight the adapter targets read as W + s·B·A (as f32). Closing the result closes both.
  * `rt` runs the merges.
@@ -76,7 +91,7 @@ class LoraOverlay extends OverlayReader {
     super(base);
     this.label = `${base.label} with the LoRA adapter ${adapter.label}`;
     const fail = (why: string): Error => new Error(`${adapter.label}: ${why} (not an adapter of ${base.label}?)`);
-    const { rank, scale } = loraScale(adapter.config, adapter.label);
+    const { rank, scale } = loraScale(adapter.config ?? configFromMetadata(file, adapter.label), adapter.label);
     this.scale = scale;
     const byModule = new Map<string, Pair>();
     const foreign: string[] = [];

@@ -36,7 +36,7 @@ import { predictorFields, trainerFields, openApiDocument } from './schema.js';
 import { JobService } from './jobs.js';
 import { makePredictor, predictorLimits } from './predictor.js';
 import { makeTrainer } from './trainer.js';
-import { DEFAULT_MAX_DATASET_BYTES } from '../train/data.js';
+import { DEFAULT_MAX_DATASET_BYTES } from '../train/dataset.js';
 import { HttpFailure } from './request.js';
 import { send } from './respond.js';
 import { route, health, type AppState, type HealthStatus } from './routes.js';

@@ -12,8 +12,9 @@ import { randomInt } from 'node:crypto';
 import * as tar from 'tar';
 import { dirFolder } from '../io/file-source.js';
 import { MusicgenModel } from '../model/musicgen.js';
-import { readDataset, prepareTrainingData } from '../train/data.js';
-import { finetune, type TrainOptions } from '../train/loop.js';
+import { readDataset, prepareTrainingData } from '../train/dataset.js';
+import type { TrainOptions } from '../train/loop.js';
+import { finetuneFolder } from '../train/folder.js';
 import { resolveFileInput, FileInputError, toDataUri, uploadFile } from './files.js';
 import { CanceledError, JobInputError, type Job, type JobContext, type JobRunner } from './jobs.js';
 import { uploadTarget } from './predictor.js';
@@ -108,7 +109,7 @@ export function makeTrainer(o: TrainerOptions): JobRunner {
       } as TrainOptions;
       ctx.log(`seed: ${seed}`);
       const out = path.join(work, 'model');
-      const result = await finetune({
+      const result = await finetuneFolder({
         model, source: { folder, dir: modelDir }, modelName: o.modelName, data, outputDir: out, options,
         onStart: ({ totalSteps, trainable }) => {
           ctx.log(`${options.loraRank > 0 ? `LoRA rank ${options.loraRank}` : 'full fine-tuning'}: ${trainable} trainable values, ${totalSteps} steps`);

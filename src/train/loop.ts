@@ -5,15 +5,16 @@
 // classifier-free guidance keeps working. T5 and EnCodec stay frozen; the LM and the conditioning projections
 // train (or, with LoRA, low-rank adapters on the LM's attention and feed-forward matrices).
 //
-// The teacher-forced decoder input and labels are built beside the delay pattern (model/pattern.ts); trainer
-// state and the output folder are read and written by checkpoint.ts; the probe's training reference is in
-// cli/probe.ts.
+// This file is the one training loop, with no file system: it runs in Node and in the browser bundle. Where its
+// results go is the caller's: folder.ts (Node: the log, resumable checkpoints and the output model folder, for the
+// CLI and the server) and clips.ts (the library's in-memory `finetune`: an adapter file as bytes). The
+// teacher-forced decoder input and labels are built beside the delay pattern (model/pattern.ts); the probe's
+// training reference is in cli/probe.ts.
 //
 // A step records forward, backward, clipping and the AdamW update without reading anything back, then reads one
-// [2] tensor (loss, gradient norm) for the log. Everything the run needs to continue exactly is checkpointed.
+// [2] tensor (loss, gradient norm) for the log. Everything the run needs to continue exactly is in the state
+// handed to `onCheckpoint`.
 
-import { promises as fsp } from 'node:fs';
-import * as path from 'node:path';
 import { Tensor, tidy, keep } from '../tensor.js';
 import * as ops from '../ops.js';
 import type { MusicgenModel } from '../model/musicgen.js';
@@ -21,7 +22,7 @@ import { MusicgenModel as MusicgenClass } from '../model/musicgen.js';
 import type { Conditioning } from '../model/lm.js';
 import type { NamedTensor } from '../model/weights.js';
 import { delayedLabels, labelsByCodebook, shiftRight } from '../model/pattern.js';
-import { writeFileAtomic } from '../io/atomic.js';
+import { AbortError } from '../model/generate.js';
 import { encodeSafetensors } from '../io/safetensors.js';
 import { backward, noGrad } from '../autograd.js';
 import { AdamW } from './optim.js';
@@ -29,10 +30,7 @@ import { clipGradNorm } from '../kernels/clip.js';
 import { Lora } from './lora.js';
 import { InputError, TRAIN_INPUTS, checkOptions } from '../inputs.js';
 import { Rng, type Chunk, type TrainingData } from './data.js';
-import {
-  exportTrainables, findCheckpoint, importTrainables, readTrainerState, saveTrainerState, splitParts, writeModelFolder,
-  type LoopState, type ModelSource, type TrainerState,
-} from './checkpoint.js';
+import { exportTrainables, importTrainables, type LoopState, type TrainerState } from './state.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // the loss
@@ -114,21 +112,6 @@ export interface StepInfo {
   stepsPerEpoch: number;
 }
 
-export interface FinetuneRun {
-  model: MusicgenModel;
-  source: ModelSource;
-  /** A label for the base model (adapter_config.json's base_model_name_or_path). */
-  modelName: string;
-  data: TrainingData;
-  outputDir: string;
-  options: TrainOptions;
-  /** A checkpoint folder (or an output folder holding checkpoint-N folders) to continue from. */
-  resume?: string;
-  onStep?: (info: StepInfo) => void;
-  onMessage?: (line: string) => void;
-  onStart?: (info: { totalSteps: number; startStep: number; stepsPerEpoch: number; trainable: number }) => void;
-}
-
 export class TrainingDiverged extends Error {
   constructor(message: string) {
     super(message);
@@ -146,38 +129,61 @@ export function learningRate(s: number, S: number, o: Pick<TrainOptions, 'lr' | 
 }
 
 
-/**
- * Runs (or continues) a fine-tuning; writes checkpoints, the log and finally the model folder. The model's
- * weights are trained in place (with LoRA they are left unchanged: the adapters live beside them and are merged
- * only into the written folder); its parameters end without gradients and with `requiresGrad` off.
- */
-export async function finetune(run: FinetuneRun): Promise<{ steps: number; lastLoss: number }> {
-  const { model, data, outputDir } = run;
-  checkOptions(TRAIN_INPUTS.filter((f) => OPTION_KEYS.includes(f.option as keyof TrainOptions)), run.options);
-  const options: TrainOptions = { ...run.options };
+/** The options checked against TRAIN_INPUTS and completed: alpha defaults to the rank, seed −1 drawn. */
+export function checkTrainOptions(given: TrainOptions, say: (line: string) => void = () => undefined): TrainOptions {
+  checkOptions(TRAIN_INPUTS.filter((f) => OPTION_KEYS.includes(f.option as keyof TrainOptions)), given);
+  const options: TrainOptions = { ...given };
   // alpha defaults to the rank (scale 1) and means nothing without LoRA: normalise before any comparison
   options.loraAlpha = options.loraRank > 0 ? options.loraAlpha ?? options.loraRank : undefined;
-  const say = run.onMessage ?? (() => undefined);
   if (options.seed === -1) {
     options.seed = Math.floor(Math.random() * 2 ** 31);
     say(`seed ${options.seed}`);
   }
-  await fsp.mkdir(outputDir, { recursive: true });
+  return options;
+}
 
-  if (!run.resume) {
-    // a fresh run must not mix its checkpoints with an earlier run's (resuming from the folder would pick the wrong one)
-    const stale = (await fsp.readdir(outputDir)).filter((e) => /^checkpoint-\d+$/.test(e));
-    if (stale.length > 0) {
-      throw new InputError('outputDir', `${outputDir} already holds checkpoints of an earlier run (${stale.join(', ')}): continue it with \`resume\` = ${outputDir}, or choose another folder`);
-    }
-  }
+/** What a finished run leaves to read while its tensors are alive (they are freed when `onDone` returns). */
+export interface Trained {
+  /** The adapters (LoRA runs), or null (full fine-tuning: the model's own weights were trained in place). */
+  lora: Lora | null;
+  /** The trained tensors under their checkpoint names (LoRA: PEFT's adapter names). */
+  trainables: NamedTensor[];
+  options: TrainOptions;
+}
 
-  // ---- resume: the state, and the options it was started with ----
-  let resumed: TrainerState | null = null;
-  let resumedFrom = '';
-  if (run.resume) {
-    resumedFrom = await findCheckpoint(run.resume);
-    resumed = await readTrainerState(resumedFrom);
+export interface LoopRun<R> {
+  model: MusicgenModel;
+  data: TrainingData;
+  /** As `checkTrainOptions` returns them. */
+  options: TrainOptions;
+  /** A saved state to continue from, and where it came from (for messages). */
+  resume?: { state: TrainerState; from: string };
+  /** Checked before each optimiser step: aborting ends the run with an AbortError. */
+  signal?: AbortSignal;
+  /** Stop after this many optimiser steps (the schedule then spans them), short of `epochs` passes. */
+  maxSteps?: number;
+  onStart?: (info: { totalSteps: number; startStep: number; stepsPerEpoch: number; trainable: number }) => void | Promise<void>;
+  /** After each optimiser step; throwing ends the run. */
+  onStep?: (info: StepInfo) => void | Promise<void>;
+  onMessage?: (line: string) => void;
+  /** Every `saveSteps` steps (0: each epoch's end): keeps the state; returns a label for messages (its folder). */
+  onCheckpoint?: (step: number, state: () => Promise<TrainerState>) => Promise<string>;
+  /** After the last step, before the trained tensors are freed: reads what the caller keeps. */
+  onDone: (trained: Trained) => Promise<R>;
+}
+
+/**
+ * Runs (or continues) a fine-tuning. The model's weights are trained in place (with LoRA they are left unchanged:
+ * the adapters live beside them until `onDone` has read them); its parameters end without gradients and with
+ * `requiresGrad` off.
+ */
+export async function trainLoop<R>(run: LoopRun<R>): Promise<{ steps: number; lastLoss: number; log: LogRecord[]; result: R }> {
+  const { model, data, options } = run;
+  const say = run.onMessage ?? (() => undefined);
+
+  // ---- resume: the options it was started with, and the data ----
+  const resumed = run.resume?.state ?? null;
+  if (resumed) {
     const saved = resumed.loop.options as unknown as TrainOptions;
     for (const k of STRUCTURAL_OPTIONS) {
       if (saved[k] !== options[k]) {
@@ -214,27 +220,27 @@ export async function finetune(run: FinetuneRun): Promise<{ steps: number; lastL
   const B = options.batchSize;
   const microPerEpoch = Math.ceil(N / B);
   const stepsPerEpoch = Math.ceil(microPerEpoch / options.gradAccum);
-  const totalSteps = stepsPerEpoch * options.epochs;
+  const totalSteps = Math.min(stepsPerEpoch * options.epochs, run.maxSteps ?? Infinity);
   let loop: LoopState = {
     step: 0, epoch: 0, batchInEpoch: 0, order: [], rng: rng.state,
     options: options as unknown as Record<string, unknown>, datasetFingerprint: data.fingerprint, log: [],
   };
-  if (resumed) {
-    importTrainables(trainables, opt, resumed);
-    loop = { ...resumed.loop, options: options as unknown as Record<string, unknown> };
-    rng.state = loop.rng;
-    say(`resuming from ${resumedFrom} at step ${loop.step}`);
-  }
-  const logFile = path.join(outputDir, 'train_log.jsonl');
-  await writeFileAtomic(logFile, loop.log.map((l) => `${l}\n`).join(''));
-  await writeFileAtomic(path.join(outputDir, 'training_args.json'), JSON.stringify({ ...options, model: run.modelName, chunks: N }, null, 1) + '\n');
-  run.onStart?.({ totalSteps, startStep: loop.step, stepsPerEpoch, trainable: params.reduce((a, t) => a + t.size, 0) });
-
-  let lastCheckpoint = resumed ? resumedFrom : '';
-  let lastLoss = loop.log.length ? (JSON.parse(loop.log[loop.log.length - 1]) as LogRecord).loss : NaN;
-  const maxNorm = options.maxGradNorm ?? 1;
+  let lastCheckpoint = '';
   try {
+    if (resumed) {
+      importTrainables(trainables, opt, resumed);
+      loop = { ...resumed.loop, options: options as unknown as Record<string, unknown> };
+      rng.state = loop.rng;
+      lastCheckpoint = run.resume!.from;
+      say(`resuming from ${lastCheckpoint} at step ${loop.step}`);
+    }
+    await run.onStart?.({ totalSteps, startStep: loop.step, stepsPerEpoch, trainable: params.reduce((a, t) => a + t.size, 0) });
+
+    const log = loop.log.map((l) => JSON.parse(l) as LogRecord);
+    let lastLoss = log.length ? log[log.length - 1].loss : NaN;
+    const maxNorm = options.maxGradNorm ?? 1;
     while (loop.step < totalSteps) {
+      if (run.signal?.aborted) throw new AbortError();
       const step = loop.step + 1;
       if (loop.batchInEpoch === 0) loop.order = rng.permutation(N);
       const firstMicro = loop.batchInEpoch;
@@ -275,41 +281,18 @@ export async function finetune(run: FinetuneRun): Promise<{ steps: number; lastL
       loop.step = step;
       loop.rng = rng.state;
       const record: LogRecord = { step, epoch, loss, lr, grad_norm: gradNorm };
-      const line = JSON.stringify(record);
-      loop.log.push(line);
-      await fsp.appendFile(logFile, `${line}\n`);
-      run.onStep?.({ record, totalSteps, stepsPerEpoch });
+      loop.log.push(JSON.stringify(record));
+      log.push(record);
+      await run.onStep?.({ record, totalSteps, stepsPerEpoch });
 
       const epochEnd = loop.batchInEpoch === 0;
-      if ((options.saveSteps > 0 && step % options.saveSteps === 0) || (options.saveSteps === 0 && epochEnd)) {
-        const dir = path.join(outputDir, `checkpoint-${step}`);
-        await saveTrainerState(dir, await exportTrainables(trainables, opt, loop));
-        if (lastCheckpoint && lastCheckpoint !== dir && path.dirname(path.resolve(lastCheckpoint)) === path.resolve(outputDir)) {
-          await fsp.rm(lastCheckpoint, { recursive: true, force: true });
-        }
-        lastCheckpoint = dir;
-        say(`checkpoint ${dir}`);
+      if (run.onCheckpoint && ((options.saveSteps > 0 && step % options.saveSteps === 0) || (options.saveSteps === 0 && epochEnd))) {
+        const state = loop;
+        lastCheckpoint = await run.onCheckpoint(step, () => exportTrainables(trainables, opt, state));
       }
     }
-
-    // ---- the model folder ----
-    say(`writing the model to ${outputDir}`);
-    let replaced: Map<string, Float32Array>;
-    if (lora) {
-      replaced = await lora.merged();
-      const adapters: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {};
-      for (const t of trainables) adapters[t.names[0]] = { dtype: 'F32', shape: [...t.tensor.shape], data: (await t.tensor.read()) as Float32Array };
-      await writeFileAtomic(path.join(outputDir, 'adapter_model.safetensors'), encodeSafetensors(adapters, { format: 'pt' }));
-      await writeFileAtomic(path.join(outputDir, 'adapter_config.json'), JSON.stringify(lora.adapterConfig(run.modelName), null, 1) + '\n');
-    } else {
-      replaced = new Map();
-      for (const t of trainables) {
-        const all = (await t.tensor.read()) as Float32Array;
-        for (const [name, part] of splitParts(t, all)) replaced.set(name, part);
-      }
-    }
-    await writeModelFolder(run.source, outputDir, replaced);
-    return { steps: loop.step, lastLoss };
+    const result = await run.onDone({ lora, trainables, options });
+    return { steps: loop.step, lastLoss, log, result };
   } finally {
     opt.dispose();
     if (lora) lora.dispose();
@@ -319,6 +302,18 @@ export async function finetune(run: FinetuneRun): Promise<{ steps: number; lastL
       t.requiresGrad = false;
     }
   }
+}
+
+/**
+ * A LoRA run's adapter as PEFT's `adapter_model.safetensors` (F32 lora_A / lora_B) and `adapter_config.json`.
+ * The config is also kept in the file's metadata (`adapter_config`), so the file alone is a complete adapter
+ * (`MusicGen.load(model, { adapter })` reads it from there when no adapter_config.json lies beside it).
+ */
+export async function adapterFiles(lora: Lora, baseModel: string): Promise<{ weights: Uint8Array; config: Record<string, unknown> }> {
+  const config = lora.adapterConfig(baseModel);
+  const tensors: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {};
+  for (const t of lora.namedParameters()) tensors[t.names[0]] = { dtype: 'F32', shape: [...t.tensor.shape], data: (await t.tensor.read()) as Float32Array };
+  return { weights: encodeSafetensors(tensors, { format: 'pt', adapter_config: JSON.stringify(config) }), config };
 }
 
 /** One micro-batch on the GPU: decoder input, labels per codebook, T5 states, mask (0 rows dropped), chroma. */

@@ -10,7 +10,7 @@ import * as ops from '../../src/ops.js';
 import { probe } from '../../src/cli/probe.js';
 import { MusicgenModel } from '../../src/model/musicgen.js';
 import { dirFolder, openSafetensorsFile } from '../../src/io/file-source.js';
-import { splitParts } from '../../src/train/checkpoint.js';
+import { splitParts } from '../../src/train/state.js';
 import { encodeSafetensors, SafetensorsFile, BufferSource, type TensorToWrite } from '../../src/io/safetensors.js';
 
 /** Rewrites a model folder's checkpoint through `edit` into a temporary folder. */

@@ -18,8 +18,8 @@ import { encodeSafetensors } from '../../src/io/safetensors.js';
 import { dirFolder, openSafetensorsFile } from '../../src/io/file-source.js';
 import { MusicGen, type GenerateRequest } from '../../src/pipeline.js';
 import { MusicgenModel } from '../../src/model/musicgen.js';
-import { readDataset, prepareTrainingData } from '../../src/train/data.js';
-import { finetune } from '../../src/train/loop.js';
+import { readDataset, prepareTrainingData } from '../../src/train/dataset.js';
+import { finetuneFolder as finetune } from '../../src/train/folder.js';
 import { Lora, LoraAdapter, LORA_TARGETS } from '../../src/train/lora.js';
 import { serveFile } from '../../src/server/static.js';
 
@@ -165,10 +165,13 @@ describe('LoRA adapters at load', function () {
     await assert.rejects(MusicGen.load(TEXT_MODEL, { adapter: { weights: bytes(write([[2, i], [o, 2]])), config: cfg } }), /rank 2, but adapter_config\.json says r = 4/);
     await assert.rejects(MusicGen.load(TEXT_MODEL, { adapter: { weights: bytes(write([[4, i], [o, 4]], { [`${W}.bias`]: [o] })), config: cfg } }), /1 tensors are not LoRA pairs .*layers\.0\.fc1\.bias/);
     await assert.rejects(MusicGen.load(TEXT_MODEL, { adapter: { weights: bytes(write([[4, i], [o, 4]])), config: { ...cfg, peft_type: 'IA3' } } }), /only LORA adapters/);
-    // no adapter_config.json beside the file
+    // no adapter_config.json beside the file: finetune's file keeps it in its metadata, a file without it is refused
     const lone = join(tmp, 'lone');
     await fsp.mkdir(lone);
     await fsp.copyFile(join(out, 'adapter_model.safetensors'), join(lone, 'adapter_model.safetensors'));
-    await assert.rejects(MusicGen.load(TEXT_MODEL, { adapter: join(lone, 'adapter_model.safetensors') }), /no adapter_config\.json beside it/);
+    const alone = await MusicGen.load(TEXT_MODEL, { adapter: join(lone, 'adapter_model.safetensors') });
+    alone.dispose();
+    await fsp.writeFile(join(lone, 'adapter_model.safetensors'), write([[4, i], [o, 4]]));
+    await assert.rejects(MusicGen.load(TEXT_MODEL, { adapter: join(lone, 'adapter_model.safetensors') }), /no adapter_config\.json beside it and none in its metadata/);
   });
 });

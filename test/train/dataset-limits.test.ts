@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tar from 'tar';
 import { encodeWav } from '../../src/audio/encode.js';
-import { readDataset } from '../../src/train/data.js';
+import { readDataset } from '../../src/train/dataset.js';
 import { tones } from '../helpers.js';
 
 const MiB = 2 ** 20;
