@@ -6,6 +6,7 @@
 import { Fixture, assertClose, checkGradCase, gpu, type Tolerance } from '../helpers.js';
 import * as ops from '../../src/ops.js';
 import { Tensor } from '../../src/tensor.js';
+import { Runtime } from '../../src/runtime.js';
 import { foldWeightNorm } from '../../src/model/weights.js';
 
 const FWD = { rtol: 1e-4, atol: 1e-5 };
@@ -80,10 +81,14 @@ describe('kernels: pad1d, conv1d, convTranspose1d, weight norm, lstm', () => {
       checkGradCase(fx, `convt.${name}`, (x, w, b?: Tensor) => ops.convTranspose1d(x, w, b, opts), FWD, GRAD));
   }
 
-  it('conv1d and convTranspose1d at sizes that take every tiling of the subgroup kernels match a float64 CPU conv', async () => {
+  it('conv1d and convTranspose1d at sizes that take every tiling of the subgroup kernels match a float64 CPU conv, and so does the fallback without subgroups', async () => {
     // The fixtures are too short for the wider tilings (2 and 4 steps per invocation are chosen only when they
     // still leave ≥ 16 workgroups); these take each, with channel blocks past 16, groups, stride and dilation.
-    const rt = await gpu();
+    // A second device without subgroups runs the plain kernels the subgroup ones replaced on this adapter.
+    for (const rt of [await gpu(), await Runtime.create({ without: ['subgroups'] })]) await convAgainstCpu(rt);
+  });
+
+  async function convAgainstCpu(rt: Runtime): Promise<void> {
     let seed = 7;
     const rand = (n: number) => Float32Array.from({ length: n }, () => ((seed = (seed * 16807) % 2147483647) / 2147483647) * 2 - 1);
     // [transpose, B, Cin, Cout, T, K, stride, padding, dilation, groups, outputPadding]
@@ -125,10 +130,11 @@ describe('kernels: pad1d, conv1d, convTranspose1d, weight norm, lstm', () => {
           }
         }
       }
-      assertClose(await y.toArray(), want, `${transpose ? 'convTranspose1d' : 'conv1d'} ${Cin}→${Cout} T ${T}`, FWD);
+      const label = `${transpose ? 'convTranspose1d' : 'conv1d'} ${Cin}→${Cout} T ${T}${rt.ctx.features.subgroups ? '' : ', no subgroups'}`;
+      assertClose(await y.toArray(), want, label, FWD);
       for (const t of [x, w, b, y]) t.dispose();
     }
-  });
+  }
 
   for (const name of ['conv', 'convt']) {
     it(`weight norm (dim 0) folded at load for a ${name} weight`, async () => {

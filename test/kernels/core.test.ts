@@ -5,6 +5,7 @@ import { Fixture, assertClose, checkGradCase, gpu } from '../helpers.js';
 import { gemvApplies } from '../../src/kernels/gemv.js';
 import * as ops from '../../src/ops.js';
 import { Tensor } from '../../src/tensor.js';
+import { Runtime } from '../../src/runtime.js';
 
 describe('kernels: element-wise, matmul, shape', () => {
   let fx: Fixture;
@@ -55,10 +56,14 @@ describe('kernels: element-wise, matmul, shape', () => {
     }
   });
 
-  it('matmul at sizes that take every tiling of the subgroup kernels matches a float64 CPU product', async () => {
+  it('matmul at sizes that take every tiling of the subgroup kernels matches a float64 CPU product, and so does the fallback without subgroups', async () => {
     // The fixtures are too small for the wider tilings (2 and 4 columns per invocation are chosen only when
     // they still leave ≥ 16 workgroups); these sizes take each, with edges past 16 rows and 64·CN columns.
-    const rt = await gpu();
+    // A second device without subgroups runs the plain kernel the subgroup ones replaced on this adapter.
+    for (const rt of [await gpu(), await Runtime.create({ without: ['subgroups'] })]) await matmulAgainstCpu(rt);
+  });
+
+  async function matmulAgainstCpu(rt: Runtime): Promise<void> {
     let seed = 1;
     const rand = (n: number) => Float32Array.from({ length: n }, () => ((seed = (seed * 16807) % 2147483647) / 2147483647) * 2 - 1);
     const cases: [number, number, number, boolean, boolean][] = [
@@ -81,10 +86,11 @@ describe('kernels: element-wise, matmul, shape', () => {
           want[m * N + n] = Math.max(s, 0);
         }
       }
-      assertClose(await y.toArray(), want, `matmul ${M}×${N}×${K}${transA ? ' Aᵀ' : ''}${transB ? ' Bᵀ' : ''}`, { rtol: 1e-5, atol: 1e-5 });
+      const label = `matmul ${M}×${N}×${K}${transA ? ' Aᵀ' : ''}${transB ? ' Bᵀ' : ''}${rt.ctx.features.subgroups ? '' : ', no subgroups'}`;
+      assertClose(await y.toArray(), want, label, { rtol: 1e-5, atol: 1e-5 });
       for (const t of [a, b, bias, y]) t.dispose();
     }
-  });
+  }
 
   it('the decode-time gemv (rows ≤ 8 against a stored Linear weight) matches, with and without bias/GELU', async function () {
     const rt = await gpu();
