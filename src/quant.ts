@@ -6,10 +6,11 @@
 // element e = row·cols + col at bit ((e mod per) · bits) of word e / per, little end first:
 //   f16  2 per word, IEEE half (round to nearest even)
 //   q8   4 per word, int8 two's complement in [−127, 127], one f32 scale per row: w ≈ scale[row] · q
-//        (absmax / 127: symmetric, so a zero stays exactly zero)
+//        (absmax / 127: symmetric, so a zero stays exactly zero; a clipped, least-error scale measured no
+//        better on Gaussian rows of 768–4096, whose absmax is already near the best clip at 8 bits)
 //   q4   8 per word, a nibble holding q + 8 for q in [−8, 7], one f32 scale per group of 32 along the row:
-//        w ≈ scale[row, col / 32] · q. As llama.cpp's Q4_0, the group's largest-magnitude weight maps to −8
-//        exactly (scale = that weight / −8), a step of absmax/8 instead of absmax/7.
+//        w ≈ scale[row, col / 32] · q. Each group's scale is the one of least squared error among a few
+//        candidates (`packRows`), the full 16 levels used (the largest magnitude near −8, as llama.cpp's Q4_0).
 // The words are little-endian bytes, so a q8 matrix is its int8 values in order (safetensors I8 [rows, cols]) and a
 // q4 matrix is two nibbles per byte, low nibble first (U8 [rows, cols / 2]); the scales follow in their own tensor.
 // Kernels read a lane's 4 consecutive words (a vec4<u32>) at a time, so cols must be a multiple of 8 (f16), 16
@@ -23,6 +24,35 @@ export type WeightDType = (typeof WEIGHT_DTYPES)[number];
 export type PackedFormat = Exclude<WeightDType, 'f32'>;
 /** What `MusicGen.load` and the CLIs use when no dtype is given and the folder is not converted (README: why). */
 export const DEFAULT_DTYPE: WeightDType = 'f32';
+
+/**
+ * Which matrices a load keeps at a higher precision than its dtype, by checkpoint key (MusicGen's transformers
+ * names), and why: measured on the full-size random musicgen-small by rounding one group of matrices at a time
+ * (BENCHMARKS.md, "Weight formats"). Every group of matrices adds a similar share of the logits' error, so the
+ * ones kept are those with the largest share per byte:
+ *   q8: T5 (run once per prompt, 110 M weights; at q8 its hidden state alone is 2.0e-2 off), the LM's heads, the
+ *       text projection and the self-attention output projections stay f16.
+ *   q4: T5, the LM's codebook tables and heads and the text projection stay q8 (at 4 bits T5's hidden state is
+ *       2e-1 off, and the tables and heads enter the residual stream and the logits directly).
+ * `musicgen convert` records this table in config.json (`quantization.kept`).
+ */
+export const KEPT: Readonly<Record<PackedFormat, ReadonlyArray<readonly [pattern: string, dtype: WeightDType]>>> = {
+  f16: [],
+  q8: [['text_encoder.*', 'f16'], ['decoder.lm_heads.*', 'f16'], ['enc_to_dec_proj.*', 'f16'], ['*.self_attn.out_proj.*', 'f16']],
+  q4: [['text_encoder.*', 'q8'], ['decoder.model.decoder.embed_tokens.*', 'q8'], ['decoder.lm_heads.*', 'q8'], ['enc_to_dec_proj.*', 'q8']],
+};
+
+const globRe = (pattern: string): RegExp => new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+const KEPT_RE = Object.fromEntries(Object.entries(KEPT).map(([f, list]) => [f, list.map(([p, d]) => [globRe(p), d] as const)])) as Record<PackedFormat, [RegExp, WeightDType][]>;
+
+/** The dtype a load in `dtype` stores the matrix under checkpoint key `key` in (see `KEPT`). */
+export function matrixDType(dtype: WeightDType, key: string): WeightDType {
+  if (dtype === 'f32') return dtype;
+  return KEPT_RE[dtype].find(([re]) => re.test(key))?.[1] ?? dtype;
+}
+
+/** q4's candidate levels for a group's largest-magnitude weight (see `packRows`); Q4_0's −8 first. */
+const Q4_LEVELS = [-8, -7.5, -8.5, -9, -9.5];
 
 /** Elements per 32-bit word. */
 export const PER_WORD: Readonly<Record<PackedFormat, number>> = { f16: 2, q8: 4, q4: 8 };
@@ -86,15 +116,26 @@ export function packRows(
   const groups = src.length / Q4_GROUP;
   for (let g = 0; g < groups; g++) {
     const o = g * Q4_GROUP;
-    let amax = 0;
-    let max = 0;
-    for (let c = 0; c < Q4_GROUP; c++) {
-      const v = src[o + c];
-      if (Math.abs(v) > amax) { amax = Math.abs(v); max = v; }
+    let ext = 0; // the group's largest-magnitude weight, signed
+    for (let c = 0; c < Q4_GROUP; c++) if (Math.abs(src[o + c]) > Math.abs(ext)) ext = src[o + c];
+    // each candidate maps `ext` to a level near −8 and rounds the group; the least-squares scale for those
+    // levels (Σ w·q / Σ q²) leaves an error of Σ w² − (Σ w·q)² / Σ q², so the candidate with the largest
+    // (Σ w·q)² / Σ q² wins. Q4_0's −8 is the first candidate, so the error is never above Q4_0's.
+    let inv = 0;
+    let scale = 0;
+    let best = -1;
+    for (const level of ext === 0 ? [] : Q4_LEVELS) {
+      const i = level / ext;
+      let wq = 0;
+      let qq = 0;
+      for (let c = 0; c < Q4_GROUP; c++) {
+        const q = Math.max(-8, Math.min(7, Math.round(src[o + c] * i)));
+        wq += src[o + c] * q;
+        qq += q * q;
+      }
+      if ((wq * wq) / qq > best) { best = (wq * wq) / qq; inv = i; scale = wq / qq; }
     }
-    const scale = Math.fround(max / -8);
-    scales[scaleAt + g] = scale;
-    const inv = scale !== 0 ? 1 / scale : 0;
+    scales[scaleAt + g] = Math.fround(scale);
     let w = dataAt + o / 8;
     for (let c = 0; c < Q4_GROUP; c += 8, w++) {
       let word = 0;

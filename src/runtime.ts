@@ -15,16 +15,23 @@ const specialised = new Map<string, string>();
 
 /**
  * shaders/NAME.wgsl compiled for one value of a constant it declares as `const K = 16u;` or
- * `const K: u32 = 16u;` (sizes that must be known at compile time: a head dim, outputs per invocation).
+ * `const K: u32 = 16u;` (sizes that must be known at compile time: a head dim, outputs per invocation), or for
+ * values of several such constants: `specialise('x', { FORMAT: 2, R: 4 })`.
  */
-export function specialise(name: string, constant: string, value: number): { shader: string; code: string } {
-  const shader = `${name}_${constant}${value}`;
+export function specialise(name: string, constant: string, value: number): { shader: string; code: string };
+export function specialise(name: string, constants: Readonly<Record<string, number>>): { shader: string; code: string };
+export function specialise(name: string, constant: string | Readonly<Record<string, number>>, value?: number): { shader: string; code: string } {
+  const values = Object.entries(typeof constant === 'string' ? { [constant]: value ?? NaN } : constant);
+  const shader = [name, ...values.map(([c, v]) => `${c}${v}`)].join('_');
   let code = specialised.get(shader);
   if (code === undefined) {
-    const source = shaderSource(name);
-    const line = new RegExp(`const ${constant}(: u32)? = \\d+u;`);
-    if (!line.test(source)) throw new Error(`shader "${name}" declares no "const ${constant} = …u;" line to specialise`);
-    code = source.replace(line, `const ${constant}: u32 = ${value}u;`);
+    code = shaderSource(name);
+    for (const [c, v] of values) {
+      if (!(Number.isInteger(v) && v >= 0)) throw new Error(`specialise("${name}"): ${c} = ${v} is not a u32`);
+      const line = new RegExp(`const ${c}(: u32)? = \\d+u;`);
+      if (!line.test(code)) throw new Error(`shader "${name}" declares no "const ${c} = …u;" line to specialise`);
+      code = code.replace(line, `const ${c}: u32 = ${v}u;`);
+    }
     specialised.set(shader, code);
   }
   return { shader, code };

@@ -7,8 +7,10 @@
 //        NAME_scale      F32 [rows]
 //   q4   NAME            U8  [rows, cols / 2]          two 4-bit values a byte, low nibble first, each q + 8
 //        NAME_scale      F32 [rows, cols / 32]         w ≈ NAME_scale[row, col / 32] · q
-// (src/quant.ts documents the packing.) config.json gains `"quantization": {"dtype": …, "group_size": 32 for q4}`;
-// a loader seeing it loads in that dtype. The matrices are packed by the same loader the models use (streaming the
+// (src/quant.ts documents the packing.) Matrices that the dtype keeps more precise (src/quant.ts `KEPT`: q8 keeps
+// T5 and a few LM matrices in f16, q4 keeps them in q8) are written in that format. config.json gains
+// `"quantization": {"dtype": …, "group_size": 32 for q4, "kept": {pattern: dtype}}`; a loader seeing it loads in
+// that dtype (each tensor's own dtype says how it is stored, so folders converted with other `kept` load too). The matrices are packed by the same loader the models use (streaming the
 // checkpoint in, never the whole model in f32), then read back from the GPU and written out.
 
 import { copyFile, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
@@ -21,7 +23,7 @@ import { SINGLE_FILE, type Dtype } from '../io/safetensors.js';
 import { resolveModel } from '../io/hub.js';
 import { MusicgenModel } from '../model/musicgen.js';
 import { SCALE_SUFFIX } from '../model/weights.js';
-import { Q4_GROUP, WEIGHT_DTYPES, dataWords, scalesPerRow, type WeightDType } from '../quant.js';
+import { KEPT, Q4_GROUP, WEIGHT_DTYPES, dataWords, scalesPerRow, type WeightDType } from '../quant.js';
 import { UsageError, runCli } from './inputs.js';
 
 const STORED: Record<'f16' | 'q8' | 'q4', Dtype> = { f16: 'F16', q8: 'I8', q4: 'U8' };
@@ -70,7 +72,11 @@ export async function convert(src: string, dtype: WeightDType, out: string, log:
     await reader.close();
   }
   const cfg = JSON.parse(await readFile(join(src, 'config.json'), 'utf8')) as Record<string, unknown>;
-  cfg.quantization = { dtype, ...(dtype === 'q4' ? { group_size: Q4_GROUP } : {}), format: 'musicgen-webgpu' };
+  const kept = dtype === 'f32' ? [] : KEPT[dtype];
+  cfg.quantization = {
+    dtype, ...(dtype === 'q4' ? { group_size: Q4_GROUP } : {}), format: 'musicgen-webgpu',
+    ...(kept.length > 0 ? { kept: Object.fromEntries(kept) } : {}),
+  };
   await writeFile(join(out, 'config.json'), `${JSON.stringify(cfg, null, 2)}\n`);
   // the tokenizer and the other small files, as they are (not the source's weights)
   for (const f of await readdir(src)) {

@@ -5,20 +5,25 @@
 
 import { Tensor, shapeStr } from '../tensor.js';
 import { record } from '../autograd.js';
+import { specialise } from '../runtime.js';
 import { launch1d } from './elementwise.js';
-import { PackedMatrix, embeddingPacked, embeddingSumPacked, type Matrix } from './packed.js';
+import { FORMAT_ID, PackedMatrix, type Matrix } from './packed.js';
 
-
-/** Σ_k tables[k, ids[b, k, t]] with tables [K, V, D] and ids [B, K, T] → [B, T, D] (shapes already checked). */
-function lookupSum(tables: Tensor, ids: Tensor, B: number, K: number, T: number): Tensor {
-  const [, V, D] = tables.shape;
+/**
+ * Σ_k tables[k, ids[b, k, t]] for tables [K, V, D] (f32, or packed: read as they are stored) and ids [B, K, T]
+ * → [B, T, D] (shapes already checked).
+ */
+function lookupSum(tables: Matrix, ids: Tensor, B: number, K: number, V: number, T: number, D: number): Tensor {
   const rt = tables.rt;
   const out = Tensor.empty([B, T, D], 'f32', rt);
   if (out.size > 0) {
+    // one buffer bound as the words and as the scales (f32 and f16 have none: bound, never read)
+    const packed = tables instanceof PackedMatrix ? tables : null;
+    const words = packed ? packed.words : tables as Tensor;
     rt.dispatch({
-      shader: 'embedding',
-      params: { n: out.size, K, V, T, D },
-      bindings: [tables.binding(), ids.binding(), out.binding()],
+      ...specialise('embedding', 'FORMAT', FORMAT_ID[packed ? packed.format : 'f32']),
+      params: { n: out.size, K, V, T, D, scaleBase: packed ? packed.scaleBase : 0 },
+      bindings: [words.binding(), words.binding(), ids.binding(), out.binding()],
       workgroups: launch1d(rt, out.size),
     });
   }
@@ -47,16 +52,15 @@ function lookupSumBackward(dOut: Tensor, ids: Tensor, B: number, K: number, T: n
 
 /** table [V, D], ids i32 of any shape → [...ids.shape, D]. Differentiable in an f32 table; a packed one is frozen. */
 export function embedding(table: Matrix, ids: Tensor): Tensor {
-  if (table instanceof PackedMatrix) return embeddingPacked(table, ids);
-  if (table.dtype !== 'f32' || table.rank !== 2) throw new Error(`embedding: table must be f32 [V, D], got ${table.dtype} ${shapeStr(table)}`);
+  const packed = table instanceof PackedMatrix;
+  if (table.rank !== 2 || !(packed || table.dtype === 'f32')) throw new Error(`embedding: table must be f32 or packed [V, D], got ${table}`);
   if (ids.dtype !== 'i32') throw new Error(`embedding: ids must be i32, got ${ids.dtype}`);
   const [V, D] = table.shape;
   const N = ids.size;
-  const tables = table.reshape([1, V, D]);
-  const out = lookupSum(tables, ids, 1, 1, N);
-  tables.dispose();
+  const out = lookupSum(table, ids, 1, 1, V, N, D);
   const y = out.reshape([...ids.shape, D]);
   out.dispose();
+  if (packed) return y;
   return record('embedding', y, [table, ids], (g) => {
     const grad = lookupSumBackward(g, ids, 1, 1, N, V, D);
     return [grad.reshape([V, D]), null];
@@ -65,18 +69,19 @@ export function embedding(table: Matrix, ids: Tensor): Tensor {
 
 /**
  * Σ_k tables[k][ids[b, k, t]] for tables [K, V, D] (stacked) and ids i32 [B, K, T] → [B, T, D]: MusicGen's
- * input embedding of K codebook streams. Differentiable in the tables.
+ * input embedding of K codebook streams. Differentiable in f32 tables; packed ones are frozen.
  */
 export function embeddingSum(tables: Matrix, ids: Tensor): Tensor {
-  if (tables instanceof PackedMatrix) return embeddingSumPacked(tables, ids);
-  if (tables.dtype !== 'f32' || tables.rank !== 3) {
-    throw new Error(`embeddingSum: tables must be f32 [K, V, D], got ${tables.dtype} ${shapeStr(tables)}`);
+  const packed = tables instanceof PackedMatrix;
+  if (tables.rank !== 3 || !(packed || tables.dtype === 'f32')) {
+    throw new Error(`embeddingSum: tables must be f32 or packed [K, V, D], got ${tables}`);
   }
   const [K, V, D] = tables.shape;
   if (ids.dtype !== 'i32' || ids.rank !== 3 || ids.shape[1] !== K) {
     throw new Error(`embeddingSum: ids must be i32 [B, ${K}, T], got ${ids.dtype} ${shapeStr(ids)}`);
   }
   const [B, , T] = ids.shape;
-  const out = lookupSum(tables, ids, B, K, T);
+  const out = lookupSum(tables, ids, B, K, V, T, D);
+  if (packed) return out;
   return record('embeddingSum', out, [tables, ids], (g) => [lookupSumBackward(g, ids, B, K, T, V, D), null]);
 }

@@ -240,9 +240,8 @@ export class MusicgenLM {
       }
       return groups;
     };
-    // a q4 model keeps its tables and heads in q8 (see below): both enter the result without averaging
-    const q8Ifq4: MatrixOptions = { dtype: w.dtype === 'q4' ? 'q8' : undefined };
-    const tables = await stackGroups(dec, (k) => `embed_tokens.${k}.weight`, [V + 1, D], (n) => [n, V + 1, D], q8Ifq4);
+    // tables and heads are matrices: stored in the load's dtype, or kept more precise (src/quant.ts, `KEPT`)
+    const tables = await stackGroups(dec, (k) => `embed_tokens.${k}.weight`, [V + 1, D], (n) => [n, V + 1, D], {});
     // older conversions carry the (recomputed) sinusoidal table: not needed, never fatal
     dec.skip('embed_positions.weights');
     const layers: MusicgenDecoderLayer[] = [];
@@ -250,10 +249,7 @@ export class MusicgenLM {
       layers.push(await MusicgenDecoderLayer.load(dec.pp(`layers.${i}`), cfg, crossAttention));
     }
     const norm = await layerNormLoad(dec.pp('layer_norm'), D);
-    // The heads feed the logits directly: at 4 bits their own rounding alone is ~8% of the logits (Gaussian
-    // weights, absmax/8 steps), past the q4 budget, so a q4 model keeps its heads in q8 (as llama.cpp's Q4 mixes
-    // keep the output matrix at 6 bits). They are ~4% of musicgen-small's LM.
-    const heads = await stackGroups(w, (k) => `lm_heads.${k}.weight`, [V, D], (n) => [n * V, D], q8Ifq4);
+    const heads = await stackGroups(w, (k) => `lm_heads.${k}.weight`, [V, D], (n) => [n * V, D], {});
     return new MusicgenLM(cfg, tables, layers, norm, heads, w.bound());
   }
 

@@ -149,8 +149,7 @@ export class T5Encoder {
 
   /** `w` at the T5 model's root (`text_encoder`). The token table is tied: saved as `shared` or `encoder.embed_tokens`. */
   static async load(w: Weights, cfg: T5Config): Promise<T5Encoder> {
-    // a q4 model keeps the token table in q8: it is the residual stream's start, its error is never averaged down
-    const embed = await w.getAny(['shared.weight', 'encoder.embed_tokens.weight'], [cfg.vocab_size, cfg.d_model], { dtype: w.dtype === 'q4' ? 'q8' : undefined });
+    const embed = await w.getAny(['shared.weight', 'encoder.embed_tokens.weight'], [cfg.vocab_size, cfg.d_model], {});
     const enc = w.pp('encoder');
     const blocks: T5Block[] = [];
     for (let i = 0; i < cfg.num_layers; i++) blocks.push(await T5Block.load(enc.pp(`block.${i}`), cfg, i));

@@ -14,7 +14,7 @@ import type { Runtime } from '../runtime.js';
 import type { TensorReader } from '../io/safetensors.js';
 import { toF32 } from '../io/safetensors.js';
 import { PackedMatrix, type Matrix } from '../kernels/packed.js';
-import { dataWords, packRows, packable, scalesPerRow, type PackedFormat, type WeightDType } from '../quant.js';
+import { dataWords, matrixDType, packRows, packable, scalesPerRow, type PackedFormat, type WeightDType } from '../quant.js';
 
 /**
  * A tensor the loader bound and the checkpoint key(s) it holds: one key, or the keys of the equal parts stacked
@@ -47,7 +47,7 @@ export const SCALE_SUFFIX = '_scale';
 
 const CHUNK_BYTES = 8 << 20;
 
-/** How one matrix is stored: `dtype` overrides the load's (the LM's heads stay q8 when the rest is q4). */
+/** How one matrix is stored: `dtype` overrides the load's and `KEPT`'s choice (src/quant.ts). */
 export interface MatrixOptions {
   dtype?: WeightDType;
 }
@@ -129,14 +129,18 @@ export class Weights {
     return this.getStacked([name], shape, shape, opts);
   }
 
-  /** The format `keys` (each [..., cols]) are stored in: null for f32. A converted checkpoint's own format wins. */
+  /**
+   * The format `keys` (each [..., cols]) are stored in: null for f32. A matrix is stored in the load's dtype, or
+   * in the one `matrixDType` keeps it in. A converted checkpoint's own q8 / q4 words load as they are when the
+   * load or the matrix asks for that format (a folder converted before `KEPT` changed loads as it was written).
+   */
   private formatFor(keys: string[], partShape: Shape, opts: MatrixOptions): PackedFormat | null {
     const stored = keys.map((k) => this.storedFormat(k));
     if (stored.some((f) => f !== stored[0])) throw new Error(`${keys.join(', ')}: stored in different formats (${stored.join(', ')})`);
-    const wanted = opts.dtype ?? this.record.dtype;
+    const wanted = opts.dtype ?? matrixDType(this.record.dtype, keys[0]);
     const cols = partShape[partShape.length - 1];
     if (stored[0] === 'q8' || stored[0] === 'q4') {
-      if (wanted !== stored[0]) {
+      if (wanted !== stored[0] && this.record.dtype !== stored[0]) {
         throw new Error(`"${keys[0]}" in ${this.reader.label} is stored as ${stored[0]}; load this model with dtype ${stored[0]} (or convert from its f32 weights)`);
       }
       return stored[0];
