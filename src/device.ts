@@ -6,8 +6,6 @@ export interface GpuContext {
   adapterInfo: { vendor: string; architecture: string; description: string };
   features: {
     f16: boolean; subgroups: boolean; timestampQuery: boolean;
-    /** WGSL's `packed_4x8_integer_dot_product` language feature (unpack4xI8, dot4I8Packed, …). */
-    packed4x8: boolean;
   };
   /** The limits asked for (see `DeviceOptions.limits`); the device's own are `device.limits`. */
   limits: LimitsMode;
@@ -36,9 +34,9 @@ export interface DeviceOptions {
   powerPreference?: GPUPowerPreference;
   /**
    * Features not to use even where the adapter has them (tests run the kernels' fallback paths this way: no
-   * subgroups, no packed 4×8 integer built-ins).
+   * subgroups).
    */
-  without?: ('subgroups' | 'shader-f16' | 'packed4x8')[];
+  without?: ('subgroups' | 'shader-f16')[];
   /** 'adapter' (default): the adapter's own limits; 'default': only the spec's defaults (see `LimitsMode`). */
   limits?: LimitsMode;
 }
@@ -158,7 +156,6 @@ export async function requestGpu(opts: DeviceOptions = {}): Promise<GpuContext> 
       f16: requiredFeatures.includes('shader-f16'),
       subgroups: requiredFeatures.includes('subgroups'),
       timestampQuery: requiredFeatures.includes('timestamp-query'),
-      packed4x8: !without.includes('packed4x8') && !!gpu.wgslLanguageFeatures?.has('packed_4x8_integer_dot_product'),
     },
     limits,
     instance,
