@@ -1,9 +1,9 @@
 // Weight dtypes end to end: `probe --dtype` on the tiny text model against transformers' f32 outputs (the committed
 // probe fixtures from tools/fixtures/models.py), with the issue's relative RMS bounds. The tiny model's weights are
 // transformers' own initialisation (normal, std 0.02; T5's token table std 1), the same distributions as the
-// full-size random model in BENCHMARKS.md. Its rows are short (64 and 32 wide: 2 or 1 q4 groups per row), and q4 does
-// not reach the issue's 6e-2 here (measured 0.14 / 0.11): its bound below is the measured level, to catch a
-// regression, not the target.
+// full-size random model in BENCHMARKS.md. Its rows are short (64 and 32 wide: 2 or 1 q4 groups per row), and q4's
+// logits do not reach the issue's 6e-2 here (measured 1.2e-2 text.hidden, 8.9e-2 logits; 0.14 / 0.11 before T5 was
+// kept in q8 and the scales chosen for least error): its bound below is set to catch a regression, not the target.
 
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -32,7 +32,7 @@ describe('weight dtypes: accuracy against transformers f32 (tiny text model)', (
     expected = await Fixture.open('probe/text-mono.outputs.safetensors');
   });
 
-  const bounds = { f16: 1e-3, q8: 2e-2, q4: 0.2 } as const;
+  const bounds = { f16: 1e-3, q8: 2e-2, q4: 0.12 } as const;
   for (const [dtype, bound] of Object.entries(bounds) as [keyof typeof bounds, number][]) {
     it(`${dtype}: lm.logits and text.hidden within ${bound} relative RMS, and not exact`, async () => {
       const out = await probe(join(FIXTURES, 'models', 'text-mono'), inputs.file, { dtype });
@@ -52,8 +52,12 @@ describe('weight dtypes: accuracy against transformers f32 (tiny text model)', (
     try {
       const bytes = (m: MusicgenModel): number => m.lm.parameters().reduce((s, t) => s + t.bytes, 0);
       assert.ok(bytes(q8) < 0.35 * bytes(f32), `LM bytes: q8 ${bytes(q8)}, f32 ${bytes(f32)}`);
-      assert.ok(q8.lm.layers[0].fc1.weight instanceof PackedMatrix);
-      assert.ok(q8.t5.blocks[0].attn.q instanceof PackedMatrix);
+      // the body in q8; T5 and the self-attention output projections kept in f16 (src/quant.ts, KEPT)
+      const format = (m: unknown): string => (m instanceof PackedMatrix ? m.format : 'f32');
+      assert.equal(format(q8.lm.layers[0].fc1.weight), 'q8');
+      assert.equal(format(q8.lm.layers[0].selfAttn.q.weight), 'q8');
+      assert.equal(format(q8.lm.layers[0].selfAttn.out.weight), 'f16');
+      assert.equal(format(q8.t5.blocks[0].attn.q), 'f16');
       assert.deepEqual(q8.encodec.parameters().map((t) => t.dtype), f32.encodec.parameters().map((t) => t.dtype));
       assert.throws(() => q8.trainableParameters(), /fine-tuning needs the model's f32 weights/);
     } finally {
@@ -73,8 +77,9 @@ describe('musicgen convert: a packed folder that loads as it is', () => {
       try {
         const src = join(FIXTURES, 'models', 'text-mono');
         await convert(src, dtype, out);
-        const cfg = JSON.parse(await readFile(join(out, 'config.json'), 'utf8')) as { quantization: { dtype: string } };
+        const cfg = JSON.parse(await readFile(join(out, 'config.json'), 'utf8')) as { quantization: { dtype: string; kept: Record<string, string> } };
         assert.equal(cfg.quantization.dtype, dtype);
+        assert.equal(cfg.quantization.kept['text_encoder.*'], dtype === 'q8' ? 'f16' : 'q8');
         const inputs = await Fixture.open('probe/text-mono.inputs.safetensors');
         const direct = await probe(src, inputs.file, { dtype });
         const converted = await probe(out, inputs.file); // no dtype: the folder's own
