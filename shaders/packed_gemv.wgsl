@@ -15,8 +15,7 @@ struct P { N: u32, K: u32, hasBias: u32, act: u32, scaleBase: u32 }
 @group(0) @binding(4) var<storage, read> Bias: array<f32>;
 @group(0) @binding(5) var<storage, read_write> Y: array<f32>;
 
-#include "lib/erf.wgsl"
-#include "lib/linear_finish.wgsl"
+#include "lib/matmul_finish.wgsl"
 #include "lib/packed.wgsl"
 #include "lib/packed_gemv.wgsl"
 

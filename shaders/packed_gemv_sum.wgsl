@@ -7,8 +7,7 @@ struct P { N: u32, rows: u32, lanes: u32, hasBias: u32, act: u32 }
 @group(0) @binding(2) var<storage, read> Bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
 
-#include "lib/erf.wgsl"
-#include "lib/linear_finish.wgsl"
+#include "lib/matmul_finish.wgsl"
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

@@ -55,7 +55,7 @@ describe('weight dtypes: accuracy against transformers f32 (tiny text model)', (
       // the body in q8; T5 and the self-attention output projections kept in f16 (src/quant.ts, KEPT)
       const format = (m: unknown): string => (m instanceof PackedMatrix ? m.format : 'f32');
       assert.equal(format(q8.lm.layers[0].fc1.weight), 'q8');
-      assert.equal(format(q8.lm.layers[0].selfAttn.q.weight), 'q8');
+      assert.equal(format(q8.lm.layers[0].selfAttn.qkv.weight), 'q8');
       assert.equal(format(q8.lm.layers[0].selfAttn.out.weight), 'f16');
       assert.equal(format(q8.t5.blocks[0].attn.q), 'f16');
       assert.deepEqual(q8.encodec.parameters().map((t) => t.dtype), f32.encodec.parameters().map((t) => t.dtype));
