@@ -32,6 +32,7 @@ struct P {
 @group(0) @binding(6) var<storage, read_write> O: array<f32>;
 @group(0) @binding(7) var<storage, read_write> Lse: array<f32>;
 
+fn mask_word(i: u32) -> u32 { return Mask[i]; }
 #include "lib/attention_keys.wgsl"
 
 @compute @workgroup_size(64)

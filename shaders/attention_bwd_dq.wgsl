@@ -1,10 +1,12 @@
 // Attention backward, query side (src/kernels/attention.ts). One invocation per query row i; the probabilities
 // are recomputed from the forward's log-sum-exp L_i (flash-attention style), nothing Tq×Tk is kept:
 //   P_ij  = exp(s_ij − L_i)            over the allowed keys (same rules as attention.wgsl)
-//   Δ_i   = dO_i · O_i                 (= Σ_j P_ij dP_ij), written for attention_bwd_dkv.wgsl
+//   Δ_i   = dO_i · O_i                 (= Σ_j P_ij dP_ij, from attention_bwd_delta.wgsl)
 //   dS_ij = P_ij (dO_i · v_j − Δ_i)
 //   dQ_i  = scale · Σ_j dS_ij k_j
 // With writeDS, dS (the bias gradient, [B, H, Tq, Tk]) is written too, zeros at disallowed keys.
+// L, Δ and the key mask come packed in one buffer (Aux: u32 words, L and Δ as f32 bits), so the kernel binds 8
+// storage buffers, the spec's default limit.
 
 const D: u32 = 64u; // head dim: the wrapper rewrites this line per head size
 
@@ -12,20 +14,19 @@ struct P {
   rows: u32, H: u32, Tq: u32, Tk: u32,
   kvT: u32, causal: u32, hasMask: u32, maskStride: u32,
   hasBias: u32, biasBatchStride: u32, writeDS: u32, scale: f32,
+  deltaBase: u32, maskBase: u32,
 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> Q: array<f32>;
 @group(0) @binding(2) var<storage, read> K: array<f32>;
 @group(0) @binding(3) var<storage, read> V: array<f32>;
-@group(0) @binding(4) var<storage, read> O: array<f32>;
-@group(0) @binding(5) var<storage, read> dO: array<f32>;
-@group(0) @binding(6) var<storage, read> Lse: array<f32>;
-@group(0) @binding(7) var<storage, read> Mask: array<u32>;
-@group(0) @binding(8) var<storage, read> Bias: array<f32>;
-@group(0) @binding(9) var<storage, read_write> dQ: array<f32>;
-@group(0) @binding(10) var<storage, read_write> Delta: array<f32>;
-@group(0) @binding(11) var<storage, read_write> dS: array<f32>;
+@group(0) @binding(4) var<storage, read> dO: array<f32>;
+@group(0) @binding(5) var<storage, read> Aux: array<u32>;  // L [rows], Δ at deltaBase, the key mask at maskBase
+@group(0) @binding(6) var<storage, read> Bias: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dQ: array<f32>;
+@group(0) @binding(8) var<storage, read_write> dS: array<f32>;
 
+fn mask_word(i: u32) -> u32 { return Aux[p.maskBase + i]; }
 #include "lib/attention_keys.wgsl"
 
 @compute @workgroup_size(64)
@@ -41,15 +42,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   var q: array<f32, D>;
   var g: array<f32, D>;
   var dq: array<f32, D>;
-  var delta = 0.0;
   for (var d = 0u; d < D; d++) {
     q[d] = Q[row * D + d];
     g[d] = dO[row * D + d];
     dq[d] = 0.0;
-    delta += g[d] * O[row * D + d];
   }
-  Delta[row] = delta;
-  let L = Lse[row];
+  let delta = bitcast<f32>(Aux[p.deltaBase + row]);
+  let L = bitcast<f32>(Aux[row]);
   let kvBase = bh * p.kvT * D;
   let biasRow = b * p.biasBatchStride + (h * p.Tq + i) * p.Tk;
   let dsRow = row * p.Tk;

@@ -1,6 +1,7 @@
 // Key-side helpers shared by attention.wgsl and attention_bwd_dq.wgsl (one query row per invocation, keys taken
-// in blocks of 4). They read the includer's uniforms (causal, Tq, Tk, hasMask, maskStride, hasBias, scale) and
-// its Mask and Bias bindings.
+// in blocks of 4). They read the includer's uniforms (causal, Tq, Tk, hasMask, maskStride, hasBias, scale), its
+// Bias binding, and the key mask through the includer's `fn mask_word(i: u32) -> u32` (word i of the [B, stride]
+// mask: the forward binds the mask, the backward reads it packed with other inputs).
 
 // Keys query i may see: all Tk, or with a causal mask j ≤ i + (Tk − Tq) (queries are the last Tq positions).
 fn key_end(i: u32) -> u32 {
@@ -14,7 +15,7 @@ fn keys_valid(jj: vec4<u32>, jc: vec4<u32>, end: u32, b: u32) -> vec4<bool> {
   var valid = jj < vec4<u32>(end);
   if (p.hasMask != 0u) {
     let mb = b * p.maskStride;
-    let keep = vec4<u32>(Mask[mb + jc.x], Mask[mb + jc.y], Mask[mb + jc.z], Mask[mb + jc.w]) & vec4<u32>(0x7fffffffu);
+    let keep = vec4<u32>(mask_word(mb + jc.x), mask_word(mb + jc.y), mask_word(mb + jc.z), mask_word(mb + jc.w)) & vec4<u32>(0x7fffffffu);
     valid = valid & (keep != vec4<u32>(0u));
   }
   return valid;

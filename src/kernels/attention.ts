@@ -141,16 +141,27 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   // which would make it keep itself alive
   const saved = keyMask ? [lse, keyMask] : [lse];
   const y = record('attention', out, inputs, (dO) => {
+    // L, Δ and the key mask packed into one buffer of words (L | Δ | mask), so each kernel below binds 8 storage
+    // buffers, the spec's default limit
+    const maskWords = keyMask ? keyMask.size : 0;
+    const aux = Tensor.empty([2 * rows + maskWords], 'i32', rt);
+    const packing = { deltaBase: rows, maskBase: 2 * rows };
+    rt.copy(lse.buffer, 0, aux.buffer, 0, rows * 4);
+    if (keyMask) rt.copy(keyMask.buffer, 0, aux.buffer, 2 * rows * 4, maskWords * 4);
+    rt.dispatch({
+      shader: 'attention_bwd_delta',
+      params: { rows, D, deltaBase: rows },
+      bindings: [out.binding(), dO.binding(), aux.binding()],
+      workgroups: grid64(rt, rows),
+    });
     const dQ = Tensor.empty(q.shape, 'f32', rt);
-    const delta = Tensor.empty([rows], 'f32', rt);
     const wantBias = !!bias?.requiresGrad;
     const dS = Tensor.empty(wantBias ? [B, H, Tq, Tk] : [1], 'f32', rt);
-    const common = { H, Tq, Tk, kvT, causal: causal ? 1 : 0, ...maskParams, hasBias: bias ? 1 : 0, biasBatchStride, scale };
+    const common = { H, Tq, Tk, kvT, causal: causal ? 1 : 0, ...maskParams, hasBias: bias ? 1 : 0, biasBatchStride, scale, ...packing };
     rt.dispatch({
       ...specialise('attention_bwd_dq', 'D', D),
       params: { rows, ...common, writeDS: wantBias ? 1 : 0 },
-      bindings: [q.binding(), k.binding(), v.binding(), out.binding(), dO.binding(), lse.binding(), maskBinding,
-        biasBinding, dQ.binding(), delta.binding(), dS.binding()],
+      bindings: [q.binding(), k.binding(), v.binding(), dO.binding(), aux.binding(), biasBinding, dQ.binding(), dS.binding()],
       workgroups: grid64(rt, rows),
     });
     let dK: Tensor | null = null;
@@ -162,8 +173,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
       rt.dispatch({
         ...specialise('attention_bwd_dkv', 'D', D),
         params: { keyRows, ...common },
-        bindings: [q.binding(), k.binding(), v.binding(), dO.binding(), lse.binding(), delta.binding(), maskBinding,
-          biasBinding, dK.binding(), dV.binding()],
+        bindings: [q.binding(), k.binding(), v.binding(), dO.binding(), aux.binding(), biasBinding, dK.binding(), dV.binding()],
         workgroups: grid64(rt, keyRows),
       });
     }
