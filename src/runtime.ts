@@ -114,6 +114,72 @@ const MAX_DISPATCHES_PER_SUBMIT = 4000;
 /** Past this many bytes of uploads waiting in staging buffers, `write` submits (the loader streams 8 MiB chunks). */
 const MAX_STAGED_BYTES = 64 << 20;
 
+/**
+ * The device limits the runtime and the kernels plan with (chunked grids, split buffers, stacked weights): a
+ * copy of the device's, which a test may lower (never raise) to run a split path on small data.
+ */
+export interface RuntimeLimits {
+  maxStorageBuffersPerShaderStage: number;
+  maxStorageBufferBindingSize: number;
+  maxBufferSize: number;
+  maxComputeWorkgroupsPerDimension: number;
+  maxComputeWorkgroupStorageSize: number;
+  maxComputeInvocationsPerWorkgroup: number;
+}
+
+const SUBGROUPS_ENABLED = /^\s*enable subgroups;/m;
+
+/**
+ * `source` (a kernel written with `enable subgroups;`) with its subgroups emulated at `lanes` lanes, for kernels
+ * that use subgroups only as this project's do: the entry point takes `@builtin(subgroup_invocation_id)` and
+ * `@builtin(subgroup_size)`, the workgroup is one-dimensional and a multiple of `lanes`, and `subgroupAdd` of
+ * an f32 is called where the whole workgroup reaches it (as a real subgroup needs its lanes to). Lane l of
+ * emulated subgroup g is invocation g·lanes + l of the workgroup; the sum goes through workgroup memory, each
+ * lane adding the group's values in lane order. What the emulation checks is the kernels' own lane indexing and
+ * dispatch planning at widths the adapter does not have.
+ */
+export function emulateSubgroups(source: string, lanes: number, label = 'shader'): string {
+  const fail = (why: string): never => { throw new Error(`${label}: cannot emulate subgroups of ${lanes} lanes: ${why}`); };
+  if (!Number.isInteger(lanes) || lanes < 1 || lanes > 128 || (lanes & (lanes - 1)) !== 0) fail('a width is a power of two from 1 to 128');
+  const used = new Set(source.replace(/\/\/[^\n]*/g, '').match(/\bsubgroup\w*(?=\s*\()/g) ?? []);
+  for (const f of used) if (f !== 'subgroupAdd') fail(`${f} is not emulated (only subgroupAdd)`);
+  const wg = /@workgroup_size\(\s*(\d+)u?\s*(?:,\s*1u?\s*){0,2}\)/.exec(source);
+  if (!wg) fail('the workgroup size is not one literal x size');
+  const size = Number(wg![1]);
+  if (size % lanes !== 0) fail(`the workgroup (${size}) is not a multiple of the width`);
+  const id = /@builtin\(subgroup_invocation_id\)\s*(\w+)\s*:\s*u32/.exec(source);
+  const sz = /,?\s*@builtin\(subgroup_size\)\s*(\w+)\s*:\s*u32/.exec(source);
+  if (!id || !sz) fail('the entry point does not take both subgroup_invocation_id and subgroup_size');
+  let out = source.replace(SUBGROUPS_ENABLED, '').replace(sz![0], '').replace(id![0], '@builtin(local_invocation_index) emu_lid: u32');
+  // the entry point's body starts at the first `{` after its parameters
+  const body = out.indexOf('{', out.indexOf('emu_lid: u32'));
+  out = `${out.slice(0, body + 1)}
+  emu_lid_p = emu_lid;
+  let ${sz![1]} = EMU_LANES;
+  let ${id![1]} = emu_lid % EMU_LANES;${out.slice(body + 1)}`;
+  return `${out.replace(/\bsubgroupAdd\s*\(/g, 'emu_subgroup_add(')}
+
+// ---- subgroups of ${lanes} lanes, emulated (Runtime.forcedSubgroupSize) ----
+const EMU_LANES: u32 = ${lanes}u;
+var<workgroup> emu_red: array<f32, ${size}>;
+var<private> emu_lid_p: u32;
+fn emu_subgroup_add(v: f32) -> f32 {
+  workgroupBarrier(); // every lane has read the previous sum
+  emu_red[emu_lid_p] = v;
+  workgroupBarrier();
+  let first = emu_lid_p - emu_lid_p % EMU_LANES;
+  var s = 0.0;
+  for (var l = 0u; l < EMU_LANES; l++) { s += emu_red[first + l]; }
+  return s;
+}
+`;
+}
+
+/** Storage buffers a WGSL source declares (its comments aside). */
+export function storageBindings(source: string): number {
+  return source.replace(/\/\/[^\n]*/g, '').match(/var<storage\b/g)?.length ?? 0;
+}
+
 export interface RuntimeStats {
   submits: number;
   dispatches: number;
@@ -127,7 +193,7 @@ export interface RuntimeStats {
 export class Runtime {
   readonly device: GPUDevice;
   readonly ctx: GpuContext;
-  readonly limits: GPUSupportedLimits;
+  readonly limits: RuntimeLimits;
   readonly stats: RuntimeStats = {
     submits: 0, dispatches: 0, liveBuffers: 0, liveBytes: 0, pooledBuffers: 0, pooledBytes: 0, buffersCreated: 0,
   };
@@ -151,7 +217,15 @@ export class Runtime {
   private constructor(ctx: GpuContext) {
     this.ctx = ctx;
     this.device = ctx.device;
-    this.limits = ctx.device.limits;
+    const L = ctx.device.limits;
+    this.limits = {
+      maxStorageBuffersPerShaderStage: L.maxStorageBuffersPerShaderStage,
+      maxStorageBufferBindingSize: L.maxStorageBufferBindingSize,
+      maxBufferSize: L.maxBufferSize,
+      maxComputeWorkgroupsPerDimension: L.maxComputeWorkgroupsPerDimension,
+      maxComputeWorkgroupStorageSize: L.maxComputeWorkgroupStorageSize,
+      maxComputeInvocationsPerWorkgroup: L.maxComputeInvocationsPerWorkgroup,
+    };
     this.uniformBuffer = this.device.createBuffer({
       size: UNIFORM_STRIDE * UNIFORM_SLOTS,
       usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
@@ -162,12 +236,26 @@ export class Runtime {
   }
 
   /**
-   * The largest subgroup size the adapter may use, to plan subgroup kernels' dispatches for (a smaller real
-   * size only adds idle invocations); 32 when the adapter does not say.
+   * Forces the width of every subgroup kernel's subgroups (tests: 8, 32, 64, the widths of GPUs this adapter
+   * lacks): a kernel written with `enable subgroups;` is then compiled with its subgroups emulated at that width
+   * (see `emulateSubgroups`), also on a device without subgroups. null (default): the adapter's own.
+   */
+  forcedSubgroupSize: number | null = null;
+
+  /** Whether subgroup kernels can run: the adapter has subgroups, or a width is forced. */
+  get subgroups(): boolean {
+    return this.forcedSubgroupSize !== null || this.ctx.features.subgroups;
+  }
+
+  /**
+   * The largest subgroup size a subgroup kernel may run with, to plan its dispatch for (a smaller real size only
+   * adds idle invocations): the forced width, else the adapter's subgroupMaxSize, else 128 (the most WebGPU
+   * allows: never fewer lanes planned than a subgroup may have, which would leave rows uncomputed).
    */
   get maxSubgroupSize(): number {
+    if (this.forcedSubgroupSize !== null) return this.forcedSubgroupSize;
     const info = this.device.adapterInfo as (GPUAdapterInfo & { subgroupMaxSize?: number }) | undefined;
-    return info?.subgroupMaxSize ?? 32;
+    return info?.subgroupMaxSize ?? 128;
   }
 
   static async create(opts: DeviceOptions = {}): Promise<Runtime> {
@@ -178,10 +266,9 @@ export class Runtime {
 
   /** A storage buffer of at least `bytes`, from the pool when one of its size class is free. */
   alloc(bytes: number): GPUBuffer {
+    // past the largest buffer the device allows, only the exact size could fit (and it is never pooled)
+    if (sizeClass(bytes) > this.limits.maxBufferSize) return this.allocExact(bytes);
     const cls = sizeClass(bytes);
-    if (cls > this.limits.maxBufferSize) {
-      throw new Error(`cannot allocate ${bytes} bytes: the adapter's maxBufferSize is ${this.limits.maxBufferSize}`);
-    }
     const list = this.free.get(cls);
     let buf = list?.pop();
     if (buf) {
@@ -206,7 +293,7 @@ export class Runtime {
   allocExact(bytes: number): GPUBuffer {
     const size = Math.max(4, Math.ceil(bytes / 4) * 4);
     if (size > this.limits.maxBufferSize) {
-      throw new Error(`cannot allocate ${bytes} bytes: the adapter's maxBufferSize is ${this.limits.maxBufferSize}`);
+      throw new Error(`cannot allocate ${bytes} bytes: the device's maxBufferSize is ${this.limits.maxBufferSize}${this.ctx.limits === 'default' ? " (the spec's default: limits 'default')" : ''}`);
     }
     const buf = this.device.createBuffer({
       size,
@@ -270,10 +357,16 @@ export class Runtime {
   // ---- pipelines and dispatch ----
 
   pipeline(shader: string, code?: string, entry = 'main'): GPUComputePipeline {
-    const key = `${shader}:${entry}`;
+    const lanes = this.forcedSubgroupSize;
+    const key = `${shader}:${entry}${lanes === null ? '' : `:lanes${lanes}`}`;
     let p = this.pipelines.get(key);
     if (p) return p;
-    const source = code ?? shaderSource(shader);
+    let source = code ?? shaderSource(shader);
+    if (lanes !== null && SUBGROUPS_ENABLED.test(source)) source = emulateSubgroups(source, lanes, shader);
+    const storage = storageBindings(source);
+    if (storage > this.limits.maxStorageBuffersPerShaderStage) {
+      throw new Error(`${shader}: ${storage} storage buffers, over the device's maxStorageBuffersPerShaderStage (${this.limits.maxStorageBuffersPerShaderStage})`);
+    }
     const module = this.device.createShaderModule({ code: source, label: shader });
     p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: entry }, label: key });
     this.pipelines.set(key, p);
@@ -298,6 +391,10 @@ export class Runtime {
 
   /** Records one kernel launch; nothing is submitted until `flush()` (or a readback). */
   dispatch(d: Dispatch): void {
+    const maxWg = this.limits.maxComputeWorkgroupsPerDimension;
+    if (d.workgroups.some((n) => n !== undefined && n > maxWg)) {
+      throw new Error(`${d.shader}: grid [${d.workgroups.join(', ')}] exceeds the device's ${maxWg} workgroups per dimension`);
+    }
     if (this.uniformSlot >= UNIFORM_SLOTS || this.pendingDispatches >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
     const pipeline = this.pipeline(d.shader, d.code, d.entry);
     const entries: GPUBindGroupEntry[] = [];
@@ -313,7 +410,11 @@ export class Runtime {
       entries.push({ binding: binding++, resource: { buffer: this.uniformBuffer, offset: slot * UNIFORM_STRIDE, size } });
     }
     for (const b of d.bindings) {
-      entries.push({ binding: binding++, resource: { buffer: b.buffer, offset: 0, size: Math.max(4, Math.ceil(b.size / 4) * 4) } });
+      const size = Math.max(4, Math.ceil(b.size / 4) * 4);
+      if (size > this.limits.maxStorageBufferBindingSize) {
+        throw new Error(`${d.shader}: binding ${binding} is ${size} bytes, over the device's maxStorageBufferBindingSize (${this.limits.maxStorageBufferBindingSize}): the kernel must take it in parts`);
+      }
+      entries.push({ binding: binding++, resource: { buffer: b.buffer, offset: 0, size } });
     }
     const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
     const pass = this.computePass();
@@ -325,11 +426,12 @@ export class Runtime {
     this.stats.dispatches++;
   }
 
-  /** Splits n workgroups over x and y so no dimension passes the 65535 limit. */
+  /** Splits n workgroups over x and y so no dimension passes the device's limit (65535 by default). */
   grid(workgroups: number): [number, number] {
     const max = this.limits.maxComputeWorkgroupsPerDimension;
     if (workgroups <= max) return [Math.max(1, workgroups), 1];
     const y = Math.ceil(workgroups / max);
+    if (y > max) throw new Error(`${workgroups} workgroups do not fit a ${max} × ${max} grid`);
     return [Math.ceil(workgroups / y), y];
   }
 

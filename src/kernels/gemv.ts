@@ -45,7 +45,7 @@ ${range(O).map((j) => range(R).map((r) =>
 
 /** Whether `gemv` can compute x [R, K] · Wᵀ for W [N, K]: few rows, K a multiple of 4, subgroups available. */
 export function gemvApplies(rt: Runtime, rows: number, K: number): boolean {
-  return rt.ctx.features.subgroups && rows >= 1 && rows <= GEMV_MAX_ROWS && K % 4 === 0;
+  return rt.subgroups && rows >= 1 && rows <= GEMV_MAX_ROWS && K % 4 === 0;
 }
 
 /**

@@ -52,7 +52,7 @@ export function lstm(
   const wantGrad = isRecording() && inputs.some((t) => t.requiresGrad);
 
   // one sequence at inference (EnCodec): the subgroup step kernel reads W_hh as stored, contiguously
-  const single = !wantGrad && B === 1 && H % 4 === 0 && rt.ctx.features.subgroups;
+  const single = !wantGrad && B === 1 && H % 4 === 0 && rt.subgroups;
   // x·Wihᵀ + (bih + bhh) for all steps at once, and Whhᵀ for the general step kernel's coalesced reads (the
   // single-sequence kernel reads W_hh as stored: no transposed copy, 16 MiB per EnCodec layer, is made for it)
   const { xp, wt } = tidy(() => noGrad(() => ({

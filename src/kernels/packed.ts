@@ -92,7 +92,7 @@ export type GemvMode = { kind: 'subgroup' } | { kind: 'partials'; lanes: number 
 
 /** The gemv mode the adapter supports: its subgroups, else 16 lanes of partial sums. */
 export function defaultGemvMode(rt: Runtime): GemvMode {
-  return rt.ctx.features.subgroups ? { kind: 'subgroup' } : { kind: 'partials', lanes: 16 };
+  return rt.subgroups ? { kind: 'subgroup' } : { kind: 'partials', lanes: 16 };
 }
 
 /**

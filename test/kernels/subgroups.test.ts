@@ -1,0 +1,175 @@
+// The kernels that use subgroups (the f32 decode gemv, the one-sequence LSTM step, the packed gemv) at every
+// subgroup width the runtime can force: 8 and 32 lanes (and 64), emulated through workgroup memory
+// (Runtime.forcedSubgroupSize: this adapter's subgroups are 8 wide only), on the adapter's own subgroups (the
+// other kernel tests), and on a device without subgroups, where each falls back to a kernel without them.
+// Fixtures from PyTorch (kernels/core, kernels/conv) where they exist; larger shapes, whose rows are longer than
+// 32 lanes × 4, against products in doubles.
+
+import assert from 'node:assert/strict';
+import { Fixture, assertClose, gpu } from '../helpers.js';
+import { Runtime, emulateSubgroups } from '../../src/runtime.js';
+import { Tensor } from '../../src/tensor.js';
+import * as ops from '../../src/ops.js';
+import { gemvApplies } from '../../src/kernels/gemv.js';
+import { PackedMatrix, gemvPacked } from '../../src/kernels/packed.js';
+import { dataWords, packRows, scalesPerRow, unpackRows } from '../../src/quant.js';
+
+const FORCED = [8, 32, 64];
+const TOL = { rtol: 1e-4, atol: 1e-5 };
+
+/** Deterministic values in [-1, 1). */
+function values(n: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  return Float32Array.from({ length: n }, () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 31) - 1);
+}
+
+/** x [R, K] · w [N, K]ᵀ + b in doubles. */
+function product(x: Float32Array, w: Float32Array, b: Float32Array, K: number): Float32Array {
+  const R = x.length / K;
+  const N = w.length / K;
+  const y = new Float32Array(R * N);
+  for (let r = 0; r < R; r++) for (let n = 0; n < N; n++) {
+    let s = b[n];
+    for (let k = 0; k < K; k++) s += x[r * K + k] * w[n * K + k];
+    y[r * N + n] = s;
+  }
+  return y;
+}
+
+/** nn.LSTM for one sequence (x [T, I], zero initial state) in doubles: the hidden states [T, H]. */
+function lstmReference(x: Float32Array, wih: Float32Array, whh: Float32Array, bih: Float32Array, bhh: Float32Array, I: number, H: number): Float32Array {
+  const T = x.length / I;
+  const sig = (v: number): number => 1 / (1 + Math.exp(-v));
+  let h = new Float64Array(H);
+  const c = new Float64Array(H);
+  const out = new Float32Array(T * H);
+  for (let t = 0; t < T; t++) {
+    const g = new Float64Array(4 * H);
+    for (let r = 0; r < 4 * H; r++) {
+      let s = bih[r] + bhh[r];
+      for (let k = 0; k < I; k++) s += wih[r * I + k] * x[t * I + k];
+      for (let k = 0; k < H; k++) s += whh[r * H + k] * h[k];
+      g[r] = s;
+    }
+    const next = new Float64Array(H);
+    for (let j = 0; j < H; j++) {
+      c[j] = sig(g[H + j]) * c[j] + sig(g[j]) * Math.tanh(g[2 * H + j]);
+      next[j] = sig(g[3 * H + j]) * Math.tanh(c[j]);
+      out[t * H + j] = next[j];
+    }
+    h = next;
+  }
+  return out;
+}
+
+describe('subgroup kernels at every width the runtime can force, and without subgroups', function () {
+  this.timeout(300_000);
+  let core: Fixture;
+  let conv: Fixture;
+  let rt: Runtime;
+  before(async () => {
+    rt = await gpu();
+    core = await Fixture.open('kernels/core.safetensors');
+    conv = await Fixture.open('kernels/conv.safetensors');
+  });
+  afterEach(() => {
+    rt.forcedSubgroupSize = null;
+  });
+
+  /** The f32 gemv (through linear, as the decoder calls it): fixture rows, and a long row against doubles. */
+  async function checkGemv(r: Runtime, label: string): Promise<void> {
+    for (const R of [1, 5]) {
+      const [x, w, b] = await Promise.all(['x', 'w', 'b'].map(async (n) => {
+        const name = `gemv.r${R}.${n}`;
+        return Tensor.from(await core.f32(name), core.shape(name), 'f32', r);
+      }));
+      const y = ops.linear(x, w, b, 'gelu');
+      assertClose(await y.toArray(), await core.f32(`gemv.r${R}.y`), `${label} gemv r${R}`, TOL);
+      for (const t of [x, w, b, y]) t.dispose();
+    }
+    const [R, N, K] = [2, 37, 4 * 80]; // 80 vec4s per row: more than 64 lanes' first step
+    const [xv, wv, bv] = [values(R * K, 1), values(N * K, 2), values(N, 3)];
+    const [x, w, b] = [Tensor.from(xv, [R, K], 'f32', r), Tensor.from(wv, [N, K], 'f32', r), Tensor.from(bv, [N], 'f32', r)];
+    const y = ops.linear(x, w, b);
+    assertClose(await y.toArray(), product(xv, wv, bv, K), `${label} gemv ${R}×${K}·${K}×${N}`, TOL);
+    for (const t of [x, w, b, y]) t.dispose();
+  }
+
+  /** The LSTM without gradients for one sequence: the fixture's b1_h12, and H = 160 (40 vec4s) against doubles. */
+  async function checkLstm(r: Runtime, label: string): Promise<void> {
+    const xs: Tensor[] = [];
+    for (let i = 0; conv.has(`lstm.b1_h12.x${i}`); i++) {
+      const name = `lstm.b1_h12.x${i}`;
+      xs.push(Tensor.from(await conv.f32(name), conv.shape(name), 'f32', r));
+    }
+    const [x, wih, whh, bih, bhh, h0, c0] = xs;
+    const { y, h, c } = ops.lstm(x, wih, whh, bih, bhh, h0, c0);
+    const expected = await conv.f32('lstm.b1_h12.y');
+    assertClose(await y.toArray(), expected.subarray(0, y.size), `${label} lstm b1_h12 y`, TOL);
+    assertClose(await c.toArray(), expected.subarray(y.size + h.size), `${label} lstm b1_h12 c`, TOL);
+    for (const t of [...xs, y, h, c]) t.dispose();
+
+    const [T, I, H] = [3, 8, 160];
+    const scale = (a: Float32Array): Float32Array => a.map((v) => v * 0.2);
+    const v = [values(T * I, 4), scale(values(4 * H * I, 5)), scale(values(4 * H * H, 6)), values(4 * H, 7), values(4 * H, 8)];
+    const shapes = [[T, 1, I], [4 * H, I], [4 * H, H], [4 * H], [4 * H]];
+    const ts = v.map((a, i) => Tensor.from(a, shapes[i], 'f32', r));
+    const out = ops.lstm(ts[0], ts[1], ts[2], ts[3], ts[4]);
+    assertClose(await out.y.toArray(), lstmReference(v[0], v[1], v[2], v[3], v[4], I, H), `${label} lstm H=${H}`, TOL);
+    for (const t of [...ts, out.y, out.h, out.c]) t.dispose();
+  }
+
+  /** The packed (q8) gemv on subgroups against the unpacked weights in doubles. */
+  async function checkPackedGemv(r: Runtime, label: string): Promise<void> {
+    const [R, N, K] = [3, 21, 4 * 128];
+    const wv = values(N * K, 9);
+    const data = new Uint32Array(dataWords('q8', N, K));
+    const scales = new Float32Array(N * scalesPerRow('q8', K));
+    packRows('q8', wv, K, data, 0, scales, 0);
+    const m = PackedMatrix.empty('q8', [N, K], r);
+    m.uploadRows(0, data, scales);
+    const xv = values(R * K, 10);
+    const x = Tensor.from(xv, [R, K], 'f32', r);
+    const y = gemvPacked(x, m, undefined, 0, [R, N], { kind: 'subgroup' });
+    assertClose(await y.read(), product(xv, unpackRows('q8', data, scales, N, K), new Float32Array(N), K), `${label} q8 gemv`, TOL);
+    for (const t of [x, y, m]) t.dispose();
+  }
+
+  for (const lanes of FORCED) {
+    it(`subgroups forced to ${lanes} lanes: gemv, the one-sequence LSTM step, the packed gemv`, async () => {
+      rt.forcedSubgroupSize = lanes;
+      assert.equal(rt.maxSubgroupSize, lanes);
+      assert.ok(gemvApplies(rt, 1, 36), 'linear routes to the subgroup gemv');
+      const before = rt.stats.dispatches;
+      const probe = ops.linear(Tensor.from(values(36, 11), [1, 36], 'f32', rt), Tensor.from(values(36 * 5, 12), [5, 36], 'f32', rt));
+      assert.equal(rt.stats.dispatches - before, 1, 'one dispatch: the gemv');
+      probe.dispose();
+      await checkGemv(rt, `${lanes} lanes`);
+      await checkLstm(rt, `${lanes} lanes`);
+      await checkPackedGemv(rt, `${lanes} lanes`);
+    });
+  }
+
+  it('without subgroups: linear takes the general matmul, the LSTM its batched step kernel', async () => {
+    const bare = await Runtime.create({ without: ['subgroups'], limits: rt.ctx.limits });
+    try {
+      assert.equal(bare.subgroups, false);
+      assert.equal(gemvApplies(bare, 1, 36), false);
+      await checkGemv(bare, 'no subgroups');
+      await checkLstm(bare, 'no subgroups');
+      bare.forcedSubgroupSize = 32; // emulated lanes need no subgroup support from the device
+      await checkGemv(bare, 'no subgroups, 32 emulated lanes');
+    } finally {
+      bare.destroy();
+    }
+  });
+
+  it('the emulation refuses what it cannot do', () => {
+    const k = (body: string, wg = '64'): string => `enable subgroups;\n@compute @workgroup_size(${wg})\nfn main(@builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) sgs: u32) {\n${body}\n}`;
+    assert.match(emulateSubgroups(k('let s = subgroupAdd(1.0);'), 32), /emu_subgroup_add\(1\.0\)/);
+    assert.throws(() => emulateSubgroups(k('let s = subgroupAdd(1.0);'), 24), /power of two/);
+    assert.throws(() => emulateSubgroups(k('let s = subgroupAdd(1.0);', '16'), 32), /not a multiple/);
+    assert.throws(() => emulateSubgroups(k('let s = subgroupBroadcast(1.0, 0u);'), 8), /subgroupBroadcast is not emulated/);
+    assert.throws(() => emulateSubgroups(k('let s = subgroupAdd(1.0);', '8, 8'), 8), /one literal x size/);
+  });
+});
