@@ -154,20 +154,18 @@ export function emulateSubgroups(source: string, lanes: number, label = 'shader'
   // the entry point's body starts at the first `{` after its parameters
   const body = out.indexOf('{', out.indexOf('emu_lid: u32'));
   out = `${out.slice(0, body + 1)}
-  emu_lid_p = emu_lid;
   let ${sz![1]} = EMU_LANES;
   let ${id![1]} = emu_lid % EMU_LANES;${out.slice(body + 1)}`;
-  return `${out.replace(/\bsubgroupAdd\s*\(/g, 'emu_subgroup_add(')}
+  return `${out.replace(/\bsubgroupAdd\s*\(/g, 'emu_subgroup_add(emu_lid, ')}
 
 // ---- subgroups of ${lanes} lanes, emulated (Runtime.forcedSubgroupSize) ----
 const EMU_LANES: u32 = ${lanes}u;
 var<workgroup> emu_red: array<f32, ${size}>;
-var<private> emu_lid_p: u32;
-fn emu_subgroup_add(v: f32) -> f32 {
+fn emu_subgroup_add(lid: u32, v: f32) -> f32 {
   workgroupBarrier(); // every lane has read the previous sum
-  emu_red[emu_lid_p] = v;
+  emu_red[lid] = v;
   workgroupBarrier();
-  let first = emu_lid_p - emu_lid_p % EMU_LANES;
+  let first = lid - lid % EMU_LANES;
   var s = 0.0;
   for (var l = 0u; l < EMU_LANES; l++) { s += emu_red[first + l]; }
   return s;

@@ -116,7 +116,8 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
  */
 export function subgroupMatmul(rt: Runtime): boolean {
   const info = rt.device.adapterInfo as (GPUAdapterInfo & { subgroupMinSize?: number }) | undefined;
-  return rt.ctx.features.subgroups && (info?.subgroupMinSize ?? 8) >= 8;
+  // a forced width (Runtime.forcedSubgroupSize: tests) emulates subgroupAdd only, not these kernels' shuffles
+  return rt.ctx.features.subgroups && rt.forcedSubgroupSize === null && (info?.subgroupMinSize ?? 8) >= 8;
 }
 
 /**

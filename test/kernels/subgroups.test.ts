@@ -1,5 +1,5 @@
 // The kernels that use subgroups (the f32 decode gemv, the one-sequence LSTM step, the packed gemv) at every
-// subgroup width the runtime can force: 8 and 32 lanes (and 64), emulated through workgroup memory
+// subgroup width the runtime can force: 8 and 32 lanes, emulated through workgroup memory
 // (Runtime.forcedSubgroupSize: this adapter's subgroups are 8 wide only), on the adapter's own subgroups (the
 // other kernel tests), and on a device without subgroups, where each falls back to a kernel without them.
 // Fixtures from PyTorch (kernels/core, kernels/conv) where they exist; larger shapes, whose rows are longer than
@@ -14,7 +14,8 @@ import { gemvApplies } from '../../src/kernels/gemv.js';
 import { PackedMatrix, gemvPacked } from '../../src/kernels/packed.js';
 import { dataWords, packRows, scalesPerRow, unpackRows } from '../../src/quant.js';
 
-const FORCED = [8, 32, 64];
+// each width compiles its own kernels, with barriers (slow on llvmpipe): the two widths the issue names
+const FORCED = [8, 32];
 const TOL = { rtol: 1e-4, atol: 1e-5 };
 
 /** Deterministic values in [-1, 1). */
@@ -77,8 +78,8 @@ describe('subgroup kernels at every width the runtime can force, and without sub
   });
 
   /** The f32 gemv (through linear, as the decoder calls it): fixture rows, and a long row against doubles. */
-  async function checkGemv(r: Runtime, label: string): Promise<void> {
-    for (const R of [1, 5]) {
+  async function checkGemv(r: Runtime, label: string, rows: number[]): Promise<void> {
+    for (const R of rows) {
       const [x, w, b] = await Promise.all(['x', 'w', 'b'].map(async (n) => {
         const name = `gemv.r${R}.${n}`;
         return Tensor.from(await core.f32(name), core.shape(name), 'f32', r);
@@ -87,7 +88,7 @@ describe('subgroup kernels at every width the runtime can force, and without sub
       assertClose(await y.toArray(), await core.f32(`gemv.r${R}.y`), `${label} gemv r${R}`, TOL);
       for (const t of [x, w, b, y]) t.dispose();
     }
-    const [R, N, K] = [2, 37, 4 * 80]; // 80 vec4s per row: more than 64 lanes' first step
+    const [R, N, K] = [1, 37, 4 * 80]; // 80 vec4s per row: more than 64 lanes' first step
     const [xv, wv, bv] = [values(R * K, 1), values(N * K, 2), values(N, 3)];
     const [x, w, b] = [Tensor.from(xv, [R, K], 'f32', r), Tensor.from(wv, [N, K], 'f32', r), Tensor.from(bv, [N], 'f32', r)];
     const y = ops.linear(x, w, b);
@@ -95,8 +96,21 @@ describe('subgroup kernels at every width the runtime can force, and without sub
     for (const t of [x, w, b, y]) t.dispose();
   }
 
-  /** The LSTM without gradients for one sequence: the fixture's b1_h12, and H = 160 (40 vec4s) against doubles. */
-  async function checkLstm(r: Runtime, label: string): Promise<void> {
+  /**
+   * The LSTM without gradients for one sequence: H = 160 (40 vec4s per row) against doubles, over 9 steps (the
+   * input projection of more than 8 rows takes the general matmul, not a gemv of its own); `fixture` adds the
+   * fixture's b1_h12.
+   */
+  async function checkLstm(r: Runtime, label: string, fixture: boolean): Promise<void> {
+    const [T, I, H] = [9, 8, 160];
+    const scale = (a: Float32Array): Float32Array => a.map((v) => v * 0.2);
+    const v = [values(T * I, 4), scale(values(4 * H * I, 5)), scale(values(4 * H * H, 6)), values(4 * H, 7), values(4 * H, 8)];
+    const shapes = [[T, 1, I], [4 * H, I], [4 * H, H], [4 * H], [4 * H]];
+    const ts = v.map((a, i) => Tensor.from(a, shapes[i], 'f32', r));
+    const out = ops.lstm(ts[0], ts[1], ts[2], ts[3], ts[4]);
+    assertClose(await out.y.toArray(), lstmReference(v[0], v[1], v[2], v[3], v[4], I, H), `${label} lstm H=${H}`, TOL);
+    for (const t of [...ts, out.y, out.h, out.c]) t.dispose();
+    if (!fixture) return;
     const xs: Tensor[] = [];
     for (let i = 0; conv.has(`lstm.b1_h12.x${i}`); i++) {
       const name = `lstm.b1_h12.x${i}`;
@@ -108,20 +122,11 @@ describe('subgroup kernels at every width the runtime can force, and without sub
     assertClose(await y.toArray(), expected.subarray(0, y.size), `${label} lstm b1_h12 y`, TOL);
     assertClose(await c.toArray(), expected.subarray(y.size + h.size), `${label} lstm b1_h12 c`, TOL);
     for (const t of [...xs, y, h, c]) t.dispose();
-
-    const [T, I, H] = [3, 8, 160];
-    const scale = (a: Float32Array): Float32Array => a.map((v) => v * 0.2);
-    const v = [values(T * I, 4), scale(values(4 * H * I, 5)), scale(values(4 * H * H, 6)), values(4 * H, 7), values(4 * H, 8)];
-    const shapes = [[T, 1, I], [4 * H, I], [4 * H, H], [4 * H], [4 * H]];
-    const ts = v.map((a, i) => Tensor.from(a, shapes[i], 'f32', r));
-    const out = ops.lstm(ts[0], ts[1], ts[2], ts[3], ts[4]);
-    assertClose(await out.y.toArray(), lstmReference(v[0], v[1], v[2], v[3], v[4], I, H), `${label} lstm H=${H}`, TOL);
-    for (const t of [...ts, out.y, out.h, out.c]) t.dispose();
   }
 
   /** The packed (q8) gemv on subgroups against the unpacked weights in doubles. */
   async function checkPackedGemv(r: Runtime, label: string): Promise<void> {
-    const [R, N, K] = [3, 21, 4 * 128];
+    const [R, N, K] = [1, 21, 4 * 128];
     const wv = values(N * K, 9);
     const data = new Uint32Array(dataWords('q8', N, K));
     const scales = new Float32Array(N * scalesPerRow('q8', K));
@@ -144,8 +149,8 @@ describe('subgroup kernels at every width the runtime can force, and without sub
       const probe = ops.linear(Tensor.from(values(36, 11), [1, 36], 'f32', rt), Tensor.from(values(36 * 5, 12), [5, 36], 'f32', rt));
       assert.equal(rt.stats.dispatches - before, 1, 'one dispatch: the gemv');
       probe.dispose();
-      await checkGemv(rt, `${lanes} lanes`);
-      await checkLstm(rt, `${lanes} lanes`);
+      await checkGemv(rt, `${lanes} lanes`, [1]);
+      await checkLstm(rt, `${lanes} lanes`, false);
       await checkPackedGemv(rt, `${lanes} lanes`);
     });
   }
@@ -155,10 +160,8 @@ describe('subgroup kernels at every width the runtime can force, and without sub
     try {
       assert.equal(bare.subgroups, false);
       assert.equal(gemvApplies(bare, 1, 36), false);
-      await checkGemv(bare, 'no subgroups');
-      await checkLstm(bare, 'no subgroups');
-      bare.forcedSubgroupSize = 32; // emulated lanes need no subgroup support from the device
-      await checkGemv(bare, 'no subgroups, 32 emulated lanes');
+      await checkGemv(bare, 'no subgroups', [1, 5]);
+      await checkLstm(bare, 'no subgroups', true);
     } finally {
       bare.destroy();
     }
@@ -166,7 +169,7 @@ describe('subgroup kernels at every width the runtime can force, and without sub
 
   it('the emulation refuses what it cannot do', () => {
     const k = (body: string, wg = '64'): string => `enable subgroups;\n@compute @workgroup_size(${wg})\nfn main(@builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) sgs: u32) {\n${body}\n}`;
-    assert.match(emulateSubgroups(k('let s = subgroupAdd(1.0);'), 32), /emu_subgroup_add\(1\.0\)/);
+    assert.match(emulateSubgroups(k('let s = subgroupAdd(1.0);'), 32), /emu_subgroup_add\(emu_lid, 1\.0\)/);
     assert.throws(() => emulateSubgroups(k('let s = subgroupAdd(1.0);'), 24), /power of two/);
     assert.throws(() => emulateSubgroups(k('let s = subgroupAdd(1.0);', '16'), 32), /not a multiple/);
     assert.throws(() => emulateSubgroups(k('let s = subgroupBroadcast(1.0, 0u);'), 8), /subgroupBroadcast is not emulated/);
