@@ -154,14 +154,18 @@ export function emulateSubgroups(source: string, lanes: number, label = 'shader'
   // the entry point's body starts at the first `{` after its parameters
   const body = out.indexOf('{', out.indexOf('emu_lid: u32'));
   out = `${out.slice(0, body + 1)}
+  emu_lid_p = emu_lid;
   let ${sz![1]} = EMU_LANES;
   let ${id![1]} = emu_lid % EMU_LANES;${out.slice(body + 1)}`;
-  return `${out.replace(/\bsubgroupAdd\s*\(/g, 'emu_subgroup_add(emu_lid, ')}
+  // the invocation's index goes through a private variable: subgroupAdd may be called from a helper function
+  return `${out.replace(/\bsubgroupAdd\s*\(/g, 'emu_subgroup_add(')}
 
 // ---- subgroups of ${lanes} lanes, emulated (Runtime.forcedSubgroupSize) ----
 const EMU_LANES: u32 = ${lanes}u;
 var<workgroup> emu_red: array<f32, ${size}>;
-fn emu_subgroup_add(lid: u32, v: f32) -> f32 {
+var<private> emu_lid_p: u32;
+fn emu_subgroup_add(v: f32) -> f32 {
+  let lid = emu_lid_p;
   workgroupBarrier(); // every lane has read the previous sum
   emu_red[lid] = v;
   workgroupBarrier();

@@ -169,7 +169,7 @@ describe('subgroup kernels at every width the runtime can force, and without sub
 
   it('the emulation refuses what it cannot do', () => {
     const k = (body: string, wg = '64'): string => `enable subgroups;\n@compute @workgroup_size(${wg})\nfn main(@builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) sgs: u32) {\n${body}\n}`;
-    assert.match(emulateSubgroups(k('let s = subgroupAdd(1.0);'), 32), /emu_subgroup_add\(emu_lid, 1\.0\)/);
+    assert.match(emulateSubgroups(k('let s = subgroupAdd(1.0);'), 32), /emu_subgroup_add\(1\.0\)/);
     assert.throws(() => emulateSubgroups(k('let s = subgroupAdd(1.0);'), 24), /power of two/);
     assert.throws(() => emulateSubgroups(k('let s = subgroupAdd(1.0);', '16'), 32), /not a multiple/);
     assert.throws(() => emulateSubgroups(k('let s = subgroupBroadcast(1.0, 0u);'), 8), /subgroupBroadcast is not emulated/);
