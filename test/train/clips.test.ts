@@ -32,7 +32,7 @@ describe('finetune() on clips in memory', function () {
   });
   after(() => mg?.dispose());
 
-  it('trains LoRA adapters (loss down), reports each step, returns an adapter that loads from its bytes alone', async () => {
+  it('trains LoRA adapters (loss down), reports each step, returns an adapter that loads (config in its metadata)', async () => {
     const base = await mg.generate(REQ);
     const progress: FinetuneProgress[] = [];
     const r = await finetune(mg, clips, { steps: 4, lr: 2e-2, seed: 3, condDropout: 0, onProgress: (p) => progress.push(p) });
