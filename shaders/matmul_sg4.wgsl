@@ -37,8 +37,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   for (var k4 = 0u; k4 < p.K4; k4++) {
     var bv: array<vec4<f32>, CN>;
     for (var c = 0u; c < CN; c++) { bv[c] = B[bn[c] + k4]; }
-    let a0 = A[am.x + k4];
-    let a1 = A[am.y + k4];
+    let a0: vec4<f32> = A[am.x + k4];
+    let a1: vec4<f32> = A[am.y + k4];
     for (var r = 0u; r < 8u; r++) {
       let x0 = subgroupShuffle(a0, r);
       let x1 = subgroupShuffle(a1, r);

@@ -131,32 +131,53 @@ const SUBGROUPS_ENABLED = /^\s*enable subgroups;/m;
 
 /**
  * `source` (a kernel written with `enable subgroups;`) with its subgroups emulated at `lanes` lanes, for kernels
- * that use subgroups only as this project's do: the entry point takes `@builtin(subgroup_invocation_id)` and
- * `@builtin(subgroup_size)`, the workgroup is one-dimensional and a multiple of `lanes`, and `subgroupAdd` of
- * an f32 is called where the whole workgroup reaches it (as a real subgroup needs its lanes to). Lane l of
- * emulated subgroup g is invocation g·lanes + l of the workgroup; the sum goes through workgroup memory, each
- * lane adding the group's values in lane order. What the emulation checks is the kernels' own lane indexing and
- * dispatch planning at widths the adapter does not have.
+ * that use subgroups only as this project's do: the entry point takes `@builtin(subgroup_invocation_id)` (and
+ * maybe `@builtin(subgroup_size)`), the workgroup is one-dimensional and a multiple of `lanes`, and
+ * `subgroupAdd` of an f32 or `subgroupShuffle` of a value declared `let name = f32|vecN<f32>(…)` or
+ * `let name: T = …` is called where the whole workgroup reaches it (as a real subgroup needs its lanes to).
+ * Lane l of emulated subgroup g is invocation g·lanes + l of the workgroup; values pass through workgroup
+ * memory, a sum adding the group's values in lane order. What the emulation checks is the kernels' own lane
+ * indexing and dispatch planning at widths the adapter does not have.
  */
 export function emulateSubgroups(source: string, lanes: number, label = 'shader'): string {
   const fail = (why: string): never => { throw new Error(`${label}: cannot emulate subgroups of ${lanes} lanes: ${why}`); };
   if (!Number.isInteger(lanes) || lanes < 1 || lanes > 128 || (lanes & (lanes - 1)) !== 0) fail('a width is a power of two from 1 to 128');
-  const used = new Set(source.replace(/\/\/[^\n]*/g, '').match(/\bsubgroup\w*(?=\s*\()/g) ?? []);
-  for (const f of used) if (f !== 'subgroupAdd') fail(`${f} is not emulated (only subgroupAdd)`);
+  const code = source.replace(/\/\/[^\n]*/g, '');
+  const used = new Set(code.match(/\bsubgroup\w*(?=\s*\()/g) ?? []);
+  for (const f of used) if (f !== 'subgroupAdd' && f !== 'subgroupShuffle') fail(`${f} is not emulated (only subgroupAdd and subgroupShuffle)`);
   const wg = /@workgroup_size\(\s*(\d+)u?\s*(?:,\s*1u?\s*){0,2}\)/.exec(source);
   if (!wg) fail('the workgroup size is not one literal x size');
   const size = Number(wg![1]);
   if (size % lanes !== 0) fail(`the workgroup (${size}) is not a multiple of the width`);
   const id = /@builtin\(subgroup_invocation_id\)\s*(\w+)\s*:\s*u32/.exec(source);
   const sz = /,?\s*@builtin\(subgroup_size\)\s*(\w+)\s*:\s*u32/.exec(source);
-  if (!id || !sz) fail('the entry point does not take both subgroup_invocation_id and subgroup_size');
-  let out = source.replace(SUBGROUPS_ENABLED, '').replace(sz![0], '').replace(id![0], '@builtin(local_invocation_index) emu_lid: u32');
+  if (!id) fail('the entry point does not take subgroup_invocation_id');
+  // each shuffled value's type, from its declaration: one workgroup array and one function per type
+  const typeOf = (name: string): string => {
+    const decl = new RegExp(`\\blet\\s+${name}\\s*(?::\\s*(f32|vec[234]<f32>)\\s*=|=\\s*(f32|vec[234]<f32>)\\s*\\()`).exec(code);
+    return decl ? decl[1] ?? decl[2] : fail(`the shuffled value ${name} is not declared as \`let ${name}: T = …\` or \`let ${name} = T(…)\``);
+  };
+  const shuffleTypes = [...new Set([...code.matchAll(/\bsubgroupShuffle\s*\(\s*(\w+)\s*,/g)].map((m) => typeOf(m[1])))];
+  let out = source.replace(SUBGROUPS_ENABLED, '').replace(id![0], '@builtin(local_invocation_index) emu_lid: u32');
+  if (sz) out = out.replace(sz[0], '');
   // the entry point's body starts at the first `{` after its parameters
   const body = out.indexOf('{', out.indexOf('emu_lid: u32'));
   out = `${out.slice(0, body + 1)}
-  emu_lid_p = emu_lid;
-  let ${sz![1]} = EMU_LANES;
+  emu_lid_p = emu_lid;${sz ? `
+  let ${sz[1]} = EMU_LANES;` : ''}
   let ${id![1]} = emu_lid % EMU_LANES;${out.slice(body + 1)}`;
+  // shuffles are renamed by their value's type (WGSL has no overloads of user functions)
+  out = out.replace(/\bsubgroupShuffle\s*\(\s*(\w+)\s*,/g, (_, name: string) => `emu_subgroup_shuffle_${shuffleTypes.indexOf(typeOf(name))}(${name},`);
+  const shuffles = shuffleTypes.map((type, i) => `
+var<workgroup> emu_shuf_${i}: array<${type}, ${size}>;
+fn emu_subgroup_shuffle_${i}(v: ${type}, lane: u32) -> ${type} {
+  let lid = emu_lid_p;
+  workgroupBarrier(); // every lane has read the previous shuffle
+  emu_shuf_${i}[lid] = v;
+  workgroupBarrier();
+  return emu_shuf_${i}[lid - lid % EMU_LANES + lane];
+}
+`).join('');
   // the invocation's index goes through a private variable: subgroupAdd may be called from a helper function
   return `${out.replace(/\bsubgroupAdd\s*\(/g, 'emu_subgroup_add(')}
 
@@ -174,7 +195,7 @@ fn emu_subgroup_add(v: f32) -> f32 {
   for (var l = 0u; l < EMU_LANES; l++) { s += emu_red[first + l]; }
   return s;
 }
-`;
+${shuffles}`;
 }
 
 /** Storage buffers a WGSL source declares (its comments aside). */
@@ -258,6 +279,16 @@ export class Runtime {
     if (this.forcedSubgroupSize !== null) return this.forcedSubgroupSize;
     const info = this.device.adapterInfo as (GPUAdapterInfo & { subgroupMaxSize?: number }) | undefined;
     return info?.subgroupMaxSize ?? 128;
+  }
+
+  /**
+   * The smallest subgroup size a subgroup kernel may run with: the forced width, else the adapter's
+   * subgroupMinSize, else 4 (the least WebGPU allows: never more lanes assumed than a subgroup may have).
+   */
+  get minSubgroupSize(): number {
+    if (this.forcedSubgroupSize !== null) return this.forcedSubgroupSize;
+    const info = this.device.adapterInfo as (GPUAdapterInfo & { subgroupMinSize?: number }) | undefined;
+    return info?.subgroupMinSize ?? 4;
   }
 
   static async create(opts: DeviceOptions = {}): Promise<Runtime> {

@@ -115,9 +115,8 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
  * subgroups of at least 8 lanes (llvmpipe: 8; GPUs: 8–64); elsewhere the plain kernels run.
  */
 export function subgroupMatmul(rt: Runtime): boolean {
-  const info = rt.device.adapterInfo as (GPUAdapterInfo & { subgroupMinSize?: number }) | undefined;
-  // a forced width (Runtime.forcedSubgroupSize: tests) emulates subgroupAdd only, not these kernels' shuffles
-  return rt.ctx.features.subgroups && rt.forcedSubgroupSize === null && (info?.subgroupMinSize ?? 8) >= 8;
+  // a forced width (Runtime.forcedSubgroupSize: tests) emulates the shuffles through workgroup memory
+  return rt.subgroups && rt.minSubgroupSize >= 8;
 }
 
 /**

@@ -1,5 +1,5 @@
-// The kernels that use subgroups (the f32 decode gemv, the one-sequence LSTM step, the packed gemv) at every
-// subgroup width the runtime can force: 8 and 32 lanes, emulated through workgroup memory
+// The kernels that use subgroups (the f32 decode gemv, the one-sequence LSTM step, the packed gemv, the shuffle
+// kernels of matmul and conv) at every subgroup width the runtime can force: 8 and 32 lanes, emulated through workgroup memory
 // (Runtime.forcedSubgroupSize: this adapter's subgroups are 8 wide only), on the adapter's own subgroups (the
 // other kernel tests), and on a device without subgroups, where each falls back to a kernel without them.
 // Fixtures from PyTorch (kernels/core, kernels/conv) where they exist; larger shapes, whose rows are longer than
@@ -11,6 +11,7 @@ import { Runtime, emulateSubgroups } from '../../src/runtime.js';
 import { Tensor } from '../../src/tensor.js';
 import * as ops from '../../src/ops.js';
 import { gemvApplies } from '../../src/kernels/gemv.js';
+import { subgroupMatmul } from '../../src/kernels/matmul.js';
 import { PackedMatrix, gemvPacked } from '../../src/kernels/packed.js';
 import { dataWords, packRows, scalesPerRow, unpackRows } from '../../src/quant.js';
 
@@ -140,7 +141,59 @@ describe('subgroup kernels at every width the runtime can force, and without sub
     for (const t of [x, y, m]) t.dispose();
   }
 
+  /**
+   * The shuffle kernels (matmul_sg, matmul_sg4, conv1d_sg, conv_transpose1d_sg) against doubles, with shapes past
+   * one workgroup's 16 rows and 64 columns.
+   */
+  async function checkShuffleKernels(r: Runtime, label: string): Promise<void> {
+    assert.ok(subgroupMatmul(r), `${label}: the subgroup matmul kernels are chosen`);
+    const [M, N, K] = [21, 70, 12];
+    const [av, bv, biasv] = [values(M * K, 13), values(N * K, 14), values(N, 15)];
+    const [a, w, bias] = [Tensor.from(av, [M, K], 'f32', r), Tensor.from(bv, [N, K], 'f32', r), Tensor.from(biasv, [N], 'f32', r)];
+    // x·Wᵀ + b (matmul_sg4, K a multiple of 4) and the same through strides (matmul_sg: Wᵀ given as [K, N])
+    const wT = Tensor.from(Float32Array.from({ length: K * N }, (_, i) => bv[(i % N) * K + Math.floor(i / N)]), [K, N], 'f32', r);
+    const want = product(av, bv, biasv, K);
+    const ys = [ops.linear(a, w, bias), ops.matmul(a, wT, { bias })];
+    for (const [i, y] of ys.entries()) assertClose(await y.toArray(), want, `${label} ${['linear', 'matmul'][i]} ${M}×${K}·${K}×${N}`, TOL);
+    // conv1d [1, 3, 30] * [18, 3, 3], dilation 2, padding 1; conv_transpose1d [1, 4, 9] * [4, 10, 4], stride 2
+    const [Cin, Cout, T, Kc] = [3, 18, 30, 3];
+    const [xv, cwv] = [values(Cin * T, 16), values(Cout * Cin * Kc, 17)];
+    const [x, cw] = [Tensor.from(xv, [1, Cin, T], 'f32', r), Tensor.from(cwv, [Cout, Cin, Kc], 'f32', r)];
+    const conv = ops.conv1d(x, cw, undefined, { dilation: 2, padding: 1 });
+    const Tout = T + 2 - 2 * (Kc - 1);
+    const convWant = new Float32Array(Cout * Tout);
+    for (let o = 0; o < Cout; o++) for (let t = 0; t < Tout; t++) {
+      let s = 0;
+      for (let i = 0; i < Cin; i++) for (let k = 0; k < Kc; k++) {
+        const ti = t - 1 + 2 * k;
+        if (ti >= 0 && ti < T) s += xv[i * T + ti] * cwv[(o * Cin + i) * Kc + k];
+      }
+      convWant[o * Tout + t] = s;
+    }
+    assertClose(await conv.toArray(), convWant, `${label} conv1d`, TOL);
+    const [Ci, Co, Ti, Kt, stride] = [4, 10, 9, 4, 2];
+    const [tv, twv] = [values(Ci * Ti, 18), values(Ci * Co * Kt, 19)];
+    const [tx, tw] = [Tensor.from(tv, [1, Ci, Ti], 'f32', r), Tensor.from(twv, [Ci, Co, Kt], 'f32', r)];
+    const convT = ops.convTranspose1d(tx, tw, undefined, { stride });
+    const To = (Ti - 1) * stride + Kt;
+    const convTWant = new Float32Array(Co * To);
+    for (let i = 0; i < Ci; i++) for (let t = 0; t < Ti; t++) for (let o = 0; o < Co; o++) for (let k = 0; k < Kt; k++) {
+      convTWant[o * To + t * stride + k] += tv[i * Ti + t] * twv[(i * Co + o) * Kt + k];
+    }
+    assertClose(await convT.toArray(), convTWant, `${label} conv_transpose1d`, TOL);
+    for (const t of [a, w, bias, wT, ...ys, x, cw, conv, tx, tw, convT]) t.dispose();
+  }
+
+  it('the shuffle kernels on the adapter\'s own subgroups', async () => {
+    await checkShuffleKernels(rt, `${rt.minSubgroupSize} lanes (adapter)`);
+  });
+
   for (const lanes of FORCED) {
+    it(`subgroups forced to ${lanes} lanes: the shuffle kernels (matmul, linear, conv, transposed conv)`, async () => {
+      rt.forcedSubgroupSize = lanes;
+      assert.equal(rt.minSubgroupSize, lanes);
+      await checkShuffleKernels(rt, `${lanes} lanes`);
+    });
     it(`subgroups forced to ${lanes} lanes: gemv, the one-sequence LSTM step, the packed gemv`, async () => {
       rt.forcedSubgroupSize = lanes;
       assert.equal(rt.maxSubgroupSize, lanes);
@@ -173,6 +226,8 @@ describe('subgroup kernels at every width the runtime can force, and without sub
     assert.throws(() => emulateSubgroups(k('let s = subgroupAdd(1.0);'), 24), /power of two/);
     assert.throws(() => emulateSubgroups(k('let s = subgroupAdd(1.0);', '16'), 32), /not a multiple/);
     assert.throws(() => emulateSubgroups(k('let s = subgroupBroadcast(1.0, 0u);'), 8), /subgroupBroadcast is not emulated/);
+    assert.match(emulateSubgroups(k('let v = vec2<f32>(1.0, 2.0);\nlet s = subgroupShuffle(v, 3u);'), 32), /emu_subgroup_shuffle_0\(v, 3u\)[^]*array<vec2<f32>, 64>/);
+    assert.throws(() => emulateSubgroups(k('let v = f(1.0);\nlet s = subgroupShuffle(v, 3u);'), 32), /shuffled value v is not declared/);
     assert.throws(() => emulateSubgroups(k('let s = subgroupAdd(1.0);', '8, 8'), 8), /one literal x size/);
   });
 });
