@@ -13,16 +13,7 @@
 
 const CO = 16u;
 
-struct P {
-  T: u32, Tout: u32, Cin: u32, Cout: u32,
-  CinG: u32, CoutG: u32, K: u32, stride: u32,
-  dil: u32, padL: i32, coBlocks: u32, hasBias: u32,
-}
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> X: array<f32>;
-@group(0) @binding(2) var<storage, read> W: array<f32>;
-@group(0) @binding(3) var<storage, read> Bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> Y: array<f32>;
+#include "lib/conv1d_io.wgsl"
 
 @compute @workgroup_size(64, 1, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {

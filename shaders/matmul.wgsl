@@ -3,16 +3,7 @@
 // for adapters without subgroups of ≥ 8 lanes: matmul_sg.wgsl and matmul_sg4.wgsl do the same with ~4× fewer loads.
 // act: 0 none, 1 relu, 2 exact gelu. Batch strides of 0 broadcast an operand (e.g. a weight) over the batch.
 
-struct P {
-  M: u32, N: u32, K: u32, hasBias: u32,
-  sAb: u32, sAm: u32, sAk: u32, act: u32,
-  sBb: u32, sBk: u32, sBn: u32, _pad: u32,
-}
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> A: array<f32>;
-@group(0) @binding(2) var<storage, read> B: array<f32>;
-@group(0) @binding(3) var<storage, read> Bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> C: array<f32>;
+#include "lib/matmul_io.wgsl"
 
 #include "lib/matmul_finish.wgsl"
 
