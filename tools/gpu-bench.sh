@@ -11,13 +11,19 @@
 #
 # What travels (.gpu-pack/, ~26 MB; the device tool moves the working tree plus carried paths, 64 MiB in all):
 #   node.xz                    this machine's Node binary (linux-x64), stripped, xz -9e (~21 MB)
-#   bench.mjs                  src/cli/bench.ts bundled with esbuild (every npm dependency inlined but webgpu)
+#   bench.mjs, probe.mjs       src/cli/bench.ts and probe.ts bundled with esbuild (every npm dependency inlined but
+#                              webgpu), and check.mjs: tools/gpu-check.ts, the greedy-generation parity cases
 #   webgpu/                    the `webgpu` package's index.js + package.json, dist/linux-x64/dawn.node.xz (stripped, ~4 MB)
 #   debs/                      Debian's Vulkan/GL loader packages (libvulkan1 …), unpacked with dpkg -x there
 #
-# There, per model size in $GPU_BENCH_MODELS (default "small large"): tools/make_bench_model.py --size S
-# --device cuda (random weights, the published architecture), tools/bench_torch.py --device cuda (f32, then f16),
-# then `bench --dtype D` for every D that `bench --dtype` accepts (f32 alone when it has none). Every
+# There, it stops at once when Dawn finds no GPU adapter (GPU_BENCH_ANY_ADAPTER=1 runs on a CPU one: a trial
+# run here). It checks correctness on the adapter first: the greedy-generation parity cases of
+# test/model/generate.test.ts (check.mjs, tiny models). Then per model size in $GPU_BENCH_MODELS (default
+# "small large"): tools/make_bench_model.py --size S --device cuda (random weights, the published architecture);
+# for the sizes in $GPU_BENCH_PARITY (default small) transformers' probe outputs on the CPU against `probe --dtype D`
+# for D in $GPU_BENCH_PARITY_DTYPES (default f32; tools/fixtures/compare_probe.py); tools/bench_torch.py --device
+# cuda (f32, then f16); `bench --dtype D` for every D that `bench --dtype` accepts (f32 alone when it has none); and
+# for the sizes in $GPU_BENCH_PROFILE (default small) `bench --profile` on f32. Every
 # step has a time limit, and steps that would start after $GPU_BENCH_BUDGET_S seconds (default 540, inside the
 # device tool's 10-minute command) are skipped and marked so: what finished always comes back.
 #
@@ -69,11 +75,14 @@ pack() {
   (cd "$ROOT" && node --input-type=module -e "
     import { build } from 'esbuild';
     await build({
-      entryPoints: ['src/cli/bench.ts'], bundle: true, platform: 'node', format: 'esm', target: 'node20',
-      outfile: '$PACK/bench.mjs', external: ['webgpu'], minify: true, legalComments: 'none', logLevel: 'warning',
+      entryPoints: { bench: 'src/cli/bench.ts', probe: 'src/cli/probe.ts', check: 'tools/gpu-check.ts' },
+      bundle: true, platform: 'node', format: 'esm', target: 'node20', outdir: '$PACK', outExtension: { '.js': '.mjs' },
+      external: ['webgpu'], minify: true, legalComments: 'none', logLevel: 'warning',
+      // audio-decode imports each codec lazily, and npm may lack some: only WAV is read there (the check's melody)
+      plugins: [{ name: 'codecs', setup(b) { b.onResolve({ filter: /^@audio.decode-/ }, (a) => a.path.endsWith('-wav') ? undefined : { path: a.path, external: true }); } }],
       // CommonJS dependencies call require(); an ES module bundle has none of its own
       banner: { js: \"import { createRequire as __mgRequire } from 'node:module'; const require = __mgRequire(import.meta.url);\" },
-    });") || die "bundling src/cli/bench.ts failed"
+    });") || die "bundling bench, probe and the check failed"
   if ! ls "$PACK"/debs/libvulkan1_*.deb >/dev/null 2>&1; then
     (cd "$PACK/debs" && apt-get -o APT::Architecture=amd64 download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2) \
       || die "apt-get download of the Vulkan loader packages failed"
@@ -111,7 +120,9 @@ unpack_to() {
   unxz_to "$PACK/node.xz" "$D/node" && chmod +x "$D/node"
   unxz_to "$PACK/webgpu/dist/linux-x64/dawn.node.xz" "$D/node_modules/webgpu/dist/linux-x64/dawn.node"
   cp "$PACK/webgpu/index.js" "$PACK/webgpu/package.json" "$D/node_modules/webgpu/"
-  cp "$PACK/bench.mjs" "$D/bench.mjs"
+  cp "$PACK/bench.mjs" "$PACK/probe.mjs" "$PACK/check.mjs" "$D/"
+  # the check reads test/fixtures beside its bundle (test/helpers.ts: FIXTURES)
+  ln -sfn "$ROOT/test/fixtures" "$D/fixtures"
 }
 
 # ---------------------------------------------------------------------------------------------- on the GPU box
@@ -162,6 +173,12 @@ run_there() {
     "${GPU_BENCH_PYTHON:-python3}" -c 'import torch, transformers; print("torch", torch.__version__, "cuda", torch.version.cuda, "transformers", transformers.__version__)' 2>&1
   } >"$OUT/env.txt"
   cat "$OUT/env.txt"
+  if [[ -z $A || $A == none || $A == *llvmpipe* || $A == *swiftshader* ]] && [[ ${GPU_BENCH_ANY_ADAPTER:-0} != 1 ]]; then
+    # no GPU adapter: stop before spending device time on CPU rows, and say what the loader saw
+    { ldconfig -p | grep -i vulkan; ls -l /usr/local/nvidia/share/vulkan/icd.d /usr/share/vulkan/icd.d /etc/vulkan/icd.d; } 2>&1
+    echo "{\"tag\": \"adapter\", \"failed\": \"no GPU adapter: ${A:-none}\"}" >>"$RES"
+    die "no GPU adapter (${A:-none}); set GPU_BENCH_ANY_ADAPTER=1 to run on it anyway"
+  fi
 
   # the dtypes `bench --dtype` accepts: given an invalid one, commander lists them while parsing ("Allowed choices
   # are f32, f16, q8, q4."), before any GPU work; f32 alone (no flag) when bench has no --dtype
@@ -190,8 +207,8 @@ run_there() {
     cat "$W/step.out"
     local last
     last=$(grep -E '^\{' "$W/step.out" | tail -n 1)
-    if ((rc == 0)) && [[ -n $last ]]; then
-      echo "{\"tag\": \"$tag\", \"wall_s\": $((SECONDS - t0)), \"result\": $last}" >>"$RES"
+    if [[ -n $last ]]; then # a check that found differences still says which (its exit status beside it)
+      echo "{\"tag\": \"$tag\", \"wall_s\": $((SECONDS - t0)), \"rc\": $rc, \"result\": $last}" >>"$RES"
     else
       echo "{\"tag\": \"$tag\", \"failed\": \"exit $rc\", \"wall_s\": $((SECONDS - t0))}" >>"$RES"
     fi
@@ -200,12 +217,24 @@ run_there() {
 
   export PYTHONUNBUFFERED=1
   local TD=${GPU_BENCH_TORCH_DEVICE:-cuda} PY=${GPU_BENCH_PYTHON:-python3}
+  # correctness on this adapter first: the greedy-generation parity cases (tiny models, test/fixtures)
+  step "check-greedy" 120 "$NODE" "$W/check.mjs" --json
   # a size (small, medium, large) is built; a folder is used as it is (a test run here: weights/tiny-musicgen)
   for size in ${GPU_BENCH_MODELS:-small large}; do
     local M=/tmp/musicgen-$size-random
     if [[ -d $size ]]; then M=$(cd "$size" && pwd); size=$(basename "$M")
     elif [[ ! -f $M/bench_prompt.json ]]; then
       step "build-$size" 300 "$PY" "$ROOT/tools/make_bench_model.py" --size "$size" --device "$TD" --out "$M" || continue
+    fi
+    # parity of the full-size model on this adapter: transformers' outputs (CPU, f32: no TF32) for the same inputs
+    # against `probe` (text.hidden, encodec codes and audio, lm.logits), compare_probe.py's tolerance
+    if [[ " ${GPU_BENCH_PARITY-small} " == *" $size "* ]]; then
+      local P=$W/probe-$size
+      step "reference-$size" 240 env CUDA_VISIBLE_DEVICES= "$PY" "$ROOT/tools/fixtures/probe_reference.py" --model "$M" --out "$P" --steps 4 &&
+        for d in ${GPU_BENCH_PARITY_DTYPES:-f32}; do
+          step "parity-$size-$d" 240 bash -c '"$1" "$2" --model "$3" --dtype "$4" --inputs "$5.inputs.safetensors" --output "$5.$4.safetensors" >&2 &&
+            "$6" "$7" "$5.outputs.safetensors" "$5.$4.safetensors" --json' _ "$NODE" "$W/probe.mjs" "$M" "$d" "$P" "$PY" "$ROOT/tools/fixtures/compare_probe.py"
+        done
     fi
     step "torch-$size-f32" 240 "$PY" "$ROOT/tools/bench_torch.py" --model "$M" --device "$TD" --seconds "$SECS" --repeat "$REPEAT" --json
     step "torch-$size-f16" 240 "$PY" "$ROOT/tools/bench_torch.py" --model "$M" --device "$TD" --dtype float16 --seconds "$SECS" --repeat "$REPEAT" --json
@@ -214,12 +243,31 @@ run_there() {
       ((HAS_DTYPE)) && flag=(--dtype "$d")
       step "webgpu-$size-$d" 300 "$NODE" "$BENCH" --model "$M" "${flag[@]}" --seconds "$SECS" --repeat "$REPEAT" --json
     done
+    # where a step's time goes on this adapter (bench --profile: the step split by kind, dispatch cost, bandwidth)
+    if [[ " ${GPU_BENCH_PROFILE-small} " == *" $size "* ]]; then
+      step "profile-$size-f32" 240 "$NODE" "$BENCH" --model "$M" --seconds 0.5 --repeat 1 --profile --json
+    fi
   done
 
   # the table for BENCHMARKS.md
   python3 - "$RES" >"$OUT/table.md" <<'EOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+checks = [r for r in rows if r["tag"].startswith(("check-", "parity-", "adapter"))]
+rows = [r for r in rows if r not in checks and not r["tag"].startswith(("reference-", "profile-"))]
+for r in checks:  # correctness on this adapter, before the speed table
+    x = r.get("result", {})
+    if "tensors" in x:
+        detail = ", ".join(f"{k} rel RMS {v['rel_rms']:.1e}" if "rel_rms" in v else f"{k} {v['codes_differ']} codes differ"
+                           for k, v in x["tensors"].items())
+    elif "cases" in x:
+        detail = ", ".join(f"{k}: {v}" for k, v in x["cases"].items())
+    else:
+        detail = r.get("failed") or r.get("skipped") or ""
+    # a packed dtype is not meant to meet f32's tolerance: its line gives the accuracy alone
+    lossy = r["tag"].startswith("parity-") and not r["tag"].endswith("-f32")
+    print(f"- {r['tag']}: {'accuracy' if lossy else 'ok' if x.get('ok') else 'NOT OK'} ({detail})")
+print()
 print("| run | load s | text s | per step ms | token loop s | EnCodec decode s | peak RSS MB | device |")
 print("|---|---:|---:|---:|---:|---:|---:|---|")
 for r in rows:
