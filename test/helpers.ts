@@ -10,6 +10,7 @@ import { SafetensorsFile, BufferSource, type TensorToWrite } from '../src/io/saf
 import '../src/ops.js';
 import { backward } from '../src/autograd.js';
 // static imports only: under mocha + tsx a dynamic import() loads a second copy of a module (and its runtime)
+import { probe } from '../src/cli/probe.js';
 import { limitsFromEnv } from '../src/cli/gpu.js';
 
 export const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
@@ -138,9 +139,6 @@ export function probeFixture(model: string): Promise<ProbeRun> {
     run = (async () => {
       const inputs = await Fixture.open(`probe/${model}.inputs.safetensors`);
       const expected = await Fixture.open(`probe/${model}.outputs.safetensors`);
-      // imported here, not at the top: a bundle of a file importing these helpers (tools/gpu-check.ts) would
-      // otherwise evaluate the probe CLI's "run when invoked directly" check as its own entry point
-      const { probe } = await import('../src/cli/probe.js');
       return { inputs, expected, out: await probe(join(FIXTURES, 'models', model), inputs.file) };
     })();
     probeRuns.set(model, run);

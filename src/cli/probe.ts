@@ -309,5 +309,8 @@ export function run(argv: string[] = process.argv): void {
   });
 }
 
-const invokedDirectly = process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/'));
+// this file's own name too: in a bundle of a module that imports it (tools/gpu-check.ts through test/helpers.ts),
+// import.meta.url is the bundle's, which is then also process.argv[1]
+const invokedDirectly = process.argv[1] !== undefined && /\/probe\.[cm]?[jt]s$/.test(import.meta.url) &&
+  import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/'));
 if (invokedDirectly) run();
