@@ -241,7 +241,7 @@ run_there() {
     for d in $DTYPES; do
       local flag=()
       ((HAS_DTYPE)) && flag=(--dtype "$d")
-      step "webgpu-$size-$d" 300 "$NODE" "$BENCH" --model "$M" "${flag[@]}" --seconds "$SECS" --repeat "$REPEAT" --json
+      step "webgpu-$size-$d" "${GPU_BENCH_STEP_LIMIT_S:-300}" "$NODE" "$BENCH" --model "$M" "${flag[@]}" --seconds "$SECS" --repeat "$REPEAT" --json
     done
     # where a step's time goes on this adapter (bench --profile: the step split by kind, dispatch cost, bandwidth)
     if [[ " ${GPU_BENCH_PROFILE-small} " == *" $size "* ]]; then
