@@ -97,7 +97,10 @@ export function packRows(
     for (let r = 0; r < rows; r++) {
       const o = r * cols;
       let amax = 0;
-      for (let c = 0; c < cols; c++) amax = Math.max(amax, Math.abs(src[o + c]));
+      for (let c = 0; c < cols; c++) {
+        const a = Math.abs(src[o + c]);
+        if (a > amax) amax = a;
+      }
       const scale = Math.fround(amax / 127);
       scales[scaleAt + r] = scale;
       const inv = scale > 0 ? 1 / scale : 0;
@@ -105,7 +108,7 @@ export function packRows(
       for (let c = 0; c < cols; c += 4, w++) {
         let word = 0;
         for (let j = 0; j < 4; j++) {
-          const q = Math.max(-127, Math.min(127, Math.round(src[o + c + j] * inv)));
+          const q = clamp(roundHalfUp(src[o + c + j] * inv), -127, 127);
           word |= (q & 0xff) << (8 * j);
         }
         data[w] = word >>> 0;
@@ -124,12 +127,12 @@ export function packRows(
     let inv = 0;
     let scale = 0;
     let best = -1;
-    for (const level of ext === 0 ? [] : Q4_LEVELS) {
-      const i = level / ext;
+    for (let k = 0; ext !== 0 && k < Q4_LEVELS.length; k++) {
+      const i = Q4_LEVELS[k] / ext;
       let wq = 0;
       let qq = 0;
       for (let c = 0; c < Q4_GROUP; c++) {
-        const q = Math.max(-8, Math.min(7, Math.round(src[o + c] * i)));
+        const q = clamp(roundHalfUp(src[o + c] * i), -8, 7);
         wq += src[o + c] * q;
         qq += q * q;
       }
@@ -140,13 +143,21 @@ export function packRows(
     for (let c = 0; c < Q4_GROUP; c += 8, w++) {
       let word = 0;
       for (let j = 0; j < 8; j++) {
-        const q = Math.max(-8, Math.min(7, Math.round(src[o + c + j] * inv)));
+        const q = clamp(roundHalfUp(src[o + c + j] * inv), -8, 7);
         word |= (q + 8) << (4 * j);
       }
       data[w] = word >>> 0;
     }
   }
 }
+
+/**
+ * Math.round's rounding (halves up) as floor(x + 0.5), which V8 compiles to one instruction: Math.round measured
+ * ~20 ns a call here against ~4 ns, and packing was half of a q8 load's time. The two differ only in the sign of a
+ * zero and where x + 0.5 itself rounds (x = 0.5 − 2⁻⁵⁴), which no packed value tells apart.
+ */
+const roundHalfUp = (x: number): number => Math.floor(x + 0.5);
+const clamp = (q: number, lo: number, hi: number): number => (q < lo ? lo : q > hi ? hi : q);
 
 /** The f32 values of packed rows (for tests and CPU references): rows × cols. */
 export function unpackRows(
