@@ -1,13 +1,15 @@
 // Batched C[b] = act(A[b] · B[b]ᵀ + bias) with A [M, K] and B [N, K] both contiguous along k, K a multiple of 4:
 // a Linear (x · Wᵀ, W [out, in] as PyTorch stores it) and attention's q · kᵀ. matmul_sg.wgsl's scheme
 // (16 rows per workgroup whose A values reach every lane by subgroupShuffle; each invocation owns CN columns,
-// 64 apart) with vec4 loads along k: on llvmpipe a vec4 load costs what a scalar one does, so per 4 k's
-// 2 + CN loads feed 64·CN FMAs. Needs subgroups of ≥ 8 lanes. Grid: x ⌈N / (64·CN)⌉, y ⌈M / 16⌉, z batch;
-// batch strides in vec4s (0 broadcasts an operand).
+// WG apart) with vec4 loads along k: on llvmpipe a vec4 load costs what a scalar one does, so per 4 k's
+// 2 + CN loads feed 64·CN FMAs. WG (the workgroup size) and CN are set by the wrapper: a small product (T5's
+// 16 rows) keeps its workgroups with WG 16 and CN 4 rather than CN 1 and 3 loads per 64 FMAs. Needs subgroups
+// of ≥ 8 lanes. Grid: x ⌈N / (WG·CN)⌉, y ⌈M / 16⌉, z batch; batch strides in vec4s (0 broadcasts an operand).
 
 enable subgroups;
 
 const CN = 2u;
+const WG = 64u;
 
 struct P {
   M: u32, N: u32, K4: u32, hasBias: u32,
@@ -21,7 +23,7 @@ struct P {
 
 #include "lib/matmul_finish.wgsl"
 
-@compute @workgroup_size(64, 1, 1)
+@compute @workgroup_size(WG, 1, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(subgroup_invocation_id) lane: u32) {
   let m0 = wg.y * 16u;
@@ -30,7 +32,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   // shuffles need every lane)
   var bn: array<u32, CN>;
   for (var c = 0u; c < CN; c++) {
-    bn[c] = b * p.sBb4 + min(wg.x * 64u * CN + 64u * c + lid.x, p.N - 1u) * p.K4;
+    bn[c] = b * p.sBb4 + min(wg.x * WG * CN + WG * c + lid.x, p.N - 1u) * p.K4;
   }
   let am = vec2<u32>(b * p.sAb4) + min(vec2<u32>(m0, m0 + 8u) + (lane & 7u), vec2<u32>(p.M - 1u)) * p.K4;
   var acc: array<array<f32, 16>, CN>;
@@ -50,7 +52,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   }
   let cBase = b * p.M * p.N;
   for (var c = 0u; c < CN; c++) {
-    let n = wg.x * 64u * CN + 64u * c + lid.x;
+    let n = wg.x * WG * CN + WG * c + lid.x;
     if (n >= p.N) { break; }
     for (var r = 0u; r < 16u; r++) {
       let m = m0 + r;

@@ -132,7 +132,8 @@ const SUBGROUPS_ENABLED = /^\s*enable subgroups;/m;
 /**
  * `source` (a kernel written with `enable subgroups;`) with its subgroups emulated at `lanes` lanes, for kernels
  * that use subgroups only as this project's do: the entry point takes `@builtin(subgroup_invocation_id)` (and
- * maybe `@builtin(subgroup_size)`), the workgroup is one-dimensional and a multiple of `lanes`, and
+ * maybe `@builtin(subgroup_size)`), the workgroup is one-dimensional (a literal or a `const`) and a multiple of
+ * `lanes`, and
  * `subgroupAdd` of an f32 or `subgroupShuffle` of a value declared `let name = f32|vecN<f32>(…)` or
  * `let name: T = …` is called where the whole workgroup reaches it (as a real subgroup needs its lanes to).
  * Lane l of emulated subgroup g is invocation g·lanes + l of the workgroup; values pass through workgroup
@@ -145,9 +146,12 @@ export function emulateSubgroups(source: string, lanes: number, label = 'shader'
   const code = source.replace(/\/\/[^\n]*/g, '');
   const used = new Set(code.match(/\bsubgroup\w*(?=\s*\()/g) ?? []);
   for (const f of used) if (f !== 'subgroupAdd' && f !== 'subgroupShuffle') fail(`${f} is not emulated (only subgroupAdd and subgroupShuffle)`);
-  const wg = /@workgroup_size\(\s*(\d+)u?\s*(?:,\s*1u?\s*){0,2}\)/.exec(source);
-  if (!wg) fail('the workgroup size is not one literal x size');
-  const size = Number(wg![1]);
+  // one x size: a literal, or a constant the shader declares (`const WG: u32 = 16u;`, as `specialise` writes it)
+  const wg = /@workgroup_size\(\s*(\w+)\s*(?:,\s*1u?\s*){0,2}\)/.exec(source);
+  if (!wg) fail('the workgroup size is not one literal x size (or a constant)');
+  const named = /^\d+u?$/.test(wg![1]) ? null : new RegExp(`const ${wg![1]}(?:: u32)? = (\\d+)u;`).exec(source);
+  const size = Number(named ? named[1] : wg![1].replace(/u$/, ''));
+  if (!Number.isInteger(size)) fail(`the workgroup size ${wg![1]} is not a literal or a declared constant`);
   if (size % lanes !== 0) fail(`the workgroup (${size}) is not a multiple of the width`);
   const id = /@builtin\(subgroup_invocation_id\)\s*(\w+)\s*:\s*u32/.exec(source);
   const sz = /,?\s*@builtin\(subgroup_size\)\s*(\w+)\s*:\s*u32/.exec(source);

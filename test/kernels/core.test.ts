@@ -57,8 +57,9 @@ describe('kernels: element-wise, matmul, shape', () => {
   });
 
   it('matmul at sizes that take every tiling of the subgroup kernels matches a float64 CPU product, and so does the fallback without subgroups', async () => {
-    // The fixtures are too small for the wider tilings (2 and 4 columns per invocation are chosen only when
-    // they still leave ≥ 16 workgroups); these sizes take each, with edges past 16 rows and 64·CN columns.
+    // The fixtures are too small for the wider tilings (up to 4 row blocks: 64 columns per workgroup as 16 or a
+    // subgroup's lanes × 4 or 2 columns; more rows: 64 lanes × 2 columns when that leaves ≥ 16 workgroups, else
+    // × 1); these sizes take each, with edges past 16 rows and the workgroup's columns.
     // A second device without subgroups runs the plain kernel the subgroup ones replaced on this adapter.
     for (const rt of [await gpu(), await Runtime.create({ without: ['subgroups'] })]) await matmulAgainstCpu(rt);
   });
@@ -69,6 +70,7 @@ describe('kernels: element-wise, matmul, shape', () => {
     const cases: [number, number, number, boolean, boolean][] = [
       [50, 1100, 12, false, false], [50, 1100, 12, true, false], [50, 1100, 12, false, true], [50, 1100, 12, true, true],
       [50, 500, 12, false, false], [50, 500, 12, false, true], [50, 200, 13, false, true], [9, 70, 8, false, true],
+      [83, 1100, 12, false, true], [83, 200, 12, false, true],
     ];
     for (const [M, N, K, transA, transB] of cases) {
       const av = rand(M * K);

@@ -229,5 +229,9 @@ describe('subgroup kernels at every width the runtime can force, and without sub
     assert.match(emulateSubgroups(k('let v = vec2<f32>(1.0, 2.0);\nlet s = subgroupShuffle(v, 3u);'), 32), /emu_subgroup_shuffle_0\(v, 3u\)[^]*array<vec2<f32>, 64>/);
     assert.throws(() => emulateSubgroups(k('let v = f(1.0);\nlet s = subgroupShuffle(v, 3u);'), 32), /shuffled value v is not declared/);
     assert.throws(() => emulateSubgroups(k('let s = subgroupAdd(1.0);', '8, 8'), 8), /one literal x size/);
+    // a workgroup size given as a constant (what `specialise` sets, as matmul_sg4's WG) is read from its declaration
+    const named = (wg: number): string => `const WG: u32 = ${wg}u;\n${k('let v = f32(1.0);\nlet s = subgroupShuffle(v, 3u);', 'WG, 1, 1')}`;
+    assert.match(emulateSubgroups(named(16), 8), /array<f32, 16>/);
+    assert.throws(() => emulateSubgroups(named(16), 32), /workgroup \(16\) is not a multiple/);
   });
 });
