@@ -3,7 +3,7 @@
 // (16 rows per workgroup whose A values reach every lane by subgroupShuffle; each invocation owns CN columns,
 // WG apart) with vec4 loads along k: on llvmpipe a vec4 load costs what a scalar one does, so per 4 k's
 // 2 + CN loads feed 64·CN FMAs. WG (the workgroup size) and CN are set by the wrapper: a small product (T5's
-// 16 rows) keeps its workgroups with WG 16 and CN 4 rather than CN 1 and 3 loads per 64 FMAs. Needs subgroups
+// 16 rows) keeps its workgroups with WG 32 and CN 2 rather than CN 1 and 3 loads per 64 FMAs. Needs subgroups
 // of ≥ 8 lanes. Grid: x ⌈N / (WG·CN)⌉, y ⌈M / 16⌉, z batch; batch strides in vec4s (0 broadcasts an operand).
 
 enable subgroups;

@@ -130,14 +130,14 @@ function columnsPerInvocation(N: number, M: number, batch: number, choices: numb
 
 /**
  * matmul_sg4's columns per invocation and workgroup size. A product of a few row blocks (T5's 16 rows, a short
- * prompt's prefill) gets 64 columns per workgroup as few invocations with many columns each, down to 16 (or a
- * subgroup): 16 lanes × 4 columns on llvmpipe's 8-lane subgroups load 6 times per 256 FMAs where 64 × 1 (what
- * `columnsPerInvocation` must pick there to keep ≥ 16 workgroups) loads 3 times per 64; measured 1.5–2× faster
- * for T5's shapes on lavapipe. More rows keep 64 invocations and `columnsPerInvocation`.
+ * prompt's prefill) gets 64 columns per workgroup as 32 lanes (or a wider subgroup) × 2 columns: 4 loads per 128
+ * FMAs where 64 × 1 (what `columnsPerInvocation` must pick there to keep ≥ 16 workgroups) loads 3 times per 64.
+ * 16 × 4 (6 loads per 256) measured no faster within this loaded machine's noise and took llvmpipe ~3× as long
+ * to compile (13 s against 4 s). More rows keep 64 invocations and `columnsPerInvocation`.
  */
 function sg4Shape(rt: Runtime, N: number, M: number, batch: number): { CN: number; WG: number } {
   if (Math.ceil(M / 16) * batch > 4) return { CN: columnsPerInvocation(N, M, batch, [2, 1]), WG: 64 };
-  const WG = Math.max(16, rt.maxSubgroupSize);
+  const WG = Math.max(32, rt.maxSubgroupSize);
   return { CN: Math.max(1, 64 / WG), WG };
 }
 

@@ -146,6 +146,19 @@ export function matmulPacked(x: Tensor, w: PackedMatrix, bias: Tensor | undefine
   const M = x.size / K;
   const y = Tensor.empty(outShape, 'f32', rt);
   if (M === 0) return y;
+  // subgroups of ≥ 8 lanes (matmul.ts `subgroupMatmul`): the shuffle kernel, 64 columns per workgroup as 32 lanes
+  // × 2 (or 64 × 1), as matmul_sg4 for few rows (4 columns compiled 4× slower on llvmpipe: ~20 s)
+  if (rt.subgroups && rt.minSubgroupSize >= 8) {
+    const WG = Math.max(32, rt.maxSubgroupSize);
+    const CN = Math.max(1, 64 / WG);
+    rt.dispatch({
+      ...specialise('packed_matmul_sg', { FORMAT: FORMAT_ID[w.format], CN, WG }),
+      params: { M, N, K, hasBias: bias ? 1 : 0, act, scaleBase: w.scaleBase },
+      bindings: [x.binding(), w.words.binding(), w.words.binding(), (bias ?? x).binding(), y.binding()],
+      workgroups: [Math.ceil(N / (WG * CN)), Math.ceil(M / 16)],
+    });
+    return y;
+  }
   rt.dispatch({
     ...specialise('packed_matmul', 'FORMAT', FORMAT_ID[w.format]),
     params: { M, N, K, hasBias: bias ? 1 : 0, act, scaleBase: w.scaleBase },

@@ -57,9 +57,9 @@ describe('kernels: element-wise, matmul, shape', () => {
   });
 
   it('matmul at sizes that take every tiling of the subgroup kernels matches a float64 CPU product, and so does the fallback without subgroups', async () => {
-    // The fixtures are too small for the wider tilings (up to 4 row blocks: 64 columns per workgroup as 16 or a
-    // subgroup's lanes × 4 or 2 columns; more rows: 64 lanes × 2 columns when that leaves ≥ 16 workgroups, else
-    // × 1); these sizes take each, with edges past 16 rows and the workgroup's columns.
+    // The fixtures are too small for the wider tilings (up to 4 row blocks: 64 columns per workgroup as 32 lanes
+    // × 2 columns; more rows: 64 lanes × 2 columns when that leaves ≥ 16 workgroups, else × 1); these sizes take
+    // each, with edges past 16 rows and the workgroup's columns.
     // A second device without subgroups runs the plain kernel the subgroup ones replaced on this adapter.
     for (const rt of [await gpu(), await Runtime.create({ without: ['subgroups'] })]) await matmulAgainstCpu(rt);
   });

@@ -126,20 +126,24 @@ describe('packed weights: formats and kernels', () => {
       m.dispose();
     });
 
-    it(`${format} matmul (5 and 70 rows) and linear routing`, async () => {
+    // the adapter's subgroups (packed_matmul_sg); q4 also at 32 emulated lanes (the shuffles through workgroup
+    // memory, lanes 8… of each subgroup in use); the plain packed_matmul runs in 'the fallback' below
+    it(`${format} matmul (5 and 70 rows) and linear routing${format === 'q4' ? ', also at 32 forced lanes' : ''}`, async () => {
       const [N, K] = [45, 64];
       const w = weights(N * K, 5);
       const { m, deq } = upload(format, w, [N, K], rt);
-      for (const M of [5, 70]) {
+      for (const [M, lanes] of [[5, null], [70, null], ...(format === 'q4' ? [[70, 32]] : [])] as [number, number | null][]) {
+        rt.forcedSubgroupSize = lanes;
         const xv = weights(M * K, 6 + M);
         const x = Tensor.from(xv, [M, K], 'f32', rt);
         const y = matmulPacked(x, m, undefined, 0, [M, N]);
-        assertNear(await y.read(), reference(xv, deq, null, K, false), `${format} M=${M}`);
+        assertNear(await y.read(), reference(xv, deq, null, K, false), `${format} M=${M}${lanes ? ` at ${lanes} lanes` : ''}`);
         const viaOps = ops.linear(x.reshape([1, M, K]), m, undefined, 'relu');
         assert.deepEqual(viaOps.shape, [1, M, N]);
         assertNear(await viaOps.read(), reference(xv, deq, null, K, false).map((v) => Math.max(v, 0)), `${format} linear M=${M}`);
         for (const t of [x, y, viaOps]) t.dispose();
       }
+      rt.forcedSubgroupSize = null;
       m.dispose();
     });
 
