@@ -4,13 +4,7 @@
 // used by 4 rows of x, and no array is indexed at run time (llvmpipe took tens of seconds to compile the kernel
 // that kept the 4×4 block in an array). Specialised per FORMAT (lib/packed.wgsl).
 
-struct P { M: u32, N: u32, K: u32, hasBias: u32, act: u32, scaleBase: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> X: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> W: array<vec4<u32>>;
-@group(0) @binding(3) var<storage, read> S: array<f32>;
-@group(0) @binding(4) var<storage, read> Bias: array<f32>;
-@group(0) @binding(5) var<storage, read_write> Y: array<f32>;
+#include "lib/packed_matmul_io.wgsl"
 
 #include "lib/matmul_finish.wgsl"
 #include "lib/packed.wgsl"

@@ -12,13 +12,7 @@ enable subgroups;
 const CN = 2u;
 const WG = 32u;
 
-struct P { M: u32, N: u32, K: u32, hasBias: u32, act: u32, scaleBase: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> X: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> W: array<vec4<u32>>;
-@group(0) @binding(3) var<storage, read> S: array<f32>;
-@group(0) @binding(4) var<storage, read> Bias: array<f32>;
-@group(0) @binding(5) var<storage, read_write> Y: array<f32>;
+#include "lib/packed_matmul_io.wgsl"
 
 #include "lib/matmul_finish.wgsl"
 #include "lib/packed.wgsl"
