@@ -1,9 +1,9 @@
 // Matrices stored packed (f16, q8, q4: the formats of src/quant.ts) and the kernels that read them as they are,
-// with no dequantised copy: the decode gemv (a few rows: shaders/packed_gemv.wgsl, or without subgroups
-// packed_gemv_parts.wgsl + packed_gemv_sum.wgsl), the prefill matmul (any number of rows: packed_matmul.wgsl) and
-// the embedding lookup (embedding.wgsl, through src/kernels/embedding.ts). The weights are decoded to f32 in
-// registers (shaders/lib/packed.wgsl) and every product and sum is f32; only the weights are rounded. Each kernel
-// is specialised per format (its FORMAT constant) and the gemv per row count (R).
+// with no dequantised copy: the decode gemv (a few rows: shaders/packed_gemv.wgsl, or without subgroups of 8
+// lanes packed_gemv_parts.wgsl + packed_gemv_sum.wgsl), the prefill matmul (any number of rows:
+// packed_matmul.wgsl) and the embedding lookup (embedding.wgsl, through src/kernels/embedding.ts). The weights are
+// decoded to f32 in registers (shaders/lib/packed.wgsl) and every product and sum is f32; only the weights are
+// rounded. Each kernel is specialised per format (its FORMAT constant) and the gemv per row count (R).
 //
 // A packed matrix is one i32 buffer: the data words (row-major, `PER_WORD` elements each), then the scales' f32
 // bits (`scaleBase` words in). The kernels bind it twice, as words and as f32 scales (f16 binds it as scales too,
@@ -78,21 +78,26 @@ export const FORMAT_ID: Readonly<Record<WeightDType, number>> = { f32: 0, f16: 1
 // ---------------------------------------------------------------------------------------------------------------
 // decode gemv
 
-const ROWS_PER_GROUP = 4; // lib/packed_gemv.wgsl's ROWS
-const WG = 256; // as gemv.ts: fewer, larger workgroups read faster on lavapipe
+const ROWS_PER_LANE = 2; // packed_gemv.wgsl's ROWS (1 and 4 measured slower for q8 on lavapipe)
+const LANE_WG = 64; // packed_gemv.wgsl's workgroup: a 1024-row matrix still makes 8 workgroups for the cores
+const ROWS_PER_GROUP = 4; // packed_gemv_parts.wgsl's ROWS
+const WG = 256; // packed_gemv_parts.wgsl's workgroup
 export const PACKED_GEMV_MAX_ROWS = 8;
 
 /**
- * How the gemv combines its lanes: `subgroup` (the adapter's subgroups, whatever their size), or `partials`:
- * `lanes` lanes per group of rows write their partial sums to a scratch buffer and a second pass adds them (no
- * subgroups needed, and no workgroup barrier: llvmpipe took seconds to compile one). Tests run `partials` at the
- * widths GPUs have (8, 32, 64) to check the lane indexing this adapter's subgroups never exercise.
+ * How the gemv runs: `subgroup` (packed_gemv.wgsl: x shared by subgroups of ≥ 8 lanes, whatever their size), or
+ * `partials`: `lanes` lanes per group of rows write their partial sums to a scratch buffer and a second pass adds
+ * them (no subgroups needed, and no workgroup barrier: llvmpipe took seconds to compile one). Tests run
+ * `partials` at the widths GPUs have (8, 32, 64) to check its lane indexing.
  */
 export type GemvMode = { kind: 'subgroup' } | { kind: 'partials'; lanes: number };
 
-/** The gemv mode the adapter supports: its subgroups, else 16 lanes of partial sums. */
+/**
+ * The gemv mode the adapter supports: its subgroups if they have at least 8 lanes (an adapter that reports no
+ * minimum may have 4), else 16 lanes of partial sums.
+ */
 export function defaultGemvMode(rt: Runtime): GemvMode {
-  return rt.subgroups ? { kind: 'subgroup' } : { kind: 'partials', lanes: 16 };
+  return rt.subgroups && rt.minSubgroupSize >= 8 ? { kind: 'subgroup' } : { kind: 'partials', lanes: 16 };
 }
 
 /**
@@ -107,15 +112,13 @@ export function gemvPacked(x: Tensor, w: PackedMatrix, bias: Tensor | undefined,
   if (!Number.isInteger(R) || R < 1 || R > PACKED_GEMV_MAX_ROWS) throw new Error(`gemvPacked: ${shapeStr(x)} is not 1…8 rows of ${K}`);
   if (m.kind === 'partials' && !(Number.isInteger(m.lanes) && m.lanes >= 1 && m.lanes <= WG)) throw new Error(`gemvPacked: ${m.lanes} lanes`);
   const y = Tensor.empty(outShape, 'f32', rt);
-  const lanes = m.kind === 'subgroup' ? rt.maxSubgroupSize : m.lanes;
-  const workgroups = rt.grid(Math.ceil((Math.ceil(N / ROWS_PER_GROUP) * lanes) / WG));
   const consts = { FORMAT: FORMAT_ID[w.format], R };
   if (m.kind === 'subgroup') {
     rt.dispatch({
-      ...specialise('packed_gemv', consts),
+      ...specialise('packed_gemv', { ...consts, ROWS: ROWS_PER_LANE }),
       params: { N, K, hasBias: bias ? 1 : 0, act, scaleBase: w.scaleBase },
       bindings: [x.binding(), w.words.binding(), w.words.binding(), (bias ?? x).binding(), y.binding()],
-      workgroups,
+      workgroups: rt.grid(Math.ceil(Math.ceil(N / ROWS_PER_LANE) / LANE_WG)),
     });
     return y;
   }
@@ -124,7 +127,7 @@ export function gemvPacked(x: Tensor, w: PackedMatrix, bias: Tensor | undefined,
     ...specialise('packed_gemv_parts', consts),
     params: { N, K, lanes: m.lanes, scaleBase: w.scaleBase },
     bindings: [x.binding(), w.words.binding(), w.words.binding(), part.binding()],
-    workgroups,
+    workgroups: rt.grid(Math.ceil((Math.ceil(N / ROWS_PER_GROUP) * m.lanes) / WG)),
   });
   rt.dispatch({
     shader: 'packed_gemv_sum',

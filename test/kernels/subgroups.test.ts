@@ -12,7 +12,7 @@ import { Tensor } from '../../src/tensor.js';
 import * as ops from '../../src/ops.js';
 import { gemvApplies } from '../../src/kernels/gemv.js';
 import { subgroupMatmul } from '../../src/kernels/matmul.js';
-import { PackedMatrix, gemvPacked } from '../../src/kernels/packed.js';
+import { PackedMatrix, defaultGemvMode, gemvPacked } from '../../src/kernels/packed.js';
 import { dataWords, packRows, scalesPerRow, unpackRows } from '../../src/quant.js';
 
 // each width compiles its own kernels, with barriers (slow on llvmpipe): the two widths the issue names
@@ -218,6 +218,13 @@ describe('subgroup kernels at every width the runtime can force, and without sub
     } finally {
       bare.destroy();
     }
+  });
+
+  it('subgroups of 4 lanes: too few to share x, the packed gemv takes its partial sums', () => {
+    rt.forcedSubgroupSize = 4;
+    assert.deepEqual(defaultGemvMode(rt), { kind: 'partials', lanes: 16 });
+    rt.forcedSubgroupSize = 8;
+    assert.deepEqual(defaultGemvMode(rt), { kind: 'subgroup' });
   });
 
   it('the emulation refuses what it cannot do', () => {
