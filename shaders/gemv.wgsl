@@ -1,11 +1,11 @@
 // The decode-time matmul on f32 weights (src/kernels/gemv.ts `gemv`): y[r, n] = act(Σ_k x[r, k] · W[n, k] + bias[n])
-// for R ≤ 8 rows of x (one token per batch row, twice with guidance) against W [N, K] as PyTorch stores a Linear.
-// A decode step reads every weight once, so this kernel is about memory traffic: one subgroup computes ROWS rows
-// of W, its lanes reading consecutive vec4s along k (a subgroup reads 8 · 16 = 128 contiguous bytes per row and
-// step on llvmpipe), each lane's x vec4s loaded once for the ROWS rows, and `subgroupAdd` combines the lanes.
-// Measured 2.4× the general matmul on lavapipe. (Packed weights share x between lanes by subgroupShuffle instead,
-// packed_gemv.wgsl; that layout, each lane on its own rows, measured slower here for f32's 4 bytes a weight.)
-// Any subgroup size: read at run time. Specialised per row count R (the wrapper sets it).
+// for R ≤ 8 rows of x (one token per batch row, twice with guidance) against W [N, K] as PyTorch stores a Linear. A
+// decode step reads every weight once, so this kernel is about memory traffic: one subgroup computes ROWS rows of W,
+// its lanes reading consecutive vec4s along k (a subgroup reads 8 · 16 = 128 contiguous bytes per row and step on
+// llvmpipe), each lane's x vec4s loaded once for the ROWS rows, and `subgroupAdd` combines the lanes. Measured 2.4×
+// the general matmul on lavapipe. (Packed weights share x between lanes by subgroupShuffle instead,
+// packed_gemv.wgsl; that layout, each lane on its own rows, measured slower here for f32's 4 bytes a weight.) Any
+// subgroup size: read at run time. Specialised per row count R (the wrapper sets it).
 
 enable subgroups;
 

@@ -67,7 +67,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         for (var j = 0u; j < ROWS; j++) {
           let d = weights4(wv[j], c);
           for (var r = 0u; r < R; r++) {
-            if (FORMAT == Q4) { part[j][r / 4u][r % 4u] += dot(xv[r], d); } else { acc[j][r / 4u][r % 4u] += dot(xv[r], d); }
+            let v = dot(xv[r], d);
+            if (FORMAT == Q4) { part[j][r / 4u][r % 4u] += v; } else { acc[j][r / 4u][r % 4u] += v; }
           }
         }
       }

@@ -1,10 +1,10 @@
 // The decode gemv on a packed weight without subgroups of 8 lanes (src/kernels/packed.ts `gemvPacked`, mode
-// `partials`; packed_gemv.wgsl where they exist): the first pass. A group of p.lanes lanes computes rows n0…n0+3 of W;
-// lane `lane` takes every lanes-th lane load (4 words: 4·PER weights, one q4 group) of each row, so neighbouring
-// lanes read neighbouring words, and each weight word is decoded once and used by every row of x. Every lane
-// writes its partial sums, q8's row scale applied, to Part[lane, r, n]; packed_gemv_sum.wgsl adds them. Two
-// passes rather than workgroup memory and a barrier: llvmpipe took seconds to compile that. Tests run it at 8, 32 and 64 lanes, the subgroup widths of GPUs.
-// Specialised per FORMAT (lib/packed.wgsl) and per row count R.
+// `partials`; packed_gemv.wgsl where they exist): the first pass. A group of p.lanes lanes computes rows n0…n0+3 of
+// W; lane `lane` takes every lanes-th lane load (4 words: 4·PER weights, one q4 group) of each row, so neighbouring
+// lanes read neighbouring words, and each weight word is decoded once and used by every row of x. Every lane writes
+// its partial sums, q8's row scale applied, to Part[lane, r, n]; packed_gemv_sum.wgsl adds them. Two passes rather
+// than workgroup memory and a barrier: llvmpipe took seconds to compile that. Tests run it at 8, 32 and 64 lanes,
+// the subgroup widths of GPUs. Specialised per FORMAT (lib/packed.wgsl) and per row count R.
 
 struct P { N: u32, K: u32, lanes: u32, scaleBase: u32 }
 @group(0) @binding(0) var<uniform> p: P;

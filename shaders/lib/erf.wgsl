@@ -1,5 +1,6 @@
 // erf with |error| < 1.5e-7 (Abramowitz & Stegun 7.1.26): exact GELU needs erf, which WGSL lacks. Used by
-// matmul.wgsl's fused GELU and by the generated gemv and element-wise kernels (through the runtime's shaderSource).
+// the matmul and gemv kernels' fused GELU (lib/matmul_finish.wgsl) and by the generated element-wise kernels
+// (through the runtime's shaderSource).
 
 fn erf_(x: f32) -> f32 {
   let t = 1.0 / (1.0 + 0.3275911 * abs(x));

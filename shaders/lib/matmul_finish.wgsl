@@ -1,5 +1,5 @@
 // The matmul kernels' epilogue (matmul*.wgsl, gemv.wgsl, packed_gemv.wgsl, packed_gemv_sum.wgsl,
-// packed_matmul.wgsl): bias then the fused activation (0 none, 1 relu, 2 exact gelu). Expects the including
+// packed_matmul*.wgsl): bias then the fused activation (0 none, 1 relu, 2 exact gelu). Expects the including
 // shader's uniforms `p` (with `hasBias`, `act`) and its `Bias` binding.
 
 #include "lib/erf.wgsl"
