@@ -1,14 +1,14 @@
 // One LSTM time step for a single sequence (B = 1, inference: EnCodec's LSTMs), dispatched once per step.
 // Same maths and state layout as lstm.wgsl (S, CS rows 0 … T, step t reads row t and writes row t + 1), but
-// memory-bound the other way round: one subgroup per J hidden units reads their 4 gate rows of W_hh as stored
+// memory-bound the other way round: one subgroup per hidden unit reads its 4 gate rows of W_hh as stored
 // ([4H, H]), lanes striding along k in vec4s (contiguous reads), then subgroupAdd. lstm.wgsl instead computes
 // 4 batch items per invocation, 3 of them wasted when B = 1 (2.5× slower there on lavapipe).
-// On llvmpipe each load instruction costs the same whatever its width, so h_{t−1} is read as one vec4 (S bound
-// as vec4s, H a multiple of 4) and shared by the J units' 4·J weight loads: 1 + 4·J loads per 16·J FMAs.
+// One hidden unit per subgroup: h_{t−1} is read as one vec4 (S bound as vec4s, H a multiple of 4) and shared by
+// the unit's 4 gate rows, 5 loads per 16 FMAs. Two or more units per subgroup (sharing that h load) measured
+// slower on llvmpipe, not faster: J = 2 ~25% more CPU time per step, J = 4 and 8 2–5× more (more loads in
+// flight per iteration; llvmpipe turns each lane's load into its own scalar load on this AMD CPU).
 
 enable subgroups;
-
-const J = 2u;
 
 struct P { t: u32, H: u32, _a: u32, _b: u32 }
 @group(0) @binding(0) var<uniform> p: P;
@@ -22,33 +22,28 @@ struct P { t: u32, H: u32, _a: u32, _b: u32 }
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) sgs: u32) {
-  let j0 = ((gid.x + gid.y * nwg.x * 64u) / sgs) * J;
+  let j = (gid.x + gid.y * nwg.x * 64u) / sgs;
   let H = p.H;
   let H4 = H / 4u;
   // the last subgroups may run past H: clamped loads, no store
-  var rows: array<u32, J>;
-  for (var u = 0u; u < J; u++) { rows[u] = min(j0 + u, H - 1u) * H4; }
-  var a: array<vec4<f32>, J>;
+  let row = min(j, H - 1u) * H4;
+  let G = H * H4; // one gate's block of rows, in vec4s
+  var a = vec4<f32>(0.0);
   for (var k4 = lane; k4 < H4; k4 += sgs) {
     let h = S[p.t * H4 + k4];
-    for (var u = 0u; u < J; u++) {
-      let w = rows[u] + k4;
-      a[u] += vec4<f32>(dot(W[w], h), dot(W[w + H * H4], h), dot(W[w + 2u * H * H4], h), dot(W[w + 3u * H * H4], h));
-    }
+    let w = row + k4;
+    a += vec4<f32>(dot(W[w], h), dot(W[w + G], h), dot(W[w + 2u * G], h), dot(W[w + 3u * G], h));
   }
-  for (var u = 0u; u < J; u++) {
-    let s = vec4<f32>(subgroupAdd(a[u].x), subgroupAdd(a[u].y), subgroupAdd(a[u].z), subgroupAdd(a[u].w));
-    let j = j0 + u;
-    if (lane == 0u && j < H) {
-      let xo = p.t * 4u * H + j;
-      let i = sigmoid_(XP[xo] + s.x);
-      let f = sigmoid_(XP[xo + H] + s.y);
-      let g = tanh_(XP[xo + 2u * H] + s.z);
-      let o = sigmoid_(XP[xo + 3u * H] + s.w);
-      let c = f * CS[p.t * H + j] + i * g;
-      CS[(p.t + 1u) * H + j] = c;
-      let n = (p.t + 1u) * H + j;
-      S[n / 4u][n % 4u] = o * tanh_(c);
-    }
+  let s = vec4<f32>(subgroupAdd(a.x), subgroupAdd(a.y), subgroupAdd(a.z), subgroupAdd(a.w));
+  if (lane == 0u && j < H) {
+    let xo = p.t * 4u * H + j;
+    let i = sigmoid_(XP[xo] + s.x);
+    let f = sigmoid_(XP[xo + H] + s.y);
+    let g = tanh_(XP[xo + 2u * H] + s.z);
+    let o = sigmoid_(XP[xo + 3u * H] + s.w);
+    let c = f * CS[p.t * H + j] + i * g;
+    CS[(p.t + 1u) * H + j] = c;
+    let n = (p.t + 1u) * H + j;
+    S[n / 4u][n % 4u] = o * tanh_(c);
   }
 }

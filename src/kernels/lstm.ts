@@ -78,7 +78,7 @@ export function lstm(
         shader: 'lstm_step_b1',
         params: { t, H },
         bindings: [xp.binding(), weightHh.binding(), out.binding(), cs.binding()],
-        workgroups: rt.grid(Math.ceil((Math.ceil(H / 2) * sgs) / 64)), // one subgroup per 2 hidden units (J)
+        workgroups: rt.grid(Math.ceil((H * sgs) / 64)), // one subgroup per hidden unit
       });
       continue;
     }

@@ -83,7 +83,8 @@ describe('kernels: pad1d, conv1d, convTranspose1d, weight norm, lstm', () => {
 
   it('conv1d and convTranspose1d at sizes that take every tiling of the subgroup kernels match a float64 CPU conv, and so does the fallback without subgroups', async () => {
     // The fixtures are too short for the wider tilings (2 and 4 steps per invocation are chosen only when they
-    // still leave ≥ 16 workgroups); these take each, with channel blocks past 16, groups, stride and dilation.
+    // still leave ≥ 16 workgroups); these take each, with channel blocks past 16, groups, stride and dilation
+    // (transposed ones longer than 1024 steps: shorter ones with groups 1 and dilation 1 run as a matmul).
     // A second device without subgroups runs the plain kernels the subgroup ones replaced on this adapter.
     for (const rt of [await gpu(), await Runtime.create({ without: ['subgroups'] })]) await convAgainstCpu(rt);
   });
@@ -94,7 +95,9 @@ describe('kernels: pad1d, conv1d, convTranspose1d, weight norm, lstm', () => {
     // [transpose, B, Cin, Cout, T, K, stride, padding, dilation, groups, outputPadding]
     const cases: [boolean, number, number, number, number, number, number, number, number, number, number][] = [
       [false, 1, 4, 20, 2100, 3, 1, 2, 2, 1, 0], [false, 2, 8, 32, 1000, 4, 2, 1, 1, 2, 0],
-      [true, 1, 6, 24, 700, 8, 4, 0, 1, 1, 0], [true, 1, 16, 18, 150, 6, 3, 2, 1, 2, 1],
+      [true, 1, 6, 24, 1100, 8, 4, 0, 1, 1, 0], [true, 1, 16, 18, 150, 6, 3, 2, 1, 2, 1],
+      // inputs up to 1024 steps with groups 1, dilation 1 take the matmul and fold (a batch of 2, padding)
+      [true, 2, 16, 20, 90, 8, 4, 2, 1, 1, 1],
     ];
     for (const [transpose, B, Cin, Cout, T, K, stride, padding, dilation, groups, outputPadding] of cases) {
       const CinG = Cin / groups;
