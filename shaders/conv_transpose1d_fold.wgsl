@@ -25,7 +25,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   var acc = 0.0;
   if (p.hasBias != 0u) { acc = Bias[o]; }
   let CK = p.Cout * p.K;
-  // k = tp − stride·m runs down from the largest tap of this phase; m grows as k shrinks
+  // the taps of this phase in rising order (m = (tp − k) / stride falls)
   for (var k = tp % p.stride; k < p.K; k += p.stride) {
     if (k > tp) { break; }
     let m = (tp - k) / p.stride;
