@@ -6,6 +6,8 @@
 // invocation, neighbouring invocations at neighbouring t; each sums ⌈K / stride⌉ values at most. Why a matmul
 // at all: on llvmpipe the library's register-tiled matmul ran EnCodec's 1024 → 512 upsampling layer (100 input
 // steps) ~2.3× faster than conv_transpose1d_sg.wgsl, whose 64·CN-step blocks are mostly idle on short inputs.
+// col2im.wgsl (conv_transpose2d's fold) reads its columns [B, Cout·kh·kw, H·W]: that Wᵀ·X orientation of the
+// matmul ran this layer ~2.5× slower than Xᵀ·W, hence a fold of [B, T, Cout·K] with the padding trimmed here.
 
 struct P { n: u32, T: u32, Tout: u32, Cout: u32, K: u32, stride: u32, pad: u32, hasBias: u32 }
 @group(0) @binding(0) var<uniform> p: P;
