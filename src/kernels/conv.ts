@@ -132,9 +132,9 @@ function convOutput(rt: Runtime, geo: ConvGeometry): { CinG: number; CoutG: numb
 /** Y[b,o,t] = bias + Σ W[o,i,k]·X[b,i,t·stride − padL + k·dil]; W [Cout, Cin/groups, K]. */
 function conv1dRaw(rt: Runtime, x: Tensor, w: Tensor, bias: Tensor | undefined, geo: ConvGeometry, padL: number): Tensor {
   const { B, Cin, T, Cout, Tout, groups, K, stride, dilation } = geo;
-  // a pointwise conv is a matmul W [Cout, Cin] · X[b]: on llvmpipe the library's matmul ran EnCodec's 1×1
-  // residual convs 2–3× faster than conv1d_sg.wgsl (the bias then costs one broadcast add)
-  if (K === 1 && stride === 1 && groups === 1 && padL === 0 && B * Cout * Tout > 0) {
+  // a short pointwise conv is a matmul W [Cout, Cin] · X[b] (the bias then costs one broadcast add): on a quiet
+  // llvmpipe 50 against 68–82 ms for EnCodec's 1×1 residual conv at 800 steps, but 1.5× slower at 64000
+  if (K === 1 && stride === 1 && groups === 1 && padL === 0 && T <= MATMUL_MAX_T && B * Cout * Tout > 0) {
     return tidy(() => noGrad(() => {
       const m = matmul(w.reshape([Cout, Cin]), x);
       return bias ? add(m, bias.reshape([Cout, 1])) : m;
@@ -168,11 +168,12 @@ function conv1dRaw(rt: Runtime, x: Tensor, w: Tensor, bias: Tensor | undefined, 
 }
 
 /**
- * Input lengths up to which a transposed conv (groups 1, dilation 1) runs as a matmul and a fold: on llvmpipe
- * the matmul ran EnCodec's 1024 → 512 layer (100 steps) ~2.3× faster than conv_transpose1d_sg.wgsl and its
- * 512 → 256 layer (800 steps) about as fast; longer inputs keep the gather kernels (no [T, Cout·K] buffer).
+ * Input lengths up to which a transposed conv (groups 1, dilation 1) runs as a matmul and a fold, and a
+ * pointwise conv as a matmul: on llvmpipe the matmul ran EnCodec's 1024 → 512 layer (100 steps) ~2.3× faster
+ * than conv_transpose1d_sg.wgsl and its 512 → 256 layer (800 steps) about as fast; longer inputs keep the
+ * conv kernels (and no [T, Cout·K] buffer is made).
  */
-const FOLD_MAX_T = 1024;
+const MATMUL_MAX_T = 1024;
 
 /** convTranspose1dRaw as Z = Xᵀ·W ([B, T, Cout·K], the weight as stored seen as [Cin, Cout·K]) then a fold of Z. */
 function convTransposeByMatmul(
@@ -196,7 +197,7 @@ function convTranspose1dRaw(
   rt: Runtime, x: Tensor, w: Tensor, bias: Tensor | undefined, geo: ConvGeometry, pad: number,
 ): Tensor {
   const { B, Cin, T, Cout, Tout, groups, K, stride, dilation } = geo;
-  if (groups === 1 && dilation === 1 && T <= FOLD_MAX_T && Tout > 0) return convTransposeByMatmul(rt, x, w, bias, geo, pad);
+  if (groups === 1 && dilation === 1 && T <= MATMUL_MAX_T && Tout > 0) return convTransposeByMatmul(rt, x, w, bias, geo, pad);
   const { CinG, CoutG, y, co, coBlocks } = convOutput(rt, geo);
   if (y.size === 0) return y;
   const mLo = Math.floor(pad / stride);

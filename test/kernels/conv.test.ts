@@ -95,7 +95,7 @@ describe('kernels: pad1d, conv1d, convTranspose1d, weight norm, lstm', () => {
     // [transpose, B, Cin, Cout, T, K, stride, padding, dilation, groups, outputPadding]
     const cases: [boolean, number, number, number, number, number, number, number, number, number, number][] = [
       [false, 1, 4, 20, 2100, 3, 1, 2, 2, 1, 0], [false, 2, 8, 32, 1000, 4, 2, 1, 1, 2, 0],
-      // pointwise (K 1, stride 1, groups 1, no padding) runs as a matmul and a bias add
+      // pointwise (K 1, stride 1, groups 1, no padding, ≤ 1024 steps) runs as a matmul and a bias add
       [false, 2, 12, 20, 300, 1, 1, 0, 1, 1, 0],
       [true, 1, 6, 24, 1100, 8, 4, 0, 1, 1, 0], [true, 1, 16, 18, 150, 6, 3, 2, 1, 2, 1],
       // inputs up to 1024 steps with groups 1, dilation 1 take the matmul and fold (a batch of 2, padding)
