@@ -295,6 +295,15 @@ export class Runtime {
     return info?.subgroupMinSize ?? 4;
   }
 
+  /**
+   * Whether the kernels that pass values between lanes by `subgroupShuffle` (matmul_sg*, conv1d_sg,
+   * conv_transpose1d_sg, packed_gemv, packed_matmul_sg) run here: they need subgroups of at least 8 lanes. A
+   * forced width (tests) emulates the shuffles through workgroup memory.
+   */
+  get shuffleSubgroups(): boolean {
+    return this.subgroups && this.minSubgroupSize >= 8;
+  }
+
   static async create(opts: DeviceOptions = {}): Promise<Runtime> {
     return new Runtime(await requestGpu(opts));
   }

@@ -10,7 +10,7 @@ import { specialise, type Runtime } from '../runtime.js';
 import { noGrad, record } from '../autograd.js';
 import { add, launch1d, sumTo } from './elementwise.js';
 import { narrow, permute } from './shape.js';
-import { matmul, subgroupMatmul } from './matmul.js';
+import { matmul } from './matmul.js';
 
 // ---- padding ----
 
@@ -94,7 +94,7 @@ function coPerInvocation(coutG: number): number {
  * ones, which do not compute 16 channels to store one.
  */
 function subgroupConv(rt: Runtime, coutG: number): boolean {
-  return coutG >= 8 && subgroupMatmul(rt);
+  return coutG >= 8 && rt.shuffleSubgroups;
 }
 
 /**

@@ -6,7 +6,7 @@ import { specialise, type Runtime } from '../runtime.js';
 import { isRecording, record } from '../autograd.js';
 import { unary, sumTo } from './elementwise.js';
 import { gemv, gemvApplies } from './gemv.js';
-import { PackedMatrix, linearPacked, type Matrix } from './packed.js';
+import { PackedMatrix, fewRowsWorkgroup, linearPacked, type Matrix } from './packed.js';
 
 export type Activation = 'none' | 'relu' | 'gelu';
 const ACT_ID: Record<Activation, number> = { none: 0, relu: 1, gelu: 2 };
@@ -63,7 +63,7 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const sBb = bBatched ? K * N : 0;
   const shared = { M: Mk, N, hasBias: bias ? 1 : 0, act: fuseAct ? ACT_ID[act] : 0 };
   const bindings = [a.binding(), b.binding(), (bias ?? a).binding(), c.binding()];
-  if (!subgroupMatmul(rt)) {
+  if (!rt.shuffleSubgroups) {
     rt.dispatch({
       shader: 'matmul',
       params: {
@@ -111,15 +111,6 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
 }
 
 /**
- * The subgroup kernels (matmul_sg*.wgsl, conv*_sg.wgsl) share rows from lanes 0–7 of a subgroup, so they need
- * subgroups of at least 8 lanes (llvmpipe: 8; GPUs: 8–64); elsewhere the plain kernels run.
- */
-export function subgroupMatmul(rt: Runtime): boolean {
-  // a forced width (Runtime.forcedSubgroupSize: tests) emulates the shuffles through workgroup memory
-  return rt.subgroups && rt.minSubgroupSize >= 8;
-}
-
-/**
  * Columns per invocation for the subgroup kernels: the most (fewest loads per FMA) that still leave ≥ 16
  * workgroups, so small products (T5's [16×768]·[768×768]) keep every core busy.
  */
@@ -137,8 +128,7 @@ function columnsPerInvocation(N: number, M: number, batch: number, choices: numb
  */
 function sg4Shape(rt: Runtime, N: number, M: number, batch: number): { CN: number; WG: number } {
   if (Math.ceil(M / 16) * batch > 4) return { CN: columnsPerInvocation(N, M, batch, [2, 1]), WG: 64 };
-  const WG = Math.max(32, rt.maxSubgroupSize);
-  return { CN: Math.max(1, 64 / WG), WG };
+  return fewRowsWorkgroup(rt);
 }
 
 /** PyTorch's Linear: x·Wᵀ + b with W [out, in], f32 or packed (src/kernels/packed.ts). */

@@ -97,7 +97,7 @@ export type GemvMode = { kind: 'subgroup' } | { kind: 'partials'; lanes: number 
  * minimum may have 4), else 16 lanes of partial sums.
  */
 export function defaultGemvMode(rt: Runtime): GemvMode {
-  return rt.subgroups && rt.minSubgroupSize >= 8 ? { kind: 'subgroup' } : { kind: 'partials', lanes: 16 };
+  return rt.shuffleSubgroups ? { kind: 'subgroup' } : { kind: 'partials', lanes: 16 };
 }
 
 /**
@@ -149,11 +149,9 @@ export function matmulPacked(x: Tensor, w: PackedMatrix, bias: Tensor | undefine
   const M = x.size / K;
   const y = Tensor.empty(outShape, 'f32', rt);
   if (M === 0) return y;
-  // subgroups of ≥ 8 lanes (matmul.ts `subgroupMatmul`): the shuffle kernel, 64 columns per workgroup as 32 lanes
-  // × 2 (or 64 × 1), as matmul_sg4 for few rows (4 columns compiled 4× slower on llvmpipe: ~20 s)
-  if (rt.subgroups && rt.minSubgroupSize >= 8) {
-    const WG = Math.max(32, rt.maxSubgroupSize);
-    const CN = Math.max(1, 64 / WG);
+  // the shuffle kernel, shaped as matmul_sg4 for few rows (4 columns compiled 4× slower on llvmpipe: ~20 s)
+  if (rt.shuffleSubgroups) {
+    const { WG, CN } = fewRowsWorkgroup(rt);
     rt.dispatch({
       ...specialise('packed_matmul_sg', { FORMAT: FORMAT_ID[w.format], CN, WG }),
       params: { M, N, K, hasBias: bias ? 1 : 0, act, scaleBase: w.scaleBase },
@@ -169,6 +167,15 @@ export function matmulPacked(x: Tensor, w: PackedMatrix, bias: Tensor | undefine
     workgroups: [Math.ceil(N / 32), Math.ceil(M / 32)],
   });
   return y;
+}
+
+/**
+ * The workgroup of the shuffle matmuls for few rows (packed_matmul_sg always, matmul_sg4 for ≤ 4 row blocks):
+ * 64 columns as 32 lanes × 2 columns, or one wider subgroup × 1 (matmul.ts `sg4Shape` says why).
+ */
+export function fewRowsWorkgroup(rt: Runtime): { WG: number; CN: number } {
+  const WG = Math.max(32, rt.maxSubgroupSize);
+  return { WG, CN: Math.max(1, 64 / WG) };
 }
 
 const ACT_ID = { none: 0, relu: 1, gelu: 2 } as const;

@@ -11,7 +11,6 @@ import { Runtime, emulateSubgroups } from '../../src/runtime.js';
 import { Tensor } from '../../src/tensor.js';
 import * as ops from '../../src/ops.js';
 import { gemvApplies } from '../../src/kernels/gemv.js';
-import { subgroupMatmul } from '../../src/kernels/matmul.js';
 import { PackedMatrix, defaultGemvMode, gemvPacked } from '../../src/kernels/packed.js';
 import { dataWords, packRows, scalesPerRow, unpackRows } from '../../src/quant.js';
 
@@ -146,7 +145,7 @@ describe('subgroup kernels at every width the runtime can force, and without sub
    * one workgroup's 16 rows and 64 columns.
    */
   async function checkShuffleKernels(r: Runtime, label: string): Promise<void> {
-    assert.ok(subgroupMatmul(r), `${label}: the subgroup matmul kernels are chosen`);
+    assert.ok(r.shuffleSubgroups, `${label}: the subgroup matmul kernels are chosen`);
     const [M, N, K] = [21, 70, 12];
     const [av, bv, biasv] = [values(M * K, 13), values(N * K, 14), values(N, 15)];
     const [a, w, bias] = [Tensor.from(av, [M, K], 'f32', r), Tensor.from(bv, [N, K], 'f32', r), Tensor.from(biasv, [N], 'f32', r)];
